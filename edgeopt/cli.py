@@ -1,0 +1,242 @@
+"""The ``edgeopt`` command. Exit codes: 0 success, 1 infeasible or no solution, 2 bad input or usage."""
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from typing import List, Optional
+
+import typer
+from rich.console import Console
+
+from edgeopt import compare as cmp
+from edgeopt import io, registry
+from edgeopt.model import InputError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Exact models, paper heuristics and baselines for edge/cloud/satellite offloading problems.")
+out = Console(width=None if sys.stdout.isatty() else 160)
+err = Console(stderr=True)
+
+MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|all (repeatable)")
+SolverOpt = typer.Option(None, "--solver", help="solver for exact methods: highs, scip, gurobi, cbc, ... ")
+TimeOpt = typer.Option(60.0, "--time-limit", help="seconds per exact solve; a run cut short is reported as time_limit")
+GapOpt = typer.Option(None, "--mip-gap", help="relative optimality gap at which exact solvers stop (default 1e-6)")
+ThreadsOpt = typer.Option(None, "--threads", help="solver threads")
+SeedOpt = typer.Option(0, "--seed", help="seed for randomized methods")
+JsonOpt = typer.Option(False, "--json", help="print JSON instead of a table")
+
+
+def _solver_options(solver, mip_gap, threads) -> dict:
+    return {"solver": solver, "mip_gap": mip_gap, "threads": threads}
+
+
+def _parse_options(pairs: list[str]) -> dict:
+    opts = {}
+    for pair in pairs or []:
+        if "=" not in pair:
+            raise InputError("--option", f"must be KEY=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            opts[key] = json.loads(value)
+        except json.JSONDecodeError:
+            opts[key] = value
+    return opts
+
+
+@app.command("list")
+def list_cmd(as_json: bool = JsonOpt):
+    """Problems, their methods and presets, importers, and the solvers found on this machine."""
+    from edgeopt.solvers import available_solvers
+
+    probs = registry.problems()
+    solvers = available_solvers()
+    if as_json:
+        doc = {"problems": {pid: {"sense": p.sense, "presets": p.presets,
+                                  "methods": {m.name: {"kind": m.kind, "doc": m.doc} for m in p.methods.values()}}
+                            for pid, p in probs.items()},
+               "importers": {n: {"problem": i.problem, "doc": i.doc} for n, i in registry.importers().items()},
+               "solvers": solvers}
+        print(json.dumps(doc, indent=1))
+        return
+    from rich.table import Table
+
+    for pid, p in probs.items():
+        t = Table(title=f"{pid} ({p.sense}imize) — presets: {', '.join(p.presets)}", title_justify="left")
+        t.add_column("method")
+        t.add_column("kind")
+        t.add_column("what it is")
+        for m in p.methods.values():
+            t.add_row(m.name, m.kind, m.doc)
+        out.print(t)
+    if registry.importers():
+        out.print("importers: " + ", ".join(f"{n} -> {i.problem}" for n, i in registry.importers().items()))
+    out.print("solvers: " + ", ".join(f"{n} ({'found' if ok else 'not installed'})" for n, ok in solvers.items()))
+
+
+@app.command()
+def generate(problem: str = typer.Argument(..., help="problem id"),
+             preset: Optional[str] = typer.Option(None, "--preset", help="generator preset (default: the first)"),
+             size: Optional[int] = typer.Option(None, "--size", help="count of the main entity"),
+             seed: int = typer.Option(0, "--seed"),
+             option: List[str] = typer.Option([], "--option", help="generator option KEY=VALUE (repeatable)"),
+             output: str = typer.Option(..., "-o", "--output", help="instance file to write (.json or .json.gz)")):
+    """Generate an instance with the paper's parameters."""
+    opts = _parse_options(option)
+    prob = registry.problem(problem)
+    try:
+        inst = prob.generate(preset=preset, size=size, seed=seed, **opts)
+    except TypeError as exc:
+        raise InputError("--option", f"is not an option of the {problem} generator ({exc})") from None
+    io.save(inst, output)
+    err.print(f"wrote {output} ({inst.name})")
+
+
+@app.command()
+def validate(file: str = typer.Argument(..., help="instance file"),
+             solution: Optional[str] = typer.Argument(None, help="solution file to check against the instance"),
+             as_json: bool = JsonOpt):
+    """Check an instance file and, with a solution, the solution's feasibility (the referee)."""
+    inst = io.load(file)
+    if solution is None:
+        if as_json:
+            print(json.dumps({"problem": inst.problem, "instance": inst.name, "valid": True}))
+        else:
+            out.print(f"{file}: valid {inst.problem} instance {inst.name!r}")
+        return
+    sol = io.load_solution(inst, solution)
+    ev = registry.problem(inst.problem).evaluate(inst, sol)
+    if as_json:
+        print(json.dumps({"problem": inst.problem, "instance": inst.name, "objective": ev.objective,
+                          "feasible": ev.feasible, "violations": ev.violations, "details": ev.details}, default=str))
+    else:
+        out.print(f"objective {ev.objective}  feasible {ev.feasible}")
+        for v in ev.violations:
+            out.print(f"  violation: {v}")
+        for k, v in ev.details.items():
+            out.print(f"  {k}: {v}")
+    raise typer.Exit(0 if ev.feasible else 1)
+
+
+@app.command()
+def solve(file: str = typer.Argument(..., help="instance file"), method: Optional[List[str]] = MethodOpt,
+          solver: Optional[str] = SolverOpt, time_limit: float = TimeOpt, mip_gap: Optional[float] = GapOpt,
+          threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt,
+          output: Optional[str] = typer.Option(None, "-o", "--output", help="write the solution file(s) here"),
+          as_json: bool = JsonOpt):
+    """Solve an instance with one or more methods; every objective is the referee's."""
+    inst = io.load(file)
+    prob = registry.problem(inst.problem)
+    chosen = prob.select(method or ["all"], inst)
+    results = []
+    for m in chosen:
+        if not as_json:
+            err.print(f"[dim]running {m.name} ...[/dim]")
+        results.append(cmp.run_one(inst, m.name, seed=seed, time_limit=time_limit,
+                                   **_solver_options(solver, mip_gap, threads)))
+    if output:
+        docs = [io.solution_doc(r) for r in results]
+        io.write_json(docs[0] if len(docs) == 1 else docs, output)
+    if as_json:
+        dicts = [{k: v for k, v in r.to_dict().items() if k in cmp.FIELDS or k in ("details",)} for r in results]
+        print(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1, default=str))
+    else:
+        from rich.table import Table
+
+        t = Table(title=f"{inst.name} ({prob.id}, {prob.sense}imize)")
+        for col in ("method", "kind", "status", "objective", "feasible", "bound", "gap", "wall_s"):
+            t.add_column(col, justify="right" if col in ("objective", "bound", "gap", "wall_s") else "left")
+        for r in results:
+            t.add_row(r.method, r.kind, r.status, _num(r.objective), str(r.feasible), _num(r.bound),
+                      "" if r.gap is None else f"{r.gap:.2e}", f"{r.wall_s:.3f}")
+        out.print(t)
+        for r in results:
+            for v in r.violations[:5]:
+                out.print(f"  {r.method}: {v}")
+            if r.message:
+                out.print(f"  {r.method}: {r.message}")
+    raise typer.Exit(0 if any(r.feasible for r in results) else 1)  # 1: no method found a feasible solution
+
+
+def _num(x) -> str:
+    return "" if x is None else f"{x:.6g}"
+
+
+@app.command()
+def compare(files: List[str] = typer.Argument(..., help="instance files"), method: Optional[List[str]] = MethodOpt,
+            jobs: int = typer.Option(1, "--jobs", help="parallel worker processes"),
+            output: Optional[str] = typer.Option(None, "-o", "--output",
+                                                 help="results CSV; an existing one is resumed"),
+            plot: Optional[str] = typer.Option(None, "--plot", help="write a gap bar chart (PNG/SVG/PDF)"),
+            solver: Optional[str] = SolverOpt, time_limit: float = TimeOpt, mip_gap: Optional[float] = GapOpt,
+            threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt, as_json: bool = JsonOpt):
+    """Run methods over instances and print each one's gap to the proven optimum (or best bound)."""
+    from rich.progress import Progress
+
+    with Progress(console=err, transient=True, disable=as_json) as progress:
+        bar = progress.add_task("solving", total=None)
+        rows = cmp.compare(files, method, jobs=jobs, seed=seed, time_limit=time_limit, out=output,
+                           on_row=lambda r: progress.update(bar, advance=1, description=f"{r['instance']} {r['method']}"),
+                           **_solver_options(solver, mip_gap, threads))
+    if plot:
+        cmp.plot_gaps(rows, plot)
+    if as_json:
+        print(json.dumps([{k: r[k] for k in cmp.FIELDS} for r in rows], indent=1, default=str))
+    else:
+        out.print(cmp.gap_table(rows))
+        if output:
+            err.print(f"wrote {output}")
+
+
+@app.command()
+def export(file: str = typer.Argument(..., help="instance file"),
+           fmt: str = typer.Option(..., "--format", help="lp or mps"),
+           output: str = typer.Option(..., "-o", "--output", help="model file to write")):
+    """Write the exact model of an instance as LP or MPS, for other solvers."""
+    if fmt not in ("lp", "mps"):
+        raise InputError("--format", f"must be lp or mps, got {fmt!r}")
+    inst = io.load(file)
+    form = registry.problem(inst.problem).formulation()
+    if form is None or not hasattr(form, "build_model"):
+        raise InputError("FILE", f"problem {inst.problem!r} has no Pyomo model to export")
+    from edgeopt.solvers import write_model
+
+    write_model(form.build_model(inst), output, fmt)
+    err.print(f"wrote {output}")
+
+
+@app.command("import")
+def import_cmd(kind: str = typer.Argument(..., help="file format: " + "|".join(["gap", "stg"])),
+               file: str = typer.Argument(..., help="file to convert"),
+               processors: Optional[int] = typer.Option(None, "--processors", help="processors (stg)"),
+               output: str = typer.Option(..., "-o", "--output", help="instance file to write")):
+    """Convert a classic benchmark file (OR-Library GAP, Kasahara STG) into an instance file."""
+    imps = registry.importers()
+    if kind not in imps:
+        raise InputError("KIND", f"must be one of {', '.join(imps) or '(none installed)'}, got {kind!r}")
+    opts = {"processors": processors} if processors is not None else {}
+    inst = imps[kind].fn(file, **opts)
+    io.save(inst, output)
+    err.print(f"wrote {output} ({inst.name})")
+
+
+@app.command()
+def schema(problem: str = typer.Argument(..., help="problem id")):
+    """Print the JSON Schema of an instance file."""
+    print(json.dumps(io.schema(problem), indent=1))
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: bad input and usage errors print one line and exit 2, never a traceback."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("edgeopt: %(levelname)s: %(message)s"))
+    logging.getLogger("edgeopt").addHandler(handler)
+    try:
+        app(args=argv, prog_name="edgeopt")  # exits itself; usage errors exit 2
+        code = 0
+    except InputError as exc:
+        err.print(f"error: {exc}", markup=False, highlight=False)
+        code = 2
+    finally:
+        logging.getLogger("edgeopt").removeHandler(handler)
+    sys.exit(code or 0)

@@ -1,0 +1,222 @@
+"""Run methods over instances, measure each against the proven optimum (or best bound), tabulate, plot."""
+from __future__ import annotations
+
+import csv
+import io as _io
+import json
+import math
+import os
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Callable, Iterable
+
+from edgeopt import io, registry
+from edgeopt.model import InputError, Instance
+from edgeopt.result import Result
+
+FIELDS = ["problem", "instance", "method", "kind", "status", "objective", "feasible", "violations", "bound",
+          "gap", "wall_s", "seed", "solution", "gap_to_best", "gap_ref", "file", "message"]
+EXACT_OPTIONS = ("solver", "mip_gap", "threads")
+
+
+def run_one(instance, method_name: str, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
+    """One method on one instance; solver options are passed to exact methods only."""
+    m = registry.problem(instance.problem).method(method_name)
+    if m.kind != "exact":
+        options = {k: v for k, v in options.items() if k not in EXACT_OPTIONS}
+    return m.run(instance, seed=seed, time_limit=time_limit, **{k: v for k, v in options.items() if v is not None})
+
+
+def solve(source, method: str | list[str] | None = None, *, seed: int = 0, time_limit: float | None = None,
+          **options) -> Result | list[Result]:
+    """Solve an instance (file path, dict or Instance) with one method (-> Result) or several (-> list).
+
+    ``method`` may be a method name, a kind (``exact``, ``heuristic``, ``baseline``), ``all`` or a list.
+    """
+    instance = source if isinstance(source, Instance) else io.load(source)
+    prob = registry.problem(instance.problem)
+    if isinstance(method, str) and method in prob.methods:
+        return run_one(instance, method, seed=seed, time_limit=time_limit, **options)
+    names = [method] if isinstance(method, str) else method
+    return [run_one(instance, m.name, seed=seed, time_limit=time_limit, **options)
+            for m in prob.select(names, instance)]
+
+
+def _row(result: Result, file: str) -> dict:
+    row = {k: v for k, v in result.to_dict().items() if k in FIELDS}
+    row.update(file=file, gap_to_best=None, gap_ref=None)
+    return row
+
+
+def _task(path: str, method_name: str, seed: int, time_limit: float | None, options: dict) -> dict:
+    instance = io.load(path)
+    return _row(run_one(instance, method_name, seed=seed, time_limit=time_limit, **options), path)
+
+
+def add_gaps(rows: list[dict]) -> None:
+    """Fill ``gap_to_best``: relative gap to the proven optimum, else the best bound, else the best found.
+
+    ``gap_ref`` says which of the three the gap is measured against.
+    """
+    by_instance: dict[str, list[dict]] = {}
+    for r in rows:
+        by_instance.setdefault(r["instance"], []).append(r)
+    for group in by_instance.values():
+        sense = registry.problem(group[0]["problem"]).sense
+        better = min if sense == "min" else max
+        feasible = [r["objective"] for r in group if r["feasible"] and r["objective"] is not None]
+        optimal = [r["objective"] for r in group if r["kind"] == "exact" and r["status"] == "optimal" and r["feasible"]]
+        bounds = [r["bound"] for r in group if r["kind"] == "exact" and r["bound"] is not None]
+        if optimal:
+            ref, how = better(optimal), "optimum"
+        elif bounds:  # the tightest bound: largest lower bound (min) or smallest upper bound (max)
+            ref, how = (max if sense == "min" else min)(bounds), "bound"
+        elif feasible:
+            ref, how = better(feasible), "best found"
+        else:
+            continue
+        for r in group:
+            if r["feasible"] and r["objective"] is not None:
+                diff = r["objective"] - ref if sense == "min" else ref - r["objective"]
+                r["gap_to_best"] = diff / max(abs(ref), 1e-9)
+                r["gap_ref"] = how
+
+
+def _read_csv(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="", encoding="utf-8") as fh:
+        rows = list(csv.DictReader(fh))
+    missing = [f for f in FIELDS if rows and f not in rows[0]]
+    if missing:
+        raise InputError(str(path), f"is not an edgeopt compare file (missing columns {', '.join(missing)})")
+    out = []
+    for r in rows:
+        for key in ("objective", "bound", "gap", "wall_s", "gap_to_best"):
+            r[key] = float(r[key]) if r[key] not in ("", None) else None
+        r["seed"] = int(r["seed"])
+        r["feasible"] = r["feasible"] == "True"
+        r["violations"] = json.loads(r["violations"]) if r["violations"] else []
+        r["solution"] = json.loads(r["solution"]) if r["solution"] else None
+        r["message"] = r["message"] or None
+        out.append(r)
+    return out
+
+
+def _write_csv(rows: list[dict], path: Path) -> None:
+    buf = _io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=FIELDS)
+    w.writeheader()
+    for r in rows:
+        w.writerow({k: json.dumps(r[k]) if k in ("violations", "solution") else ("" if r[k] is None else r[k])
+                    for k in FIELDS})
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(buf.getvalue(), encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def compare(files: Iterable[str], methods: list[str] | None = None, *, jobs: int = 1, seed: int = 0,
+            time_limit: float | None = None, out: str | None = None,
+            on_row: Callable[[dict], None] | None = None, **options) -> list[dict]:
+    """Run ``methods`` on every instance file; one row per (instance, method), gaps filled in.
+
+    With ``out`` an existing CSV is read first and the (instance, method) pairs it holds are skipped;
+    the file is rewritten (atomically) after every finished row, so an interrupted run resumes.
+    """
+    files = [str(f) for f in files]
+    if not files:
+        raise InputError("FILES", "needs at least one instance file")
+    instances = {f: io.load(f) for f in files}  # validate every file before running anything
+    names: dict[str, str] = {}
+    for f, inst in instances.items():
+        if inst.name in names:
+            raise InputError(f, f"has the same instance name {inst.name!r} as {names[inst.name]}; names must be unique")
+        names[inst.name] = f
+    out_path = Path(out) if out else None
+    rows = _read_csv(out_path) if out_path else []
+    done = {(r["instance"], r["method"]) for r in rows}
+    tasks = [(f, m.name) for f, inst in instances.items()
+             for m in registry.problem(inst.problem).select(methods, inst) if (inst.name, m.name) not in done]
+    new: list[dict | None] = [None] * len(tasks)
+
+    def finish(k: int, row: dict) -> None:
+        new[k] = row
+        if out_path:
+            done_rows = rows + [r for r in new if r is not None]
+            add_gaps(done_rows)
+            _write_csv(done_rows, out_path)
+        if on_row:
+            on_row(row)
+
+    if jobs <= 1:
+        for k, (f, name) in enumerate(tasks):
+            finish(k, _row(run_one(instances[f], name, seed=seed, time_limit=time_limit, **options), f))
+    else:
+        with ProcessPoolExecutor(max_workers=jobs) as pool:
+            futures = {pool.submit(_task, f, name, seed, time_limit, options): k for k, (f, name) in enumerate(tasks)}
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+    rows += [r for r in new if r is not None]
+    add_gaps(rows)
+    if out_path:
+        _write_csv(rows, out_path)
+    return rows
+
+
+def gap_table(rows: list[dict]):
+    """A rich Table: instances down, methods across, gap to the optimum (or bound) in percent."""
+    from rich.table import Table
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    instances = list(dict.fromkeys(r["instance"] for r in rows))
+    cell = {(r["instance"], r["method"]): r for r in rows}
+    table = Table(title="gap to the proven optimum (or best bound), %")
+    table.add_column("instance")
+    for m in methods:
+        table.add_column(m, justify="right")
+    for inst in instances:
+        row = [inst]
+        for m in methods:
+            r = cell.get((inst, m))
+            if r is None:
+                row.append("")
+            elif not r["feasible"]:
+                row.append(r["status"] if r["status"] in ("error", "time_limit") else "infeasible")
+            elif r["gap_to_best"] is None:
+                row.append("?")
+            else:
+                mark = "" if r["gap_ref"] == "optimum" else "*"
+                row.append(f"{100 * r['gap_to_best']:.2f}{mark}")
+        table.add_row(*row)
+    means = ["mean (feasible)"]
+    for m in methods:
+        gaps = [r["gap_to_best"] for r in rows if r["method"] == m and r["gap_to_best"] is not None]
+        means.append(f"{100 * sum(gaps) / len(gaps):.2f}" if gaps else "")
+    table.add_row(*means, style="bold")
+    table.caption = "* measured against a bound or the best found solution, not a proven optimum"
+    return table
+
+
+def plot_gaps(rows: list[dict], path: str) -> None:
+    """Bar chart of each method's gap per instance, written to ``path`` (PNG, SVG, PDF)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    methods = list(dict.fromkeys(r["method"] for r in rows))
+    instances = list(dict.fromkeys(r["instance"] for r in rows))
+    cell = {(r["instance"], r["method"]): r["gap_to_best"] for r in rows}
+    width = 0.8 / max(len(methods), 1)
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(instances) + 2), 4))
+    for k, m in enumerate(methods):
+        vals = [100 * cell.get((i, m)) if cell.get((i, m)) is not None else math.nan for i in instances]
+        ax.bar([x + k * width for x in range(len(instances))], vals, width=width, label=m)
+    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(instances))], instances, rotation=30, ha="right")
+    ax.set_ylabel("gap to optimum, %")
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)

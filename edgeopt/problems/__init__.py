@@ -1,0 +1,1 @@
+"""One module per problem: Instance and Solution types, ``evaluate`` (the referee), ``generate``."""

@@ -1,0 +1,233 @@
+"""Problem id -> Problem, method name -> Method, importer name -> Importer.
+
+A problem is three files with the same name: ``edgeopt/problems/<id>.py`` (types, referee,
+generator), ``formulations/<id>.py`` (exact model) and ``heuristics/<id>.py`` (paper heuristic and
+baselines). The last two register their methods with the ``method`` decorator; the registry finds
+every problem module on first use, so adding a problem touches no file here.
+"""
+from __future__ import annotations
+
+import importlib
+import inspect
+import logging
+import pkgutil
+import time
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any, Callable
+
+from edgeopt.model import InputError
+from edgeopt.result import Outcome, Result
+
+log = logging.getLogger("edgeopt")
+
+KINDS = ("exact", "heuristic", "baseline")
+
+
+class NotApplicable(Exception):
+    """A method that does not apply to this instance (reported as status ``error`` with the reason)."""
+
+
+@dataclass(frozen=True)
+class Method:
+    problem: str
+    name: str
+    kind: str
+    fn: Callable
+    applies: Callable[[Any], str | None] | None = None  # returns the reason it does not apply
+
+    @property
+    def doc(self) -> str:
+        return (inspect.getdoc(self.fn) or "").split("\n")[0]
+
+    def not_applicable(self, instance) -> str | None:
+        return self.applies(instance) if self.applies else None
+
+    def run(self, instance, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
+        """Run on ``instance`` and have the referee evaluate what comes back."""
+        prob = problem(self.problem)
+        accepted = inspect.signature(self.fn).parameters
+        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
+        unknown = [k for k in options if k not in accepted and not takes_any]
+        if unknown:
+            raise InputError(f"--{unknown[0].replace('_', '-')}", f"is not an option of method {self.name!r}")
+        start = time.perf_counter()
+        message = None
+        try:
+            reason = self.not_applicable(instance)
+            if reason:
+                raise NotApplicable(reason)
+            out = self.fn(instance, seed=seed, time_limit=time_limit, **options)
+        except InputError:
+            raise
+        except Exception as exc:  # a failing method is a row in the table, not a crash of the run
+            if not isinstance(exc, NotApplicable):
+                log.exception("method %s failed on %s", self.name, instance.name)
+            out, message = Outcome(None, status="error"), f"{type(exc).__name__}: {exc}"
+        wall = time.perf_counter() - start
+        if not isinstance(out, Outcome):
+            out = Outcome(out)
+        if out.solution is not None:
+            ev = prob.evaluate(instance, out.solution)
+            objective, feasible, violations, details = ev.objective, ev.feasible, ev.violations, ev.details
+        else:
+            objective, feasible, violations, details = None, False, [], {}
+        status = out.status or ("feasible" if feasible else "infeasible")
+        if status == "optimal" and not feasible:
+            message = message or "solver reported optimal but the referee found violations"
+        return Result(
+            problem=self.problem,
+            instance=instance.name,
+            method=self.name,
+            kind=self.kind,
+            status=status,
+            objective=objective,
+            feasible=feasible,
+            violations=violations,
+            bound=out.bound,
+            gap=out.gap,
+            wall_s=round(wall, 6),
+            seed=seed,
+            solution=out.solution.model_dump(mode="json") if out.solution is not None else None,
+            claimed=out.claimed,
+            solver=out.solver,
+            details={**details, **out.extra},
+            message=message,
+        )
+
+
+@dataclass
+class Problem:
+    """Everything edgeopt knows about one problem id."""
+
+    id: str
+    module: ModuleType
+    methods: dict[str, Method] = field(default_factory=dict)
+
+    @property
+    def instance_type(self):
+        return self.module.Instance
+
+    @property
+    def solution_type(self):
+        return self.module.Solution
+
+    @property
+    def sense(self) -> str:
+        return self.module.SENSE
+
+    @property
+    def presets(self) -> dict[str, str]:
+        return self.module.PRESETS
+
+    def evaluate(self, instance, solution):
+        return self.module.evaluate(instance, solution)
+
+    def generate(self, preset: str | None = None, size: int | None = None, seed: int = 0, **options):
+        preset = preset or next(iter(self.presets))
+        if preset not in self.presets:
+            raise InputError("--preset", f"must be one of {', '.join(self.presets)} for {self.id}, got {preset!r}")
+        return self.module.generate(preset=preset, size=size, seed=seed, **options)
+
+    def formulation(self) -> ModuleType | None:
+        """The problem's formulations module (``build_model`` for export), or None."""
+        try:
+            return importlib.import_module(f"edgeopt.formulations.{self.id}")
+        except ModuleNotFoundError:
+            return None
+
+    def method(self, name: str) -> Method:
+        if name not in self.methods:
+            raise InputError("--method", f"must be one of {', '.join(self.methods)} for {self.id}, got {name!r}")
+        return self.methods[name]
+
+    def select(self, names: list[str] | None, instance=None) -> list[Method]:
+        """Methods by name; ``exact``, ``heuristic``, ``baseline`` and ``all`` select by kind.
+
+        With an ``instance``, methods selected by kind that do not apply to it are left out (a
+        method asked for by name stays, and reports why it does not apply).
+        """
+        chosen: list[Method] = []
+        for name in names or ["all"]:
+            if name in KINDS or name == "all":
+                chosen += [m for m in self.methods.values() if name in (m.kind, "all")
+                           and not (instance is not None and m.not_applicable(instance))]
+            else:
+                chosen.append(self.method(name))
+        return list(dict.fromkeys(chosen))
+
+
+@dataclass(frozen=True)
+class Importer:
+    name: str
+    problem: str
+    fn: Callable  # (path, **options) -> Instance
+
+    @property
+    def doc(self) -> str:
+        return (inspect.getdoc(self.fn) or "").split("\n")[0]
+
+
+_PENDING_METHODS: list[Method] = []
+_IMPORTERS: dict[str, Importer] = {}
+_PROBLEMS: dict[str, Problem] = {}
+
+
+def method(problem_id: str, name: str, kind: str, applies: Callable | None = None) -> Callable:
+    """Decorator registering ``fn(instance, *, seed, time_limit, **options)`` as a method.
+
+    ``applies(instance)`` may return a reason why the method does not apply to an instance.
+    """
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {KINDS}")
+
+    def register(fn: Callable) -> Callable:
+        _PENDING_METHODS.append(Method(problem_id, name, kind, fn, applies))
+        return fn
+
+    return register
+
+
+def importer(name: str, problem_id: str) -> Callable:
+    """Decorator registering ``fn(path, **options) -> Instance`` for ``edgeopt import <name>``."""
+
+    def register(fn: Callable) -> Callable:
+        _IMPORTERS[name] = Importer(name, problem_id, fn)
+        return fn
+
+    return register
+
+
+def _load() -> None:
+    if _PROBLEMS:
+        return
+    import edgeopt.problems
+
+    for info in sorted(pkgutil.iter_modules(edgeopt.problems.__path__), key=lambda i: i.name):
+        module = importlib.import_module(f"edgeopt.problems.{info.name}")
+        _PROBLEMS[info.name] = Problem(info.name, module)
+        for pkg in ("formulations", "heuristics"):
+            try:
+                importlib.import_module(f"edgeopt.{pkg}.{info.name}")
+            except ModuleNotFoundError as exc:
+                if exc.name != f"edgeopt.{pkg}.{info.name}":
+                    raise
+    for m in _PENDING_METHODS:
+        _PROBLEMS[m.problem].methods[m.name] = m
+
+
+def problems() -> dict[str, Problem]:
+    _load()
+    return dict(_PROBLEMS)
+
+
+def problem(problem_id: str) -> Problem:
+    _load()
+    if problem_id not in _PROBLEMS:
+        raise InputError("problem", f"must be one of {', '.join(_PROBLEMS)}, got {problem_id!r}")
+    return _PROBLEMS[problem_id]
+
+
+def importers() -> dict[str, Importer]:
+    _load()
+    return dict(_IMPORTERS)

@@ -1,0 +1,1 @@
+"""Paper heuristics and baselines: pure functions Instance -> Solution, one module per problem."""

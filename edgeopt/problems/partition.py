@@ -288,3 +288,11 @@ def generate(preset: str = "llama2-7b", size: int | None = None, seed: int = 0, 
         meta["layers"] = int(layers)
     name = f"{preset}-d{n}-{objective}" + (f"-l{layers}-s{seed}" if preset == "random" else "")
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
+
+
+def small_instance(seed: int, objective: str | None = None) -> Instance:
+    """A small random instance (6-10 layers, 3-4 devices) that exact methods solve in well under a second."""
+    rng = np.random.default_rng(seed)
+    objective = objective or ("latency" if seed % 2 == 0 else "throughput")
+    return generate("random", size=int(rng.integers(3, 5)), seed=seed, objective=objective,
+                    layers=int(rng.integers(6, 11)))

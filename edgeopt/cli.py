@@ -235,7 +235,7 @@ def main(argv: list[str] | None = None) -> None:
         app(args=argv, prog_name="edgeopt")  # exits itself; usage errors exit 2
         code = 0
     except InputError as exc:
-        err.print(f"error: {exc}", markup=False, highlight=False)
+        print(f"error: {exc}", file=sys.stderr)
         code = 2
     finally:
         logging.getLogger("edgeopt").removeHandler(handler)

@@ -21,10 +21,10 @@ from edgeopt.result import Result
 FORMAT_VERSION = 1
 
 
-def _read_json(path: str | os.PathLike, what: str = "file") -> Any:
+def _read_json(path: str | os.PathLike, what: str) -> Any:
     path = Path(path)
     if not path.is_file():
-        raise InputError(str(path), f"does not exist (expected a {what})")
+        raise InputError(str(path), f"does not exist (expected {what})")
     try:
         if path.name.endswith(".gz"):
             with gzip.open(path, "rt", encoding="utf-8") as fh:
@@ -99,7 +99,7 @@ def load(source: str | os.PathLike | dict):
     if isinstance(source, dict):
         return parse_instance(source)
     try:
-        return parse_instance(_read_json(source, "instance file"))
+        return parse_instance(_read_json(source, "an instance file"))
     except InputError as exc:
         if str(source) in exc.path:
             raise
@@ -128,7 +128,7 @@ def parse_solution(instance, doc: Any):
 
 
 def load_solution(instance, path: str | os.PathLike):
-    return parse_solution(instance, _read_json(path, "solution file"))
+    return parse_solution(instance, _read_json(path, "a solution file"))
 
 
 def solution_doc(result: Result) -> dict:

@@ -36,6 +36,8 @@ def _to_array(value: Any, *, ndim: int, dtype: type, nullable: bool) -> np.ndarr
         except ValueError:
             raise ValueError(f"must be a rectangular {ndim}-d array") from None
     if arr.ndim != ndim:
+        if arr.dtype == object and any(isinstance(x, (list, tuple)) for x in arr.flat):
+            raise ValueError(f"must be a rectangular {ndim}-d array (rows of equal length)")
         raise ValueError(f"must be a {ndim}-d array (nested lists), got {arr.ndim}-d")
     if arr.dtype == object:
         for idx, x in np.ndenumerate(arr):

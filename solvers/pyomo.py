@@ -173,7 +173,7 @@ def write_model(model, path: str | os.PathLike, fmt: str) -> None:
         raise InputError("--format", f"must be lp or mps, got {fmt!r}")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=f".{fmt}")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="edgeopt-export-", suffix=f".{fmt}")
     os.close(fd)
     try:
         model.write(tmp, format=fmt, io_options={"symbolic_solver_labels": True})

@@ -86,9 +86,9 @@ class Data(Model):
         A vector of sizes gives a (len, D, D) array.
         """
         size = np.asarray(size_mb, dtype=float)[..., None, None]
-        with np.errstate(divide="ignore"):
-            c = size / self.bw_mbps * 1000.0 + self.lat_ms
-        return np.where(np.eye(len(self.devices), dtype=bool), 0.0, c)
+        diag = np.eye(len(self.devices), dtype=bool)
+        c = size / np.where(diag, 1.0, self.bw_mbps) * 1000.0 + self.lat_ms
+        return np.where(diag, 0.0, c)
 
 
 class Instance(model.Instance):

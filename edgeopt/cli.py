@@ -25,10 +25,11 @@ GapOpt = typer.Option(None, "--mip-gap", help="relative optimality gap at which 
 ThreadsOpt = typer.Option(None, "--threads", help="solver threads")
 SeedOpt = typer.Option(0, "--seed", help="seed for randomized methods")
 JsonOpt = typer.Option(False, "--json", help="print JSON instead of a table")
+MethodOptionOpt = typer.Option([], "--option", help="method option KEY=VALUE, given to the methods that take it (repeatable)")
 
 
-def _solver_options(solver, mip_gap, threads) -> dict:
-    return {"solver": solver, "mip_gap": mip_gap, "threads": threads}
+def _method_options(solver, mip_gap, threads, pairs: list[str]) -> dict:
+    return {"solver": solver, "mip_gap": mip_gap, "threads": threads, **_parse_options(pairs)}
 
 
 def _parse_options(pairs: list[str]) -> dict:
@@ -121,19 +122,20 @@ def validate(file: str = typer.Argument(..., help="instance file"),
 @app.command()
 def solve(file: str = typer.Argument(..., help="instance file"), method: Optional[List[str]] = MethodOpt,
           solver: Optional[str] = SolverOpt, time_limit: float = TimeOpt, mip_gap: Optional[float] = GapOpt,
-          threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt,
+          threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt, option: List[str] = MethodOptionOpt,
           output: Optional[str] = typer.Option(None, "-o", "--output", help="write the solution file(s) here"),
           as_json: bool = JsonOpt):
     """Solve an instance with one or more methods; every objective is the referee's."""
     inst = io.load(file)
     prob = registry.problem(inst.problem)
     chosen = prob.select(method or ["all"], inst)
+    opts = _method_options(solver, mip_gap, threads, option)
+    cmp.check_options(chosen, opts)
     results = []
     for m in chosen:
         if not as_json:
             err.print(f"[dim]running {m.name} ...[/dim]")
-        results.append(cmp.run_one(inst, m.name, seed=seed, time_limit=time_limit,
-                                   **_solver_options(solver, mip_gap, threads)))
+        results.append(cmp.run_one(inst, m.name, seed=seed, time_limit=time_limit, **opts))
     if output:
         docs = [io.solution_doc(r) for r in results]
         io.write_json(docs[0] if len(docs) == 1 else docs, output)
@@ -169,7 +171,8 @@ def compare(files: List[str] = typer.Argument(..., help="instance files"), metho
                                                  help="results CSV; an existing one is resumed"),
             plot: Optional[str] = typer.Option(None, "--plot", help="write a gap bar chart (PNG/SVG/PDF)"),
             solver: Optional[str] = SolverOpt, time_limit: float = TimeOpt, mip_gap: Optional[float] = GapOpt,
-            threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt, as_json: bool = JsonOpt):
+            threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt, option: List[str] = MethodOptionOpt,
+            as_json: bool = JsonOpt):
     """Run methods over instances and print each one's gap to the proven optimum (or best bound)."""
     from rich.progress import Progress
 
@@ -177,7 +180,7 @@ def compare(files: List[str] = typer.Argument(..., help="instance files"), metho
         bar = progress.add_task("solving", total=None)
         rows = cmp.compare(files, method, jobs=jobs, seed=seed, time_limit=time_limit, out=output,
                            on_row=lambda r: progress.update(bar, advance=1, description=f"{r['instance']} {r['method']}"),
-                           **_solver_options(solver, mip_gap, threads))
+                           **_method_options(solver, mip_gap, threads, option))
     if plot:
         cmp.plot_gaps(rows, plot)
     if as_json:

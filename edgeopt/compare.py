@@ -16,15 +16,21 @@ from edgeopt.result import Result
 
 FIELDS = ["problem", "instance", "method", "kind", "status", "objective", "feasible", "violations", "bound",
           "gap", "wall_s", "seed", "solution", "gap_to_best", "gap_ref", "file", "message"]
-EXACT_OPTIONS = ("solver", "mip_gap", "threads")
 
 
 def run_one(instance, method_name: str, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
-    """One method on one instance; solver options are passed to exact methods only."""
+    """One method on one instance, given the options it takes (solver options reach exact methods only)."""
     m = registry.problem(instance.problem).method(method_name)
-    if m.kind != "exact":
-        options = {k: v for k, v in options.items() if k not in EXACT_OPTIONS}
-    return m.run(instance, seed=seed, time_limit=time_limit, **{k: v for k, v in options.items() if v is not None})
+    mine = {k: v for k, v in options.items() if v is not None and m.takes(k)}
+    return m.run(instance, seed=seed, time_limit=time_limit, **mine)
+
+
+def check_options(methods: list[registry.Method], options: dict) -> None:
+    """Every given option must be taken by at least one of the methods that will run."""
+    for key, value in options.items():
+        if value is not None and not any(m.takes(key) for m in methods):
+            names = ", ".join(m.name for m in methods)
+            raise InputError(f"--{key.replace('_', '-')}", f"is not an option of any selected method ({names})")
 
 
 def solve(source, method: str | list[str] | None = None, *, seed: int = 0, time_limit: float | None = None,
@@ -136,8 +142,9 @@ def compare(files: Iterable[str], methods: list[str] | None = None, *, jobs: int
     out_path = Path(out) if out else None
     rows = _read_csv(out_path) if out_path else []
     done = {(r["instance"], r["method"]) for r in rows}
-    tasks = [(f, m.name) for f, inst in instances.items()
-             for m in registry.problem(inst.problem).select(methods, inst) if (inst.name, m.name) not in done]
+    selected = {f: registry.problem(inst.problem).select(methods, inst) for f, inst in instances.items()}
+    check_options([m for ms in selected.values() for m in ms], options)
+    tasks = [(f, m.name) for f, ms in selected.items() for m in ms if (instances[f].name, m.name) not in done]
     new: list[dict | None] = [None] * len(tasks)
 
     def finish(k: int, row: dict) -> None:

@@ -43,6 +43,9 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written file gets the usual permissions
         with os.fdopen(fd, "wb") as fh:
             text = json.dumps(obj, indent=1, allow_nan=False).encode("utf-8")
             fh.write(gzip.compress(text, mtime=0) if path.name.endswith(".gz") else text)

@@ -40,15 +40,18 @@ class Method:
     def doc(self) -> str:
         return (inspect.getdoc(self.fn) or "").split("\n")[0]
 
+    def takes(self, option: str) -> bool:
+        """Whether the method accepts keyword ``option``."""
+        params = inspect.signature(self.fn).parameters
+        return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
+
     def not_applicable(self, instance) -> str | None:
         return self.applies(instance) if self.applies else None
 
     def run(self, instance, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
         """Run on ``instance`` and have the referee evaluate what comes back."""
         prob = problem(self.problem)
-        accepted = inspect.signature(self.fn).parameters
-        takes_any = any(p.kind is p.VAR_KEYWORD for p in accepted.values())
-        unknown = [k for k in options if k not in accepted and not takes_any]
+        unknown = [k for k in options if not self.takes(k)]
         if unknown:
             raise InputError(f"--{unknown[0].replace('_', '-')}", f"is not an option of method {self.name!r}")
         start = time.perf_counter()

@@ -176,7 +176,7 @@ def write_model(model, path: str | os.PathLike, fmt: str) -> None:
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="edgeopt-export-", suffix=f".{fmt}")
     os.close(fd)
     try:
-        model.write(tmp, format=fmt, io_options={"symbolic_solver_labels": True})
+        model.write(tmp, io_options={"symbolic_solver_labels": True})  # format from the .lp/.mps suffix
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -379,3 +379,10 @@ def test_bad_generate_option_is_exit_2(cli, tmp_path):
     assert code == 2 and "objective must be latency or throughput" in err and not out_file.exists()
     code, _, err = cli("generate", "partition", "--preset", "llama9", "-o", out_file)
     assert code == 2 and "--preset must be one of" in err and not out_file.exists()
+
+
+def test_cli_method_options(cli, small_file):
+    code, out, _ = cli("solve", small_file, "-m", "milp", "--option", "mip_gap=0.5", "--json")
+    assert code == 0 and json.loads(out)["status"] == "optimal"
+    code, _, err = cli("solve", small_file, "-m", "edge-solo", "--option", "warp=9")
+    assert code == 2 and "--warp is not an option of any selected method (edge-solo)" in err

@@ -1,0 +1,317 @@
+"""``stepsplit`` — the queueing view of edge/device diffusion inference (seed 003, section 5.3).
+
+Requests arrive as a Poisson stream (rate lambda) at one edge/device pipeline that serves them one at
+a time (M/G/1). A request runs ``L_prior`` prior denoising steps on the edge, ``L_dec`` decoding
+steps on the device, and the intermediate latent goes down the wireless link in between (the seed's
+"split" paradigm; "edge" runs everything on the edge and sends the image, "device" runs everything
+on the device). Choose the paradigm and (L_prior, L_dec) to minimize the stochastic-network-calculus
+bound on ``Pr(T > T0)`` subject to a quality floor.
+
+* Service time ``T_serv = compute + download`` with, for "split",
+  ``compute = (O_E + O_prior L_prior) / f_ES + (O_D + O_dec L_dec) / f_UE`` and download
+  ``J_dl / E[R]`` (spec; ``E[R] = B E[log2(1 + snr |h|^2)]`` over Rayleigh fading, closed form with
+  the exponential integral). With ``fading`` on, each request instead sees its own block rate
+  ``R = B log2(1 + snr |h|^2)``: blocks with SNR below ``outage_snr_db`` are lost and cost
+  ``block_s`` each (geometric retries), which keeps every moment finite.
+* Mean sojourn time by Pollaczek–Khinchine: ``E[T] = E[S] + lambda E[S^2] / (2 (1 - rho))``,
+  ``rho = lambda E[S]``; raises :class:`Unstable` when ``rho >= 1``.
+* MGF bound. Measuring arrivals in work (compound Poisson, ``E exp(theta A(t)) =
+  exp(lambda t (M_S(theta) - 1))``) against a unit-rate server, a request's sojourn time is
+  ``sup_u [A(t-u, t) - u] + S_new``. A union bound over slots of length Delta and Chernoff give, for
+  any theta with ``a = lambda (M_S(theta) - 1) < theta``,
+  ``Pr(T > T0) <= M_S(theta) e^{-theta T0} e^{a Delta} / (1 - e^{-(theta - a) Delta})`` (the seed's
+  eq. 11 with ``r_eff = 1`` and work units). The slot is a proof device, so it is optimized in
+  closed form: ``Delta* = ln(theta / a) / (theta - a)`` gives
+  ``M_S(theta) e^{-theta T0} (theta / (theta - a)) (theta / a)^{a / (theta - a)}``. The bound is
+  then minimized over theta in ``(0, theta_max)`` (``theta_max``: the root of ``a = theta``, found by
+  bisection) by bisection on the sign of its log-derivative. Every theta gives a valid bound, so a
+  local minimum is still an upper bound.
+* ``simulate``: a seeded M/G/1 discrete-event simulation by the Lindley recursion, vectorized as
+  ``W_n = C_n - min_{k <= n} C_k`` with ``C`` the partial sums of ``S_k - A_{k+1}``.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+from scipy.special import exp1
+
+from edgeopt import model
+from edgeopt.model import InputError, Model, check
+from edgeopt.result import Evaluation
+
+SENSE = "min"
+PRESETS = {
+    "seed003": "Zhang et al. table 3 (P_dl 31 dBm, B_dl 10 MHz, sigma^2 -100 dBm, Cascaded Diffusion FLOPs, "
+               "J_img/J_dl), download at the mean rate",
+    "seed003-fading": "the seed003 figures with a Rayleigh block rate per request (outage below 0 dB, retried)",
+    "random": "random loads, processors and channels around the seed003 figures (small grids for tests)",
+}
+MODES = ("split", "edge", "device")
+_GL_X, _GL_W = np.polynomial.laguerre.laggauss(80)  # integrals against e^{-x} on [0, inf)
+
+
+class Unstable(ValueError):
+    """The load lambda E[T_serv] is >= 1: the queue grows without bound, no stationary delay exists."""
+
+
+class Downlink(Model):
+    power_dbm: float
+    bandwidth_mhz: float = Field(gt=0)
+    noise_dbm: float
+    path_loss_db: float = Field(ge=0)
+    fading: bool = Field(False, description="a Rayleigh block rate per request instead of the mean rate")
+    outage_snr_db: float = Field(0.0, description="with fading: blocks below this SNR are lost and retried")
+    block_s: float = Field(0.001, gt=0, description="with fading: time lost per outage block, s")
+
+
+class Quality(Model):
+    """Q = base + prior_gain (1 - e^{-prior_growth L_prior}) + dec_gain (1 - e^{-dec_growth L_dec}) (CLIP score)."""
+
+    base: float
+    prior_gain: float = Field(ge=0)
+    prior_growth: float = Field(gt=0)
+    dec_gain: float = Field(ge=0)
+    dec_growth: float = Field(gt=0)
+    floor: float
+
+
+class Data(Model):
+    arrival_rate: float = Field(gt=0, description="lambda, requests/s")
+    threshold_s: float = Field(gt=0, description="T0 of the violation probability")
+    edge_tflops: float = Field(gt=0, description="f_ES, TFLOP/s")
+    device_tflops: float = Field(gt=0, description="f_UE, TFLOP/s")
+    encode_tflop: float = Field(ge=0, description="O_E: feature encoding")
+    prior_step_tflop: float = Field(gt=0, description="O_prior: one prior denoising step")
+    decode_tflop: float = Field(ge=0, description="O_D: feature extraction / decoder")
+    dec_step_tflop: float = Field(gt=0, description="O_dec: one decoding denoising step")
+    latent_mbit: float = Field(gt=0, description="J_dl: intermediate latent, Mbit")
+    image_mbit: float = Field(gt=0, description="J_img: final image, Mbit")
+    downlink: Downlink
+    prior_steps: tuple[int, int] = Field(description="[min, max] of L_prior")
+    dec_steps: tuple[int, int] = Field(description="[min, max] of L_dec")
+    quality: Quality
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        for name in ("prior_steps", "dec_steps"):
+            lo, hi = getattr(self, name)
+            check(lo >= 1, f"data.{name}[0]", "must be >= 1")
+            check(lo <= hi, f"data.{name}[0]", f"must be <= data.{name}[1] ({hi})")
+        return self
+
+    @cached_property
+    def mean_snr(self) -> float:
+        dl = self.downlink
+        return 10 ** ((dl.power_dbm - dl.noise_dbm - dl.path_loss_db) / 10)
+
+    @cached_property
+    def mean_rate_mbps(self) -> float:
+        """E[R] = B E[log2(1 + snr X)], X ~ Exp(1): (B / ln 2) e^{1/snr} E1(1/snr)."""
+        s = self.mean_snr
+        return float(self.downlink.bandwidth_mhz / np.log(2) * np.exp(1 / s) * exp1(1 / s))
+
+
+class Instance(model.Instance):
+    problem = "stepsplit"
+    data: Data
+
+
+class Solution(Model):
+    mode: Literal["split", "edge", "device"] = "split"
+    prior_steps: int
+    dec_steps: int
+
+
+def quality(d: Data, prior, dec):
+    q = d.quality
+    return (q.base + q.prior_gain * (1 - np.exp(-q.prior_growth * np.asarray(prior)))
+            + q.dec_gain * (1 - np.exp(-q.dec_growth * np.asarray(dec))))
+
+
+class Service:
+    """Service time of one paradigm and step split: deterministic compute plus the download."""
+
+    def __init__(self, d: Data, mode: str, prior: int, dec: int):
+        edge_work = d.encode_tflop + d.prior_step_tflop * prior
+        dev_work = d.decode_tflop + d.dec_step_tflop * dec
+        self.mode = mode
+        if mode == "split":
+            self.compute, self.bits = edge_work / d.edge_tflops + dev_work / d.device_tflops, d.latent_mbit
+        elif mode == "edge":
+            self.compute, self.bits = (edge_work + dev_work) / d.edge_tflops, d.image_mbit
+        else:
+            self.compute, self.bits = (edge_work + dev_work) / d.device_tflops, 0.0
+        dl, s = d.downlink, d.mean_snr
+        self.fading = dl.fading and self.bits > 0
+        self.mean_rate = d.mean_rate_mbps
+        if self.fading:
+            self.x_min = 10 ** (dl.outage_snr_db / 10) / s  # |h|^2 below this: outage
+            self.p_out = 1 - np.exp(-self.x_min)
+            self.block = dl.block_s
+            # download time of a successful block at |h|^2 = x_min + e, e ~ Exp(1) (memoryless)
+            self._y = self.bits / (dl.bandwidth_mhz * np.log2(1 + s * (self.x_min + _GL_X)))
+            self._snr, self._bw = s, dl.bandwidth_mhz
+
+    def moments(self) -> tuple[float, float]:
+        """(E[S], Var[S])."""
+        if not self.fading:
+            return self.compute + (self.bits / self.mean_rate if self.bits else 0.0), 0.0
+        p = self.p_out
+        ey, ey2 = _GL_W @ self._y, _GL_W @ self._y**2
+        eg, vg = p / (1 - p), p / (1 - p) ** 2
+        return self.compute + self.block * eg + ey, self.block**2 * vg + ey2 - ey**2
+
+    def mgf(self, theta: float) -> float:
+        """M_S(theta) = E[e^{theta S}] (inf where it diverges)."""
+        if not self.fading:
+            return float(np.exp(theta * self.moments()[0]))
+        p = self.p_out
+        if p * np.exp(theta * self.block) >= 1:
+            return np.inf
+        retry = (1 - p) / (1 - p * np.exp(theta * self.block))
+        return float(np.exp(theta * self.compute) * retry * (_GL_W @ np.exp(theta * self._y)))
+
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if not self.fading:
+            return np.full(n, self.moments()[0])
+        fails = rng.geometric(1 - self.p_out, size=n) - 1
+        x = self.x_min + rng.exponential(size=n)
+        return self.compute + fails * self.block + self.bits / (self._bw * np.log2(1 + self._snr * x))
+
+
+def _stable(d: Data, svc: Service) -> tuple[float, float]:
+    mean, var = svc.moments()
+    rho = d.arrival_rate * mean
+    if rho >= 1:
+        raise Unstable(f"unstable: load lambda*E[T_serv] = {rho:.4g} >= 1 (E[T_serv] = {mean:.4g} s); "
+                       "the queue grows without bound, no delay is computed")
+    return mean, var
+
+
+def pk_mean_sojourn(d: Data, svc: Service) -> float:
+    """Pollaczek–Khinchine mean sojourn time E[S] + lambda E[S^2] / (2 (1 - rho)); Unstable if rho >= 1."""
+    mean, var = _stable(d, svc)
+    lam = d.arrival_rate
+    return mean + lam * (var + mean**2) / (2 * (1 - lam * mean))
+
+
+def _log_bound(d: Data, svc: Service, theta: float, t0: float) -> float:
+    m = svc.mgf(theta)
+    a = d.arrival_rate * (m - 1)
+    kappa = theta - a
+    if not np.isfinite(m) or kappa <= 0:
+        return np.inf
+    return np.log(m) - theta * t0 + np.log(theta / kappa) + (a / kappa) * np.log(theta / a)
+
+
+def violation_bound(d: Data, svc: Service, t0: float | None = None) -> tuple[float, float]:
+    """(min over theta of the MGF bound on Pr(T > t0), the minimizing theta); Unstable if rho >= 1."""
+    t0 = d.threshold_s if t0 is None else t0
+    mean, _ = _stable(d, svc)
+    lam = d.arrival_rate
+
+    def kappa(th):
+        m = svc.mgf(th)
+        return th - lam * (m - 1) if np.isfinite(m) else -np.inf
+
+    hi = 1.0 / mean
+    while kappa(hi) > 0:  # kappa is concave, > 0 just above 0 when rho < 1: bracket its root
+        hi *= 2
+    lo = 0.0
+    for _ in range(200):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if kappa(mid) > 0 else (lo, mid)
+        if hi - lo <= 1e-12 * hi:
+            break
+    theta_max = lo
+    a, b = theta_max * 1e-9, theta_max * (1 - 1e-9)
+    for _ in range(200):  # bisection on the sign of the derivative of the log-bound
+        mid = (a + b) / 2
+        h = 1e-7 * (b - a) + 1e-12 * mid
+        if _log_bound(d, svc, mid + h, t0) < _log_bound(d, svc, mid - h, t0):
+            a = mid
+        else:
+            b = mid
+        if b - a <= 1e-10 * b:
+            break
+    theta = (a + b) / 2
+    return float(min(1.0, np.exp(_log_bound(d, svc, theta, t0)))), float(theta)
+
+
+def simulate(d: Data, svc: Service, n: int = 200_000, seed: int = 0, warmup: int = 10_000) -> np.ndarray:
+    """Sojourn times of ``n`` requests of a seeded M/G/1 FIFO simulation (Lindley), after ``warmup``."""
+    rng = np.random.default_rng(seed)
+    total = n + warmup
+    service = svc.sample(total, rng)
+    gaps = rng.exponential(1 / d.arrival_rate, size=total)
+    steps = np.concatenate([[0.0], np.cumsum(service[:-1] - gaps[1:])])
+    wait = steps - np.minimum.accumulate(np.minimum(steps, 0.0))
+    return (wait + service)[warmup:]
+
+
+def evaluate(instance: Instance, solution: Solution) -> Evaluation:
+    """The referee: quality floor, step ranges, stability, and the MGF bound on Pr(T > T0)."""
+    d = instance.data
+    lp, ld = solution.prior_steps, solution.dec_steps
+    violations = []
+    for name, val, (lo, hi) in (("prior_steps", lp, d.prior_steps), ("dec_steps", ld, d.dec_steps)):
+        if not lo <= val <= hi:
+            violations.append(f"{name} {val} outside [{lo}, {hi}]")
+    q = float(quality(d, lp, ld))
+    if q < d.quality.floor - 1e-9:
+        violations.append(f"quality {q:.4f} < floor {d.quality.floor:g}")
+    svc = Service(d, solution.mode, lp, ld)
+    mean, var = svc.moments()
+    details = {"quality": q, "service_mean_s": mean, "service_var_s2": var,
+               "load": d.arrival_rate * mean, "threshold_s": d.threshold_s}
+    try:
+        bound, theta = violation_bound(d, svc)
+        details.update(status="stable", pk_mean_sojourn_s=pk_mean_sojourn(d, svc), theta=theta)
+    except Unstable as exc:
+        violations.append(str(exc))
+        details["status"] = "unstable"
+        bound = None
+    return Evaluation(objective=bound, feasible=not violations, violations=violations, details=details)
+
+
+# --- generator ------------------------------------------------------------------------------------
+# Seed 003 table 3: P_dl 31 dBm, B_dl 10 MHz, sigma^2 -100 dBm, [O_D, O_dec] = [1.1170, 3.5492] TFLOP,
+# [O_E, O_prior] = [0.1940, 6.7598] TFLOP, [J_img, J_dl] = [5.2429, 1.0486] Mbit. Not in the seed
+# (toolkit's choices, see instances/stepsplit/README.md): processors, path loss, load, T0, quality.
+_SEED003 = {
+    "arrival_rate": 0.2, "threshold_s": 5.0, "edge_tflops": 100.0, "device_tflops": 40.0,
+    "encode_tflop": 0.1940, "prior_step_tflop": 6.7598, "decode_tflop": 1.1170, "dec_step_tflop": 3.5492,
+    "latent_mbit": 1.0486, "image_mbit": 5.2429,
+    "downlink": {"power_dbm": 31.0, "bandwidth_mhz": 10.0, "noise_dbm": -100.0, "path_loss_db": 128.1},
+    "quality": {"base": 18.0, "prior_gain": 12.0, "prior_growth": 0.15, "dec_gain": 3.0, "dec_growth": 0.2,
+                "floor": 29.0},
+}
+
+
+def generate(preset: str = "seed003", size: int | None = None, seed: int = 0) -> Instance:
+    """``size`` = the largest step count of each stage (grid size x size; seed003: 30, random: 8)."""
+    n = (8 if preset == "random" else 30) if size is None else int(size)
+    if n < 1:
+        raise InputError("--size", "must be >= 1 (steps per stage)")
+    data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _SEED003.items()}
+    data["prior_steps"], data["dec_steps"] = [1, n], [1, n]
+    if preset == "seed003-fading":
+        data["downlink"].update(fading=True, outage_snr_db=0.0, block_s=0.001)
+    if preset == "random":
+        rng = np.random.default_rng(seed)
+        data.update(edge_tflops=float(rng.uniform(50, 200)), device_tflops=float(rng.uniform(10, 60)),
+                    arrival_rate=float(rng.uniform(0.3, 1.0)), threshold_s=float(rng.uniform(1.0, 3.0)))
+        data["downlink"].update(path_loss_db=float(rng.uniform(115, 135)), fading=bool(rng.random() < 0.5))
+        growth = 3.0 / n  # scale the step gains to the grid
+        data["quality"].update(prior_growth=growth, dec_growth=growth, floor=float(rng.uniform(24, 30)))
+    meta = {"generator": "edgeopt.problems.stepsplit.generate", "preset": preset, "size": n, "seed": seed}
+    name = f"{preset}-l{n}" + (f"-s{seed}" if preset == "random" else "")
+    return Instance(name=name, meta=meta, data=Data.model_validate(data))
+
+
+def small_instance(seed: int) -> Instance:
+    """A random 6x6 grid: the full enumeration takes well under a second."""
+    return generate("random", size=6, seed=seed)

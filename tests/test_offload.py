@@ -1,0 +1,114 @@
+"""``offload``: KKT split vs CVXPY, referee checks, SCIP optimum vs heuristics, FLOPs, bad input."""
+from __future__ import annotations
+
+import json
+
+import cvxpy as cp
+import numpy as np
+import pytest
+
+from conftest import INSTANCES
+from edgeopt import io, registry
+from edgeopt.compare import run_one
+from edgeopt.problems import offload as P
+
+PAPER = INSTANCES / "offload" / "paper-n15-m3-s0.json"
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_closed_form_split_equals_cvxpy(seed):
+    rng = np.random.default_rng(seed)
+    a = rng.uniform(0.5, 500.0, size=int(rng.integers(2, 12)))
+    total = float(rng.uniform(50, 900))
+    v = cp.Variable(len(a), pos=True)
+    prob = cp.Problem(cp.Minimize(cp.sum(cp.multiply(a, cp.inv_pos(v)))), [cp.sum(v) <= total])
+    prob.solve()
+    closed = P.kkt_split(a, total)
+    assert closed == pytest.approx(v.value, rel=1e-3)  # the interior-point solve is accurate to ~1e-4
+    assert np.sum(a / closed) == pytest.approx(prob.value, rel=1e-6)
+    assert np.sum(a / closed) == pytest.approx(np.sqrt(a).sum() ** 2 / total, rel=1e-12)
+
+
+@pytest.mark.slow
+def test_every_method_passes_the_referee_at_paper_scale():
+    inst = io.load(PAPER)
+    prob = registry.problem("offload")
+    for m in prob.select(["heuristic", "baseline"], inst):
+        r = run_one(inst, m.name)
+        assert r.feasible, (m.name, r.violations)
+        assert r.claimed == pytest.approx(r.objective, rel=1e-9), m.name
+        assert len(r.details["utility"]) == 15 and r.details["delay_total_s"] > 0
+
+
+def test_minlp_bound_and_optimum_on_a_tiny_case():
+    inst = P.generate("small", size=2, seed=5, edges=2)
+    results = {m.name: run_one(inst, m.name, time_limit=60) for m in registry.problem("offload").select(["all"], inst)}
+    e = results.pop("minlp")
+    assert e.status == "optimal" and e.feasible
+    assert e.bound >= e.objective - 1e-6 * abs(e.objective)
+    for name, r in results.items():
+        assert r.feasible, name
+        assert e.objective >= r.objective - 1e-6 * abs(r.objective), name
+
+
+def test_referee_reports_every_resource_violation():
+    inst = io.load(INSTANCES / "offload" / "small" / "small-n3-m2-s2.json")
+    d = inst.data
+    good = P.equal_split(inst, [0, 0, 1], [10, 10, 8], [2, 2, 8])
+    ev = P.evaluate(inst, good)
+    assert ev.feasible, ev.violations
+    assert ev.details["delay_edge_s"][2] == 0.0  # q = 0: no edge stage, no edge SMs needed
+    bad = good.model_copy(update={
+        "cloud_sms": [d.cloud.sms] * 3, "bandwidth_mhz": [15.0, 15.0, 1.0], "power_w": [3.0, 1.0, 1.0],
+        "cloud_steps": [2, 11, 8], "steps": [10, 10, 30]})
+    text = " | ".join(P.evaluate(inst, bad).violations)
+    for needle in ("cloud SMs", "bandwidth_mhz 30 > 20", "power_w 3 > p_max_w 2", "cloud_steps 11 > steps 10",
+                   "steps 30 outside", "cloud_steps 11 outside"):
+        assert needle in text, needle
+    zero = good.model_copy(update={"bandwidth_mhz": [0.0, 10.0, 20.0], "edge_sms": [0.0, 71.0, 0.0]})
+    ev = P.evaluate(inst, zero)
+    assert ev.objective is None and not ev.feasible
+    assert any("bandwidth_mhz 0 must be > 0" in v for v in ev.violations)
+    assert any("edge_sms 0 must be > 0" in v for v in ev.violations)
+
+
+def test_malformed_solution_names_the_field():
+    inst = io.load(INSTANCES / "offload" / "small" / "small-n2-m2-s1.json")
+    sol = P.equal_split(inst, [0, 1], [10, 10], [1, 1]).model_copy(update={"edge": [0, 5]})
+    with pytest.raises(P.InputError, match=r"solution.edge\[1\]"):
+        P.evaluate(inst, sol)
+
+
+def test_step_flops_follow_the_block_formula():
+    # one spatial + one temporal block on a 2x3x3 grid, d = 4, no guidance: counted by hand
+    tokens, d = 18, 4
+    spatial = 24 * tokens * d * d + 4 * tokens * 9 * d
+    temporal = 24 * tokens * d * d + 4 * tokens * 2 * d
+    assert P.dit_step_tflops(2, 3, 3, 4, 2, cfg=False) * 1e12 == pytest.approx(spatial + temporal)
+    inst = io.load(PAPER)
+    assert inst.meta["flops"]["cloud_tflops_per_step"] == pytest.approx(inst.data.cloud.tflops_per_step)
+    assert inst.data.cloud.tflops_per_step > max(e.tflops_per_step for e in inst.data.edges)
+
+
+def _broken(tmp_path, edit):
+    doc = json.loads(PAPER.read_text())
+    edit(doc["data"])
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    return path
+
+
+@pytest.mark.parametrize("edit,field,rule", [
+    (lambda d: d["edges"][1].update(bandwidth_mhz=-5.0), "data.edges[1].bandwidth_mhz", "greater than 0"),
+    (lambda d: d["steps"].update(c_min=85, c_max=90), "data.steps.c_min", "must be <= o_max"),
+    (lambda d: d["alignment"][3].__setitem__(2, 1.2), "data.alignment[3][2]", "must be in [0, 1]"),
+    (lambda d: d["gain"].pop(), "data.gain", "must have shape"),
+])
+def test_bad_input_exits_2(cli, tmp_path, edit, field, rule):
+    path = _broken(tmp_path, edit)
+    out_file = tmp_path / "out.json"
+    code, out, err = cli("solve", path, "-m", "equal", "-o", out_file)
+    assert code == 2
+    assert field in err and rule in err, err
+    assert "Traceback" not in out + err
+    assert not out_file.exists()

@@ -1,0 +1,129 @@
+"""qllms benchmarks: DAA vs matching's HospitalResident, DAA at 100 000 tasks, completion, cost gaps.
+
+python benchmarks/qllms.py [--quick]        prints Markdown tables
+(SoftImpute / IterativeSVD rows need the optional extra: pip install 'edgeopt[fancyimpute]')
+"""
+from __future__ import annotations
+
+import sys
+import time
+import warnings
+
+import numpy as np
+
+from edgeopt.compare import run_one
+from edgeopt.heuristics import qllms as H
+from edgeopt.problems import qllms as P
+
+QUICK = "--quick" in sys.argv
+
+
+def _timed(fn, *a, **kw):
+    t = time.perf_counter()
+    out = fn(*a, **kw)
+    return out, time.perf_counter() - t
+
+
+def bench_hr(M: int = 5000, N: int = 16, seed: int = 0) -> None:
+    """Same unit-size instance through deferred_acceptance and HospitalResident: same matching, speed ratio."""
+    from matching.games import HospitalResident
+
+    rng = np.random.default_rng(seed)
+    prefs = np.array([rng.permutation(N) for _ in range(M)])
+    length = rng.integers(1, N + 1, size=M)
+    prefs = np.where(np.arange(N)[None, :] < length[:, None], prefs, -1)
+    rank = np.argsort(rng.random((M, N)), axis=0).argsort(axis=0)  # distinct per column
+    cap = rng.integers(M // (2 * N), M // N, size=N).astype(float)
+    match, t_daa = _timed(H.deferred_acceptance, prefs, rank, np.ones((M, N)), cap)
+    res = {f"r{i}": [f"h{j}" for j in prefs[i] if j >= 0] for i in range(M)}
+    hos = {f"h{j}": [f"r{i}" for i in np.argsort(rank[:, j]) if j in prefs[i]] for j in range(N)}
+    caps = {f"h{j}": int(cap[j]) for j in range(N)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        t = time.perf_counter()
+        game = HospitalResident.create_from_dictionaries(res, hos, caps)
+        lib = game.solve(optimal="resident")
+        t_lib = time.perf_counter() - t
+    lib_pairs = {(r.name, h.name) for h, rs in lib.items() for r in rs}
+    mine = {(f"r{i}", f"h{j}") for i, j in enumerate(match) if j >= 0}
+    print(f"\n### DAA engine vs matching.HospitalResident ({M} tasks x {N} servers, unit sizes)\n")
+    print("| method | wall s | matched | same matching |")
+    print("|---|---:|---:|---|")
+    print(f"| HospitalResident (resident-optimal) | {t_lib:.2f} | {len(lib_pairs)} | |")
+    print(f"| deferred_acceptance (NumPy) | {t_daa:.4f} | {len(mine)} | {mine == lib_pairs} |")
+    print(f"\nspeed ratio: {t_lib / t_daa:.0f}x")
+
+
+def bench_big(M: int = 100_000) -> None:
+    print(f"\n### daa on {M} tasks x 8 server types x 4 levels (preset hetero)\n")
+    print("| observed | generate s | daa s (SVT + DA) | of which completion s | objective $ | TCR |")
+    print("|---:|---:|---:|---:|---:|---:|")
+    for obs in (1.0, 0.5):
+        inst, t_gen = _timed(P.generate, "hetero", size=M, seed=0, observe=obs)
+        sol, t_daa = _timed(H.daa, inst)
+        _, t_est = _timed(H.estimate, inst)
+        ev = P.evaluate(inst, sol)
+        print(f"| {obs:.0%} | {t_gen:.2f} | {t_daa:.2f} | {t_est:.2f} | {ev.objective:.2f} | {ev.details['tcr']:.3f} |")
+
+
+def bench_completion(M: int = 2000) -> None:
+    """Error on unseen latency entries, AQS accuracy on unseen pairs, time; task x (server, level) matrix."""
+    try:
+        import fancyimpute  # noqa: F401
+        names = ["svt", "softimpute", "iterativesvd"]
+    except ImportError:
+        names = ["svt"]
+        print("\n(fancyimpute not installed: SoftImpute / IterativeSVD rows skipped)")
+    print(f"\n### Completion on the hetero preset, {M} tasks (latency: task x 32 columns; perplexity: task x 4)\n")
+    print("| observed | completer | median rel. error, unseen latency | median rel. error, unseen perplexity "
+          "| AQS accuracy, unseen pairs | wall s |")
+    print("|---:|---|---:|---:|---:|---:|")
+    for obs in (0.2, 0.3, 0.5):
+        inst = P.generate("hetero", size=M, seed=1, observe=obs)
+        d = inst.data
+        o = d.observed()
+        unseen = np.isnan(o.lat) & d.fits
+        unseen_ppl = np.isnan(o.ppl)
+        with np.errstate(invalid="ignore"):
+            truth = d.fits & (d.lat <= d.slo_lat[:, None, None]) & (d.ppl <= d.slo_ppl[:, None])[:, None, :]
+        pair_unseen = unseen | unseen_ppl[:, None, :] & d.fits
+        for name in names:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                est, t = _timed(H.estimate, inst, name)
+            e_lat = np.median(np.abs(est.lat[unseen] - d.lat[unseen]) / d.lat[unseen])
+            e_ppl = np.median(np.abs(est.ppl[unseen_ppl] - d.ppl[unseen_ppl]) / d.ppl[unseen_ppl])
+            acc = np.mean(est.aqs[pair_unseen] == truth[pair_unseen])
+            print(f"| {obs:.0%} | {name} | {e_lat:.4f} | {e_ppl:.4f} | {acc:.4f} | {t:.2f} |")
+
+
+def bench_gaps(M: int = 40, seeds=(0, 1, 2), time_limit: float = 60.0) -> None:
+    methods = ["daa", "random", "edf", "mef", "melange"]
+    print(f"\n### Cost gap to milp (qllms preset, {M} tasks, seeds {list(seeds)}, milp time limit {time_limit:g} s)\n")
+    print("| observed | milp status | " + " | ".join(f"{m} gap" for m in methods) + " | "
+          + " | ".join(f"{m} TCR" for m in ["milp"] + methods) + " |")
+    print("|---:|---|" + "---:|" * (2 * len(methods) + 1))
+    for obs in (1.0, 0.5, 0.2):
+        gaps = {m: [] for m in methods}
+        tcr = {m: [] for m in ["milp"] + methods}
+        statuses = []
+        for seed in seeds:
+            inst = P.generate("qllms", size=M, seed=seed, observe=obs)
+            ref = run_one(inst, "milp", time_limit=time_limit)
+            statuses.append(ref.status)
+            tcr["milp"].append(ref.details["tcr"])
+            base = ref.objective if ref.status == "optimal" else ref.bound
+            for m in methods:
+                r = run_one(inst, m, seed=seed)
+                gaps[m].append((r.objective - base) / base)
+                tcr[m].append(r.details["tcr"])
+        st = ",".join(sorted(set(statuses)))
+        print(f"| {obs:.0%} | {st} | " + " | ".join(f"{np.mean(gaps[m]):.1%}" for m in methods) + " | "
+              + " | ".join(f"{np.mean(tcr[m]):.2f}" for m in ["milp"] + methods) + " |")
+
+
+if __name__ == "__main__":
+    bench_hr(M=1000 if QUICK else 5000)
+    bench_big(M=10_000 if QUICK else 100_000)
+    bench_completion(M=500 if QUICK else 2000)
+    bench_gaps(M=20 if QUICK else 30, seeds=(0,) if QUICK else (0, 1, 2))

@@ -1,0 +1,449 @@
+"""``qllms`` — quantization-aware assignment of LLM tasks to edge GPU types under partial profiling (QLLMS).
+
+Each task runs at the edge on a server type j at a quantization level q, or in the cloud. The instance
+holds the ground truth (latency, perplexity, memory) and what a scheduler has measured of it (the
+observation masks). Methods see the truth only through ``Data.observed()``; the referee and the exact
+oracle read it directly. See ``specs/qllms.md``; the figures of the presets are sourced in
+``instances/qllms/README.md``.
+"""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import NamedTuple, Optional
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from edgeopt import model
+from edgeopt.model import Array, InputError, Model, check, check_shape
+from edgeopt.registry import importer
+from edgeopt.result import Evaluation
+
+SENSE = "min"
+PRESETS = {
+    "qllms": "the QLLMS testbed: A100-80GB, A6000, RTX 4090, RTX 3090 (2 GPUs each, 0.2-0.85 $/h), "
+             "Llama-2-7B/13B and Mistral-7B at fp16/int8/int4/int3 (options observe, load, gpus)",
+    "rtx3090": "the paper's RTX 3090-only scenario: one server type of 2 RTX 3090s",
+    "hetero": "8 GPU types at Lambda Cloud on-demand prices (A10 ... H100), same models and levels",
+}
+_TOL = 1e-9  # relative slack on capacity sums (float cumsums in different orders)
+
+
+class Task(Model):
+    name: str
+    model: str = Field(description="model family, e.g. Llama-2-7B")
+    in_tokens: int = Field(ge=0)
+    out_tokens: int = Field(ge=0)
+    slo_lat: float = Field(gt=0, description="latency SLO L_i, s")
+    slo_ppl: float = Field(gt=0, description="perplexity SLO P_i")
+    cloud: Optional[float] = Field(default=None, ge=0, description="cloud fallback cost, $; null = edge only")
+
+
+class Server(Model):
+    name: str
+    gpus: int = Field(ge=1, description="G_j, GPUs of this type")
+    mem_gb: float = Field(gt=0, description="memory per GPU, GB")
+    price: float = Field(ge=0, description="c_j, $ per GPU-hour")
+
+
+class Quant(Model):
+    name: str
+    bits: float = Field(gt=0)
+
+
+class Observed(NamedTuple):
+    """What a scheduler has measured: NaN = not measured, +inf = measured and not runnable."""
+
+    lat: np.ndarray  # (M, N, Q) s
+    ppl: np.ndarray  # (M, Q)
+
+
+class Data(Model):
+    horizon_s: float = Field(gt=0, description="H: server type j offers gpus_j * H GPU-seconds")
+    tasks: list[Task] = Field(min_length=1)
+    servers: list[Server] = Field(min_length=1)
+    quants: list[Quant] = Field(min_length=1)
+    lat: Array(float, 3, nullable=True) = Field(description="TRUE latency lat[i][j][q], s; null = not runnable")
+    ppl: Array(float, 2, nullable=True) = Field(description="TRUE perplexity ppl[i][q]; null = not runnable")
+    need: Array(float, 2, nullable=True) = Field(description="memory need[i][q], GB (known); null = not runnable")
+    cost: Optional[Array(float, 3, nullable=True)] = Field(
+        default=None, description="explicit edge cost table, $; default price_j/3600 * lat")
+    seen_lat: Optional[Array(bool, 3)] = Field(default=None, description="latency observed? default all")
+    seen_ppl: Optional[Array(bool, 2)] = Field(default=None, description="perplexity observed? default all")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        M, N, Q = self.shape
+        check_shape(self.lat, (M, N, Q), "data.lat", "(tasks, servers, quants)")
+        check_shape(self.ppl, (M, Q), "data.ppl", "(tasks, quants)")
+        if self.need.ndim == 2 and self.need.shape[0] == M and self.need.shape[1] < Q:
+            q = self.need.shape[1]
+            raise InputError("data.need", f"has no memory figure for quants[{q}] ({self.quants[q].name}): "
+                                          f"every quantization level needs one column")
+        check_shape(self.need, (M, Q), "data.need", "(tasks, quants)")
+        names = [q.name for q in self.quants]
+        check(len(set(names)) == len(names), "data.quants", "must have distinct names")
+        check(np.isnan(self.lat) | (self.lat >= 0), "data.lat", "must be >= 0 or null")
+        check(np.isnan(self.ppl) | (self.ppl > 0), "data.ppl", "must be > 0 or null")
+        check(np.isnan(self.need) | (self.need >= 0), "data.need", "must be >= 0 or null")
+        has_lat = ~np.isnan(self.lat).all(axis=1)  # (M, Q): some server has a latency figure
+        check(~has_lat | ~np.isnan(self.need), "data.need",
+              "must not be null where data.lat has figures (a quantization level with no memory figure)")
+        check(~has_lat | ~np.isnan(self.ppl), "data.ppl", "must not be null where data.lat has figures")
+        if self.cost is not None:
+            check_shape(self.cost, (M, N, Q), "data.cost", "(tasks, servers, quants)")
+            check(np.isnan(self.cost) | (self.cost >= 0), "data.cost", "must be >= 0 or null")
+            check(np.isnan(self.lat) | ~np.isnan(self.cost), "data.cost", "must not be null where data.lat is given")
+        if self.seen_lat is not None:
+            check_shape(self.seen_lat, (M, N, Q), "data.seen_lat", "(tasks, servers, quants)")
+        if self.seen_ppl is not None:
+            check_shape(self.seen_ppl, (M, Q), "data.seen_ppl", "(tasks, quants)")
+        return self
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return len(self.tasks), len(self.servers), len(self.quants)
+
+    @cached_property
+    def full_information(self) -> bool:
+        return all(m is None or bool(m.all()) for m in (self.seen_lat, self.seen_ppl))
+
+    def observed(self) -> Observed:
+        """THE accessor methods use: the truth where measured, NaN where not, +inf where measured not runnable."""
+        seen_lat = np.ones(self.lat.shape, bool) if self.seen_lat is None else self.seen_lat
+        seen_ppl = np.ones(self.ppl.shape, bool) if self.seen_ppl is None else self.seen_ppl
+        lat = np.where(seen_lat, np.where(np.isnan(self.lat), np.inf, self.lat), np.nan)
+        ppl = np.where(seen_ppl, np.where(np.isnan(self.ppl), np.inf, self.ppl), np.nan)
+        return Observed(lat, ppl)
+
+    # known quantities (not ground truth): SLOs, memory, prices, capacities
+    @cached_property
+    def slo_lat(self) -> np.ndarray:
+        return np.array([t.slo_lat for t in self.tasks])
+
+    @cached_property
+    def slo_ppl(self) -> np.ndarray:
+        return np.array([t.slo_ppl for t in self.tasks])
+
+    @cached_property
+    def cloud(self) -> np.ndarray:
+        """(M,) cloud cost, NaN where the task must stay at the edge."""
+        return np.array([np.nan if t.cloud is None else t.cloud for t in self.tasks])
+
+    @cached_property
+    def mem(self) -> np.ndarray:
+        return np.array([s.mem_gb for s in self.servers])
+
+    @cached_property
+    def cap(self) -> np.ndarray:
+        """(N,) GPU-seconds per server type: gpus_j * H."""
+        return np.array([s.gpus for s in self.servers], dtype=float) * self.horizon_s
+
+    @cached_property
+    def bits(self) -> np.ndarray:
+        return np.array([q.bits for q in self.quants])
+
+    @cached_property
+    def fits(self) -> np.ndarray:
+        """(M, N, Q) the model fits in one GPU: need[i][q] <= mem_j (memory is known, not estimated)."""
+        with np.errstate(invalid="ignore"):
+            return self.need[:, None, :] <= self.mem[None, :, None]
+
+    def edge_cost(self, lat: np.ndarray) -> np.ndarray:
+        """(M, N, Q) edge cost for a latency table (true or estimated): the cost table, else price/3600 * lat."""
+        if self.cost is not None:
+            return self.cost
+        return np.array([s.price for s in self.servers])[None, :, None] / 3600.0 * lat
+
+
+class Instance(model.Instance):
+    problem = "qllms"
+    data: Data
+
+
+class Solution(Model):
+    server: Array(int, 1) = Field(description="server type of every task, -1 = cloud")
+    quant: Array(int, 1) = Field(description="quantization level of every task, -1 for cloud tasks")
+    order: Optional[Array(int, 1)] = Field(
+        default=None, description="the order tasks are listed (a permutation); a server that overflows "
+                                  "sends the tasks beyond capacity in this order to the cloud. Default: index order")
+
+
+def _check_solution(d: Data, s: Solution) -> np.ndarray:
+    M, N, Q = d.shape
+    for name, arr in (("server", s.server), ("quant", s.quant)):
+        if arr.shape != (M,):
+            raise InputError(f"solution.{name}", f"must list one entry per task ({M}), got {arr.shape[0]}")
+    check((s.server >= -1) & (s.server < N), "solution.server", f"must be a server index 0..{N - 1} or -1 (cloud)")
+    edge = s.server >= 0
+    check(~edge | ((s.quant >= 0) & (s.quant < Q)), "solution.quant", f"must be a level 0..{Q - 1} for edge tasks")
+    check(edge | (s.quant == -1), "solution.quant", "must be -1 for cloud tasks")
+    if s.order is None:
+        return np.arange(M)
+    if s.order.shape != (M,) or not np.array_equal(np.sort(s.order), np.arange(M)):
+        raise InputError("solution.order", f"must be a permutation of the task indices 0..{M - 1}")
+    return s.order
+
+
+def evaluate(instance: Instance, solution: Solution) -> Evaluation:
+    """The referee: true cost with honest charging of wrong estimates, feasibility, TCR."""
+    d = instance.data
+    M, N, Q = d.shape
+    order = _check_solution(d, solution)
+    srv, qq = solution.server, solution.quant
+    edge = np.nonzero(srv >= 0)[0]
+    j, q = srv[edge], qq[edge]
+    lat = d.lat[edge, j, q]
+    runnable = ~np.isnan(lat)
+    with np.errstate(invalid="ignore"):
+        ok_mem = d.need[edge, q] <= d.mem[j]
+        ok_lat = lat <= d.slo_lat[edge]
+        ok_ppl = d.ppl[edge, q] <= d.slo_ppl[edge]
+    admissible = runnable & ok_mem & ok_lat & ok_ppl
+    # capacity: per server, true GPU-seconds accumulated in solution order; beyond capacity -> cloud
+    pos = np.empty(M, dtype=np.int64)
+    pos[order] = np.arange(M)
+    by = np.lexsort((pos[edge], j))
+    load = np.where(runnable, lat, 0.0)[by]
+    cum = np.cumsum(load)
+    js = j[by]
+    start = np.r_[0, np.nonzero(np.diff(js))[0] + 1]
+    seg = np.repeat(start, np.diff(np.r_[start, len(js)]))
+    cum = cum - cum[seg] + load[seg]
+    within = np.empty(len(edge), dtype=bool)
+    within[by] = cum <= d.cap[js] * (1 + _TOL) + _TOL
+    ran = within & runnable
+    done = ran & admissible
+    ecost = d.edge_cost(d.lat)[edge, j, q]
+    to_cloud = np.ones(M, dtype=bool)
+    to_cloud[edge[done]] = False
+    edge_cost = float(np.sum(ecost[ran]))
+    cloud_cost = float(np.nansum(d.cloud[to_cloud]))
+    stranded = np.nonzero(to_cloud & np.isnan(d.cloud))[0]
+    loads = np.bincount(j, weights=np.where(within & runnable, lat, 0.0), minlength=N)
+    demand = np.bincount(j, weights=np.where(runnable, lat, 0.0), minlength=N)
+
+    violations: list[str] = []
+    if d.full_information:  # with full information a mistake is an infeasibility, not a charge
+        names = [qv.name for qv in d.quants]
+        for k in np.nonzero(~admissible)[0]:
+            i, jj, qk = int(edge[k]), int(j[k]), int(q[k])
+            why = ("is not runnable (lat null)" if not runnable[k] else
+                   f"needs {d.need[i, qk]:g} GB > {d.mem[jj]:g} GB" if not ok_mem[k] else
+                   f"latency {lat[k]:.4g} s > SLO {d.slo_lat[i]:g} s" if not ok_lat[k] else
+                   f"perplexity {d.ppl[i, qk]:.4g} > SLO {d.slo_ppl[i]:g}")
+            violations.append(f"task {i} on server {jj} ({d.servers[jj].name}) at {names[qk]} {why}")
+        for jj in np.nonzero(demand > d.cap * (1 + _TOL) + _TOL)[0]:
+            over = edge[~within & (j == jj)]
+            violations.append(f"server {jj} ({d.servers[jj].name}) needs {demand[jj]:.6g} GPU-s > capacity "
+                              f"{d.cap[jj]:.6g}; tasks beyond capacity: {_some(over)}")
+    if len(stranded):
+        violations.append(f"tasks without a cloud option end in the cloud: {_some(stranded)}")
+    if len(violations) > 20:
+        violations = violations[:20] + [f"... and {len(violations) - 20} more"]
+    details = {
+        "tcr": float(len(edge[done]) / M),
+        "edge_cost": edge_cost,
+        "cloud_cost": cloud_cost,
+        "edge_tasks": int(len(edge)),
+        "failed_slo": int(np.sum(ran & ~admissible)),
+        "overflowed": int(np.sum(~within)),
+        "not_runnable": int(np.sum(~runnable)),
+        "load_s": loads.tolist(),
+        "capacity_s": d.cap.tolist(),
+        "full_information": d.full_information,
+    }
+    objective = None if len(stranded) else edge_cost + cloud_cost
+    return Evaluation(objective=objective, feasible=not violations, violations=violations, details=details)
+
+
+def _some(idx: np.ndarray, k: int = 10) -> str:
+    shown = ", ".join(str(int(i)) for i in idx[:k])
+    return shown + (f" ... ({len(idx)} in all)" if len(idx) > k else "")
+
+
+# --- generator ------------------------------------------------------------------------------------
+# Sources of every figure: instances/qllms/README.md.
+# Model shapes: layers, params per decoder block, weight GB at fp16/int8/int4/int3 (llm_profiles
+# architecture CSV totals; Mistral-7B from its public config), fp16 KV-cache bytes per token.
+_MODELS = {
+    "Llama-2-7B": dict(layers=32, block=202_383_360, weights=(13.477, 6.738, 3.369, 2.527), kv=524_288),
+    "Llama-2-13B": dict(layers=40, block=317_204_480, weights=(26.032, 13.016, 6.508, 4.881), kv=819_200),
+    "Mistral-7B": dict(layers=32, block=218_112_000, weights=(14.483, 7.242, 3.621, 2.716), kv=131_072),
+}
+_BLOCK_7B = 202_383_360
+# WikiText-2 perplexity of Llama-2-7B, RTN (cs-giung/transformerx): fp16, int8, int4, int3.
+_PPL_7B = (5.834, 5.822, 6.184, 10.55)
+_PPL_BASE = {"Llama-2-7B": 1.0, "Llama-2-13B": 0.89, "Mistral-7B": 0.96}  # assumed fp16 ratios to 7B
+_QUANTS = (("fp16", 16), ("int8", 8), ("int4", 4), ("int3", 3))
+# Kernel factors vs fp16 (assumed, after the paper's measurement: int4 kernels beat int8 in decode).
+_DECODE_Q = (1.0, 0.95, 0.55, 0.65)
+_PREFILL_Q = (1.0, 1.35, 1.2, 1.3)
+# vidur Llama-2-7B per-decoder-layer ms (excl. attention kernel), tensor parallel 1: tokens -> ms.
+_VIDUR_TOKENS = (1, 128, 512, 1024, 2048, 4096)
+_VIDUR_MS = {
+    "A100": (0.2920, 0.3855, 1.0495, 2.1350, 4.2000, 8.2255),
+    "A40": (0.7490, 0.9490, 2.2420, 4.3210, 8.1785, 16.6155),
+    "H100": (0.1760, 0.2010, 0.3785, 0.6640, 1.2810, 2.6230),
+}
+# GPU: (memory GB, HBM GB/s, dense fp16 tensor TFLOPS, measured profile or None) — vendor datasheets.
+_GPUS = {
+    "A100-80GB": (80, 2039, 312.0, "A100"),
+    "A100-40GB": (40, 1555, 312.0, None),
+    "H100-80GB-PCIe": (80, 2000, 756.0, None),
+    "H100-80GB-SXM": (80, 3350, 989.0, "H100"),
+    "A40": (48, 696, 149.7, "A40"),
+    "A6000": (48, 768, 154.8, None),
+    "A10": (24, 600, 125.0, None),
+    "RTX6000": (24, 672, 130.5, None),
+    "V100": (16, 900, 125.0, None),
+    "RTX4090": (24, 1008, 165.2, None),
+    "RTX3090": (24, 936, 71.0, None),
+}
+_EDGE_PRICES = {"A100-80GB": 0.85, "A6000": 0.60, "RTX4090": 0.35, "RTX3090": 0.20}  # $/GPU-h, paper range
+_LAMBDA_PRICES = {"A10": 0.75, "RTX6000": 0.50, "A6000": 0.80, "V100": 0.55, "A100-40GB": 1.29,
+                  "A100-80GB": 1.79, "H100-80GB-PCIe": 2.49, "H100-80GB-SXM": 3.29}
+_CLOUD_GPU, _CLOUD_PRICE = "A100-80GB", 1.79  # cloud fallback: fp16 on an on-demand A100-80GB
+_OVERHEAD_GB = 1.0  # CUDA context and activations
+_TTFT_S = 1.0  # paper: TTFT threshold 1 s, TPOT 50 ms, perplexity < 10
+_LMSYS_MEAN_IN, _LMSYS_MEAN_OUT = 69.5, 214.5  # LMSYS-Chat-1M mean prompt / response tokens
+
+
+def _layer_ms(gpu: str, tokens: np.ndarray) -> np.ndarray:
+    """Per-decoder-layer ms of Llama-2-7B at fp16 for a batch of ``tokens``: measured, or scaled from A100.
+
+    Decode (1 token) is memory bound: scaled by HBM bandwidth; larger batches are compute bound:
+    scaled by tensor TFLOPS.
+    """
+    mem, bw, tflops, prof = _GPUS[gpu]
+    if prof is not None:
+        return np.interp(tokens, _VIDUR_TOKENS, _VIDUR_MS[prof])
+    ref = np.interp(tokens, _VIDUR_TOKENS, _VIDUR_MS["A100"])
+    return np.where(tokens <= 1, ref * _GPUS["A100-80GB"][1] / bw, ref * 312.0 / tflops)
+
+
+def _truth(models: list[str], tin: np.ndarray, tout: np.ndarray, gpus: list[str], rng) -> tuple:
+    """Ground-truth lat (M,N,Q), ppl (M,Q), need (M,Q) from the profile figures, with 5 % noise."""
+    M, N, Q = len(models), len(gpus), len(_QUANTS)
+    lat = np.empty((M, N, Q))
+    need = np.empty((M, Q))
+    ppl = np.empty((M, Q))
+    difficulty = rng.lognormal(0.0, 0.08, size=M)  # per-task text difficulty, shared by all levels
+    for name, spec in _MODELS.items():
+        rows = np.array([m == name for m in models])
+        if not rows.any():
+            continue
+        scale = spec["layers"] * spec["block"] / _BLOCK_7B / 1000.0  # ms per 7B layer -> s per model
+        for j, g in enumerate(gpus):
+            pre = _layer_ms(g, tin[rows]) * scale
+            dec = _layer_ms(g, np.ones(rows.sum())) * scale
+            for q in range(Q):
+                lat[rows, j, q] = pre * _PREFILL_Q[q] + tout[rows] * dec * _DECODE_Q[q]
+        kv = (tin[rows] + tout[rows]) * spec["kv"] / 1e9
+        need[rows] = np.array(spec["weights"])[None, :] + kv[:, None] + _OVERHEAD_GB
+        ppl[rows] = np.array(_PPL_7B)[None, :] * _PPL_BASE[name] * difficulty[rows, None]
+    lat *= rng.lognormal(0.0, 0.05, size=lat.shape)
+    mem = np.array([_GPUS[g][0] for g in gpus], dtype=float)
+    lat[need[:, None, :] > mem[None, :, None]] = np.nan  # does not fit: not runnable
+    return lat, np.round(ppl, 4), np.round(need, 4)
+
+
+def generate(preset: str = "qllms", size: int | None = None, seed: int = 0, observe: float = 1.0,
+             load: float = 1.0, gpus: int = 2) -> Instance:
+    """``size`` tasks (default 100) on the preset's server types; ``observe`` = fraction of entries measured.
+
+    Options: ``observe`` in [0.2, 1] (each latency and perplexity entry is measured with this
+    probability); ``load`` = total fastest-configuration GPU-seconds / edge capacity (sets the horizon);
+    ``gpus`` per server type (the paper: 2).
+    """
+    M = 100 if size is None else int(size)
+    if M < 1:
+        raise InputError("--size", "must be >= 1 (tasks)")
+    if not 0.2 <= float(observe) <= 1.0:
+        raise InputError("observe", f"must be in [0.2, 1], got {observe}")
+    if not float(load) > 0:
+        raise InputError("load", f"must be > 0, got {load}")
+    if int(gpus) < 1:
+        raise InputError("gpus", f"must be >= 1, got {gpus}")
+    rng = np.random.default_rng(seed)
+    prices = {"qllms": _EDGE_PRICES, "rtx3090": {"RTX3090": _EDGE_PRICES["RTX3090"]}, "hetero": _LAMBDA_PRICES}[preset]
+    names = list(prices)
+    models = list(rng.choice(list(_MODELS), size=M))
+    # LMSYS-Chat-1M-like lengths: lognormal with the dataset's mean prompt / response tokens
+    tin = np.clip(np.round(rng.lognormal(np.log(_LMSYS_MEAN_IN) - 0.5, 1.0, size=M)), 4, 2048)
+    tout = np.clip(np.round(rng.lognormal(np.log(_LMSYS_MEAN_OUT) - 0.5, 1.0, size=M)), 4, 2048)
+    lat, ppl, need = _truth(models, tin, tout, names, rng)
+    tpot_slo = rng.uniform(0.02, 0.05, size=M)  # s per output token, paper's 50 ms at the loose end
+    slo_lat = np.round(_TTFT_S + tpot_slo * tout, 3)
+    slo_ppl = np.round(rng.uniform(6.0, 11.0, size=M), 3)
+    cloud_lat = _truth(models, tin, tout, [_CLOUD_GPU], np.random.default_rng([seed, 2]))[0][:, 0, 0]
+    cloud = np.round(_CLOUD_PRICE / 3600.0 * cloud_lat, 8)
+    fastest = np.nanmin(lat.reshape(M, -1), axis=1)
+    horizon = float(np.round(np.nansum(fastest) / (float(load) * int(gpus) * len(names)), 3))
+    obs_rng = np.random.default_rng([seed, 1])
+    p = float(observe)
+    seen_lat = obs_rng.random(lat.shape) < p if p < 1 else None
+    seen_ppl = obs_rng.random(ppl.shape) < p if p < 1 else None
+    data = Data(
+        horizon_s=max(horizon, 1e-3),
+        tasks=[Task(name=f"t{i}", model=str(models[i]), in_tokens=int(tin[i]), out_tokens=int(tout[i]),
+                    slo_lat=float(slo_lat[i]), slo_ppl=float(slo_ppl[i]), cloud=float(cloud[i])) for i in range(M)],
+        servers=[Server(name=g, gpus=int(gpus), mem_gb=float(_GPUS[g][0]), price=prices[g]) for g in names],
+        quants=[Quant(name=n, bits=b) for n, b in _QUANTS],
+        lat=np.round(lat, 5), ppl=ppl, need=need, seen_lat=seen_lat, seen_ppl=seen_ppl,
+    )
+    meta = {"generator": "edgeopt.problems.qllms.generate", "preset": preset, "size": M, "seed": seed,
+            "options": {"observe": p, "load": float(load), "gpus": int(gpus)}}
+    name = f"{preset}-m{M}-obs{int(round(p * 100))}-s{seed}"
+    return Instance(name=name, meta=meta, data=data)
+
+
+def small_instance(seed: int) -> Instance:
+    """8-14 tasks on the QLLMS testbed, some with partial observation; the MILP solves it instantly."""
+    rng = np.random.default_rng(seed)
+    observe = (1.0, 0.5, 0.3)[seed % 3]
+    return generate("qllms", size=int(rng.integers(8, 15)), seed=seed, observe=observe, load=1.5)
+
+
+# --- importer -------------------------------------------------------------------------------------
+@importer("gap", "qllms")
+def import_gap(path: str) -> Instance:
+    """OR-Library generalized assignment file -> qllms instance (one level, cost table, no cloud).
+
+    Format: ``m n``, the m x n cost matrix, the m x n resource matrix, the m capacities. Agents become
+    server types and jobs tasks. The resource r[a][t] is the latency lat[t][a][0] (GPU-seconds), and
+    with H = 1 s and gpus_a = capacity_a the capacity gpus_a * H is the agent's capacity in the
+    resource's units. SLOs are set loose (L_t = max_a r[a][t], perplexity 1 <= 1), memory needs are 0.
+    """
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(str(p), "does not exist (expected an OR-Library GAP file)")
+    try:
+        nums = [float(x) for x in p.read_text().split()]
+    except ValueError:
+        raise InputError(str(p), "must contain only numbers (OR-Library GAP format)") from None
+    if len(nums) < 2 or nums[0] < 1 or nums[1] < 1 or nums[0] != int(nums[0]) or nums[1] != int(nums[1]):
+        raise InputError(str(p), "must start with the agent and job counts m n (positive integers)")
+    m, n = int(nums[0]), int(nums[1])
+    want = 2 + 2 * m * n + m
+    if len(nums) != want:
+        raise InputError(str(p), f"must hold 2 + 2*m*n + m = {want} numbers for m={m}, n={n}, got {len(nums)}")
+    body = np.array(nums[2:])
+    cost = body[: m * n].reshape(m, n)
+    res = body[m * n: 2 * m * n].reshape(m, n)
+    capacity = body[2 * m * n:]
+    check(capacity == np.round(capacity), f"{p}: capacities", "must be integers (they become gpus with H = 1)")
+    check(capacity >= 1, f"{p}: capacities", "must be >= 1")
+    check(res > 0, f"{p}: resources", "must be > 0")
+    data = Data(
+        horizon_s=1.0,
+        tasks=[Task(name=f"job{t}", model="gap", in_tokens=0, out_tokens=0, slo_lat=float(res[:, t].max()),
+                    slo_ppl=1.0) for t in range(n)],
+        servers=[Server(name=f"agent{a}", gpus=int(capacity[a]), mem_gb=1.0, price=0.0) for a in range(m)],
+        quants=[Quant(name="q0", bits=16)],
+        lat=res.T[:, :, None], ppl=np.ones((n, 1)), need=np.zeros((n, 1)), cost=cost.T[:, :, None],
+    )
+    meta = {"source": "OR-Library generalized assignment (Beasley), via rafaelmartinelli/AssignmentProblems.jl",
+            "file": p.name, "importer": "gap"}
+    return Instance(name=p.name.split(".")[0], meta=meta, data=data)

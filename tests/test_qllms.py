@@ -82,7 +82,7 @@ def _library(resident_prefs, hospital_prefs, capacities) -> dict:
 
 
 def _examples():
-    doc = json.load(open(DATA / "matching_lib_examples.json"))
+    doc = json.loads((DATA / "matching_lib_examples.json").read_text())
     return [pytest.param(x, id=x["id"]) for x in doc["instances"]]
 
 
@@ -99,7 +99,7 @@ def test_matching_library_examples_reproduce(ex):
 
 
 def test_issue_159_equals_the_library():
-    doc = json.load(open(DATA / "issue_159.json"))
+    doc = json.loads((DATA / "issue_159.json").read_text())
     res = {r: [h for h in lst] for r, lst in doc["residents"].items()}
     hos = {h: [r for r in lst] for h, lst in doc["hospitals"].items()}
     # the library's clean=True drops one-sided entries; do the same before either side runs

@@ -67,10 +67,7 @@ def _throughput_model(instance: Instance) -> pe.ConcreteModel:
     L, D = len(d.layers), len(d.devices)
     hop = d.comm(d.act)
     back = d.comm(d.out_mb)[:, d.source]
-    finite = np.isfinite(d.t)
-    tc = np.vstack([np.zeros(D), np.cumsum(np.where(finite, d.t, 0.0), axis=0)])
-    nc = np.vstack([np.zeros(D), np.cumsum(~finite, axis=0)])
-    mc = np.concatenate([[0.0], np.cumsum(d.mem)])
+    tc, nc, mc = d.prefix
     shards = [(i, j, k) for k in range(D) for i in range(L) for j in range(i + 1, L + 1)
               if nc[j, k] == nc[i, k] and mc[j] - mc[i] <= d.cap[k] + 1e-9 and (i > 0 or k == d.source)]
     ends: dict = {}

@@ -85,10 +85,7 @@ def dp_throughput(instance: Instance, *, seed: int = 0, time_limit: float | None
     L, D = len(d.layers), len(d.devices)
     hop = d.comm(d.act)
     back = d.comm(d.out_mb)[:, d.source]
-    finite = np.isfinite(d.t)
-    tc = np.vstack([np.zeros(D), np.cumsum(np.where(finite, d.t, 0.0), axis=0)])
-    nc = np.vstack([np.zeros(D), np.cumsum(~finite, axis=0)])
-    mc = np.concatenate([[0.0], np.cumsum(d.mem)])
+    tc, nc, mc = d.prefix
     cap = d.cap
 
     def stage(i: int, js: np.ndarray, e: int) -> np.ndarray:

@@ -80,6 +80,19 @@ class Data(Model):
     def cap(self) -> np.ndarray:
         return np.array([d.mem_gb for d in self.devices])
 
+    @cached_property
+    def prefix(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Prefix sums over layers for shard arithmetic: ``(time, unrunnable, memory)``.
+
+        Shard of layers i..j-1 on device k: time ``time[j, k] - time[i, k]``, runnable iff
+        ``unrunnable[j, k] == unrunnable[i, k]``, memory ``memory[j] - memory[i]``.
+        """
+        finite = np.isfinite(self.t)
+        zeros = np.zeros((1, len(self.devices)))
+        time = np.vstack([zeros, np.cumsum(np.where(finite, self.t, 0.0), axis=0)])
+        unrunnable = np.vstack([zeros, np.cumsum(~finite, axis=0)])
+        return time, unrunnable, np.concatenate([[0.0], np.cumsum(self.mem)])
+
     def comm(self, size_mb: float | np.ndarray) -> np.ndarray:
         """Transfer times in ms of ``size_mb`` between every pair of devices; 0 on the diagonal.
 

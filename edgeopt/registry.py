@@ -185,7 +185,11 @@ def method(problem_id: str, name: str, kind: str, applies: Callable | None = Non
         raise ValueError(f"kind must be one of {KINDS}")
 
     def register(fn: Callable) -> Callable:
-        _PENDING_METHODS.append(Method(problem_id, name, kind, fn, applies))
+        m = Method(problem_id, name, kind, fn, applies)
+        if _PROBLEMS:  # registered after the registry loaded (a user's own method): add it now
+            problem(problem_id).methods[name] = m
+        else:
+            _PENDING_METHODS.append(m)
         return fn
 
     return register

@@ -56,3 +56,21 @@ def test_unknown_method_and_option_are_input_errors():
         prob.method("magic")
     with pytest.raises(InputError, match="--warp is not an option"):
         prob.method("edge-solo").run(inst, warp=9)
+
+
+def test_a_method_registered_later_is_found():
+    from edgeopt.registry import method
+    from edgeopt.problems.partition import Solution
+
+    registry.problems()  # the registry has loaded
+
+    @method("partition", "all-on-source-again", "baseline")
+    def again(instance, *, seed=0, time_limit=None):
+        """Test method."""
+        return Solution(place=[instance.data.source] * len(instance.data.layers))
+
+    try:
+        r = registry.problem("partition").method("all-on-source-again").run(small_instance(0))
+        assert r.status in ("feasible", "infeasible") and r.solution is not None
+    finally:
+        registry.problem("partition").methods.pop("all-on-source-again")

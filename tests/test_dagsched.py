@@ -1,0 +1,498 @@
+"""dagsched: referee vs hand-computed schedules, HEFT, MILP vs brute force, STG import, fixed sub-tasks, CLI."""
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import INSTANCES, shipped
+from edgeopt import InputError, evaluate, io, solve
+from edgeopt.heuristics.dagsched import Dispatcher, run_policy
+from edgeopt.problems.dagsched import Instance, Solution, generate, import_stg, small_instance
+
+DATA = Path(__file__).parent / "data" / "dagsched"
+HEURISTICS = ["list", "cs-ucb", "random", "all-cloud", "greedy-edge"]
+
+
+def make(jobs, *, gamma=0.5, t_max=None, cloud=True, fixed=None):
+    """Two edges (text @1 GHz, text+image @2 GHz), a 4 GHz cloud; rates in bit/s given directly.
+
+    ``jobs``: list of (tasks, edges) with tasks as (modality, Gcycles, in_bits, out_bits).
+    """
+    I = len(jobs)
+    data = {
+        "gamma": gamma, "t_max_s": t_max, "edge_bps": 1e6,
+        "servers": [{"name": "e0", "modalities": ["text"], "f_hz": 1e9, "price": 0.01},
+                    {"name": "e1", "modalities": ["text", "image"], "f_hz": 2e9, "price": 0.02}],
+        "rates": {"ul_bps": [[1e6, 2e6]] * I, "dl_bps": [[4e6, 4e6]] * I},
+        "jobs": [{"name": f"j{i}",
+                  "tasks": [{"modality": m, "cycles": c * 1e9, "in_bits": a, "out_bits": b} for m, c, a, b in tasks],
+                  "edges": [e if isinstance(e, dict) else {"src": e[0], "dst": e[1]} for e in edges]}
+                 for i, (tasks, edges) in enumerate(jobs)],
+    }
+    if cloud:
+        data["cloud"] = {"f_hz": 4e9, "price": 0.05, "ul_bps": 1e6, "dl_bps": 2e6, "edge_bps": 0.5e6}
+    if fixed is not None:
+        data["fixed"] = fixed
+    return Instance.model_validate({"name": "hand", "data": data})
+
+
+CHAIN = ([("text", 1, 1e5, 2e5), ("image", 2, 2e5, 1e5), ("text", 1, 0, 4e5)], [(0, 1), (1, 2)])
+
+
+# --- the referee against hand-computed schedules ---------------------------------------------------
+
+def test_referee_chain_by_hand():
+    # A on e0: 0.1 upload + 1 s -> 1.1; B on e1: 1.1 + 0.2 transfer, 0.1 + 1 s -> 2.4;
+    # C on the cloud: 2.4 + 1e5/0.5e6 = 2.6, + 0.25 s -> 2.85; return 4e5 / 2e6 = 0.2 -> T = 3.05
+    inst = make([CHAIN])
+    ev = evaluate(inst, Solution(order=[[(0, 0)], [(0, 1)]], cloud=[(0, 2)]))
+    assert ev.feasible
+    assert np.allclose(ev.details["start_finish"][0], [[0, 1.1], [1.3, 2.4], [2.6, 2.85]])
+    assert ev.details["T_s"] == pytest.approx([3.05]) and ev.details["cost"] == pytest.approx([0.1])
+    assert ev.objective == pytest.approx(0.5 * 3.05 + 0.5 * 0.1)
+    late = make([CHAIN], t_max=3.0)
+    ev = evaluate(late, Solution(order=[[(0, 0)], [(0, 1)]], cloud=[(0, 2)]))
+    assert not ev.feasible and ev.violations == ["job 0: latency T = 3.05 s exceeds T_max = 3 s"]
+    sized = make([(CHAIN[0], [{"src": 0, "dst": 1, "bits": 4e5}, (1, 2)])])  # per-edge size: 0.4 s instead of 0.2
+    ev = evaluate(sized, Solution(order=[[(0, 0)], [(0, 1)]], cloud=[(0, 2)]))
+    assert ev.details["T_s"] == pytest.approx([3.25])
+
+
+def fork_join_instance(**kw):
+    fork = ([("text", 1, 0, 1e5)] * 4, [(0, 1), (0, 2), (1, 3), (2, 3)])
+    single = ([("text", 0.5, 0, 2e5)], [])
+    return make([fork, single], **kw)
+
+
+def test_referee_fork_join_with_a_shared_queue_by_hand():
+    # e0 runs F [0,1], then job 1's K [1,1.5], then G1 [1.5,2.5]; G2 on e1: 1 + 0.1 -> [1.1,1.6];
+    # J on the cloud waits for G1: 2.5 + 0.2 = 2.7 (G2's data arrives 1.8), runs 0.25 -> 2.95, returns 0.05
+    inst = fork_join_instance()
+    sol = Solution(order=[[(0, 0), (1, 0), (0, 1)], [(0, 2)]], cloud=[(0, 3)])
+    ev = evaluate(inst, sol)
+    assert ev.feasible
+    assert np.allclose(ev.details["start_finish"][0], [[0, 1], [1.5, 2.5], [1.1, 1.6], [2.7, 2.95]])
+    assert np.allclose(ev.details["start_finish"][1], [[1, 1.5]])
+    assert ev.details["T_s"] == pytest.approx([3.0, 0.55])  # job 1 counts from its own start (1.0)
+    assert ev.details["cost"] == pytest.approx([0.09, 0.005])
+    assert ev.objective == pytest.approx(0.5 * 3.55 + 0.5 * 0.095)
+
+
+def test_referee_reports_every_violation_with_job_and_subtask():
+    inst = fork_join_instance(t_max=1.0)
+    ev = evaluate(inst, Solution(order=[[(0, 1), (0, 0), (1, 0)], [(0, 2)]], cloud=[(0, 3)]))
+    assert not ev.feasible and ev.objective is None
+    assert ev.violations == ["job 0 sub-task 1: queued on edge server 0 (e0) before its predecessor sub-task 0"]
+    # a cycle through two queues: e0 runs job 0's 2nd sub-task before job 1's 1st, e1 the reverse
+    two = make([([("text", 1, 0, 0)] * 2, [(0, 1)]), ([("text", 1, 0, 0)] * 2, [(0, 1)])])
+    ev = evaluate(two, Solution(order=[[(0, 1), (1, 0)], [(1, 1), (0, 0)]], cloud=[]))
+    assert not ev.feasible and "form a cycle" in ev.violations[0] and "[0, 1]" in ev.violations[0]
+    img = make([CHAIN], t_max=1.0)
+    ev = evaluate(img, Solution(order=[[(0, 0), (0, 1), (0, 2)], []], cloud=[]))
+    assert "job 0 sub-task 1: modality 'image' is not supported by server 0 (e0)" in ev.violations
+    assert any(v.startswith("job 0: latency T =") for v in ev.violations) and ev.objective is not None
+
+
+@pytest.mark.parametrize("order,cloud,message", [
+    ([[(0, 0)]], [(0, 1), (0, 2)], r"solution.order must list one queue per edge server \(2\)"),
+    ([[(0, 0), (0, 0)], [(0, 1)]], [(0, 2)], r"solution.order\[0\]\[1\] places sub-task \[0, 0\] a second time"),
+    ([[(0, 0)], [(0, 7)]], [(0, 2)], r"solution.order\[1\]\[0\] must name an existing sub-task"),
+    ([[(0, 0)], [(0, 1)]], [], r"solution must place every sub-task; \[0, 2\]"),
+])
+def test_referee_rejects_malformed_solution(order, cloud, message):
+    with pytest.raises(InputError, match=message):
+        evaluate(make([CHAIN]), Solution(order=order, cloud=cloud))
+    with pytest.raises(InputError, match=r"solution.cloud must be empty: the instance has no cloud"):
+        evaluate(make([CHAIN], cloud=False), Solution(order=[[(0, 0)], [(0, 1)]], cloud=[(0, 2)]))
+
+
+def test_radio_rates_follow_shannon():
+    inst = generate("paper", size=2, seed=3)
+    d, g = inst.data, inst.data.graph
+    noise = 10 ** (-43 / 10) / 1000
+    ul = 6e6 * np.log2(1 + 0.3 * d.radio.gain[1, 1] / noise)
+    dl = 6e6 * np.log2(1 + 0.8 * d.radio.gain[1, 1] / noise)
+    t = g.index(1, 1)  # an image sub-task of the image-analysis job, on the image edge (f = 2.3 GHz)
+    task = d.jobs[1].tasks[1]
+    assert g.dur[t, 1] == pytest.approx(task.in_bits / ul + task.cycles / 2.3e9)
+    assert g.dur[t, 3] == pytest.approx(task.in_bits / 3e6 + task.cycles / 10e9)
+    assert g.ret[t, 1] == pytest.approx(task.out_bits / dl)
+    assert task.cycles == pytest.approx(1900 * task.in_bits) and 0.1e6 <= task.in_bits <= 0.3e6
+
+
+# --- HEFT ------------------------------------------------------------------------------------------
+
+def heft_expected():
+    return json.loads((DATA / "expected_heft_schedule.json").read_text())
+
+
+def test_referee_on_the_published_heft_schedule():
+    inst = io.load(INSTANCES / "dagsched" / "heft-topcuoglu.json")
+    sched = heft_expected()["task_schedule"]
+    order = [[(0, int(k)) for k, v in sorted(sched.items(), key=lambda kv: kv[1]["start"]) if v["proc"] == p]
+             for p in range(3)]
+    ev = evaluate(inst, Solution(order=order, cloud=[]))
+    assert ev.feasible and ev.objective == pytest.approx(80)
+    for k, v in sched.items():
+        assert ev.details["start_finish"][0][int(k)] == pytest.approx([v["start"], v["end"]])
+
+
+def test_list_is_heft_on_the_topcuoglu_example():
+    inst = io.load(INSTANCES / "dagsched" / "heft-topcuoglu.json")
+    r = solve(inst, "list")
+    assert r.feasible and r.objective == pytest.approx(heft_expected()["heft_makespan"])
+    sched = heft_expected()["task_schedule"]
+    for p, queue in enumerate(r.solution["order"]):
+        for i, k in queue:
+            assert sched[str(k)]["proc"] == p
+            assert r.details["start_finish"][0][k] == pytest.approx([sched[str(k)]["start"], sched[str(k)]["end"]])
+    from edgeopt.heuristics.dagsched import upward_ranks
+
+    ranks = upward_ranks(inst.data.graph)
+    for k, v in heft_expected()["upward_ranks"].items():
+        assert ranks[int(k)] == pytest.approx(v, abs=1e-3)
+
+
+@pytest.mark.slow
+def test_milp_beats_heft_on_the_topcuoglu_example():
+    r = solve(io.load(INSTANCES / "dagsched" / "heft-topcuoglu.json"), "milp", time_limit=60)
+    assert r.status == "optimal" and r.feasible and r.objective <= 80 and r.objective == pytest.approx(73)
+
+
+# --- exact vs brute force and vs every method ------------------------------------------------------
+
+def tiny(seed: int) -> Instance:
+    """2 jobs, 5 sub-tasks, 2 edges + cloud, random speeds, prices, rates, gamma, sometimes a binding T_max."""
+    rng = np.random.default_rng(seed)
+    jobs = []
+    for shape in (rng.choice(["chain", "pair"]), rng.choice(["fork", "chain3"])):
+        J = {"chain": 2, "pair": 2, "fork": 3, "chain3": 3}[shape]
+        edges = {"chain": [(0, 1)], "pair": [(0, 1)], "fork": [(0, 2), (1, 2)], "chain3": [(0, 1), (1, 2)]}[shape]
+        tasks = [(str(rng.choice(["text", "image"])), float(rng.uniform(0.2, 2)), float(rng.uniform(0, 3e5)),
+                  float(rng.uniform(0, 3e5))) for _ in range(J)]
+        jobs.append((tasks, edges))
+    inst = make(jobs, gamma=float(rng.uniform(0.2, 1.0)))
+    doc = io.instance_doc(inst)
+    doc["data"]["rates"]["ul_bps"] = rng.uniform(0.5e6, 3e6, size=(2, 2)).tolist()
+    doc["data"]["servers"][0]["price"] = float(rng.uniform(0, 0.2))
+    doc["data"]["cloud"]["price"] = float(rng.uniform(0, 0.5))
+    doc["data"]["cloud"]["f_hz"] = float(rng.uniform(1e9, 4e9))
+    if seed % 3 == 0:
+        doc["data"]["t_max_s"] = float(rng.uniform(1.0, 2.5))
+    return io.load(doc)
+
+
+def brute_force(inst: Instance):
+    """Best referee value over every assignment and every order of every edge queue (None if none is feasible)."""
+    g = inst.data.graph
+    best = None
+    for servers in itertools.product(*[[s for s in range(g.S) if g.ok[t, s]] for t in range(g.T)]):
+        queues = [[t for t in range(g.T) if servers[t] == n] for n in range(g.N)]
+        cloud = [list(g.name(t)) for t in range(g.T) if servers[t] == g.cloud]
+        for orders in itertools.product(*[itertools.permutations(q) for q in queues]):
+            ev = evaluate(inst, Solution(order=[[g.name(t) for t in q] for q in orders], cloud=cloud))
+            if ev.feasible and (best is None or ev.objective < best):
+                best = ev.objective
+    return best
+
+
+@pytest.mark.parametrize("seed", range(9))
+def test_milp_equals_brute_force(seed):
+    inst = tiny(seed)
+    best = brute_force(inst)
+    r = solve(inst, "milp")
+    if best is None:
+        assert r.status == "infeasible" and r.solution is None
+    else:
+        assert r.status == "optimal" and r.feasible, r.violations
+        assert r.objective == pytest.approx(best, rel=1e-6, abs=1e-9)
+
+
+@pytest.mark.parametrize("preset,seed", [("paper", 11), ("paper", 12), ("layered", 13)])
+def test_milp_is_below_every_method(preset, seed):
+    inst = generate(preset, size=2, seed=seed, tasks=5, mix="random", t_max=None)
+    doc = io.instance_doc(inst)
+    doc["data"]["cloud"]["f_hz"] = 3e9  # a slower cloud makes the edges worth using
+    inst = io.load(doc)
+    milp = solve(inst, "milp")
+    assert milp.status == "optimal"
+    for name in HEURISTICS:
+        r = solve(inst, name)
+        assert r.feasible, (name, r.violations)
+        assert milp.objective <= r.objective + 1e-9, name
+        if r.claimed is not None:
+            assert r.claimed == pytest.approx(r.objective, rel=1e-9), name
+
+
+def test_methods_reproduce_for_a_seed():
+    inst = small_instance(5)
+    for name in ("cs-ucb", "random"):
+        assert solve(inst, name, seed=3).solution == solve(inst, name, seed=3).solution
+
+
+# --- Kasahara STG ----------------------------------------------------------------------------------
+
+def critical_path_and_work(inst: Instance):
+    job = inst.data.jobs[0]
+    cost = [t.cycles for t in job.tasks]
+    preds = {j: [e.src for e in job.edges if e.dst == j] for j in range(len(cost))}
+    longest: dict[int, float] = {}
+
+    def path(j):
+        if j not in longest:
+            longest[j] = cost[j] + max((path(k) for k in preds[j]), default=0.0)
+        return longest[j]
+
+    return max(path(j) for j in range(len(cost))), sum(cost)
+
+
+def random_stg(rng, n: int) -> str:
+    lines = [str(n), "0 0 0"]
+    has_succ = set()
+    for v in range(1, n + 1):
+        preds = sorted({int(x) for x in rng.choice(range(0, v), size=int(rng.integers(1, min(3, v) + 1)))})
+        has_succ |= set(preds)
+        lines.append(f"{v} {int(rng.integers(1, 20))} {len(preds)} {' '.join(map(str, preds))}")
+    exits = [v for v in range(1, n + 1) if v not in has_succ]
+    lines.append(f"{n + 1} 0 {len(exits)} {' '.join(map(str, exits))}")
+    return "\n".join(lines) + "\n"
+
+
+def test_stg_import_keeps_the_dummies_and_the_graph():
+    inst = import_stg(DATA / "fork_join.stg", processors=2)
+    job = inst.data.jobs[0]
+    assert len(job.tasks) == 7 and job.tasks[0].name == "entry" and job.tasks[6].name == "exit"
+    assert [t.cycles for t in job.tasks] == [0, 3, 4, 2, 5, 1, 0]
+    assert inst.data.graph.sink == [6] and inst.data.gamma == 1 and inst.data.cloud is None
+    assert len(inst.data.servers) == 2
+    assert critical_path_and_work(inst) == (9, 15)
+    r = solve(inst, "milp")  # t1, then t2..t4 on two processors (4+2 | 5), then t5: 3 + 6 + 1 = 10
+    assert r.status == "optimal" and r.objective == pytest.approx(10)
+
+
+@pytest.mark.parametrize("source", ["fork_join.stg", "two_chains.stg", "layered12.stg"] + [f"random{k}" for k in range(6)])
+@pytest.mark.parametrize("P", [1, 2, 3])
+def test_stg_makespan_respects_the_lower_bounds(source, P, tmp_path):
+    if source.startswith("random"):
+        path = tmp_path / f"{source}.stg"
+        path.write_text(random_stg(np.random.default_rng(int(source[6:])), int(8 + 4 * int(source[6:]))))
+    else:
+        path = DATA / source
+    inst = import_stg(path, processors=P)
+    cp, work = critical_path_and_work(inst)
+    for name in ("list", "cs-ucb", "random", "greedy-edge"):
+        r = solve(inst, name)
+        assert r.feasible, (name, r.violations)
+        assert r.objective >= max(cp, work / P) - 1e-9, name
+        if P == 1:
+            assert r.objective == pytest.approx(work), name  # one processor, no gaps worth leaving
+    from edgeopt import problem
+
+    assert "all-cloud" not in [m.name for m in problem("dagsched").select(["all"], inst)]  # no cloud
+
+
+@pytest.mark.parametrize("text,message", [
+    ("", "must start with the task count"),
+    ("2\n0 0 0\n1 5 1 0\n", "declares 2 tasks but has 2 task lines"),
+    ("1\n0 0 0\n1 x 1 0\n2 0 1 1\n", "must be integers"),
+    ("1\n0 0 0\n1 5 2 0\n2 0 1 1\n", "must be `id cost npred"),
+    ("1\n0 0 0\n3 5 1 0\n2 0 1 1\n", "task id must be 1"),
+    ("1\n0 0 0\n1 5 1 7\n2 0 1 1\n", "predecessor 7 is not a task"),
+    ("2\n0 0 0\n1 5 1 0\n2 4 1 0\n3 0 1 1\n", "must have exactly one sink"),
+    ("1\n0 0 1 1\n1 5 1 0\n2 0 1 1\n", "must form an acyclic graph"),
+])
+def test_bad_stg_file_is_exit_2(cli, tmp_path, text, message):
+    path = tmp_path / "bad.stg"
+    path.write_text(text)
+    out = tmp_path / "out.json"
+    code, _, err = cli("import", "stg", path, "--processors", "2", "-o", out)
+    assert code == 2 and message in err and "Traceback" not in err and not out.exists()
+
+
+def test_cli_import_stg_and_solve(cli, tmp_path):
+    out = tmp_path / "fj.json"
+    code, _, _ = cli("import", "stg", DATA / "layered12.stg", "--processors", "3", "-o", out)
+    assert code == 0 and io.load(out).meta["processors"] == 3
+    code, text, _ = cli("solve", out, "-m", "list", "--json")
+    assert code == 0 and json.loads(text)["feasible"]
+
+
+# --- fixed (already placed) sub-tasks --------------------------------------------------------------
+
+def with_fixed(inst: Instance, fixed: dict) -> Instance:
+    doc = io.instance_doc(inst)
+    doc["data"]["fixed"] = fixed
+    return io.load(doc)
+
+
+def slow_cloud(seed: int) -> Instance:
+    doc = io.instance_doc(generate("paper", size=3, seed=seed, t_max=None))
+    doc["data"]["cloud"]["f_hz"] = 2.5e9
+    return io.load(doc)
+
+
+def test_methods_plan_around_fixed_subtasks():
+    base = slow_cloud(2)
+    # job 0 (text analysis, a chain) already queued on the text edge, job 1's decompose on the cloud
+    fixed = {"prefix": [[[0, 0], [0, 1], [0, 2], [0, 3]], [], []], "cloud": [[1, 0]]}
+    inst = with_fixed(base, fixed)
+    free = solve(base, "milp")
+    pinned = solve(inst, "milp")
+    assert pinned.status == "optimal" and pinned.objective >= free.objective - 1e-9
+    for r in [pinned] + [solve(inst, m) for m in HEURISTICS]:
+        assert r.feasible, (r.method, r.violations)
+        assert r.solution["order"][0][:4] == fixed["prefix"][0], r.method
+        assert [1, 0] in r.solution["cloud"], r.method
+        assert pinned.objective <= r.objective + 1e-9, r.method
+    # the referee holds a solution to the fixed part
+    sol = io.parse_solution(base, {"solution": free.solution})
+    ev = evaluate(inst, sol)
+    if free.solution["order"][0][:4] != fixed["prefix"][0]:
+        assert any("fixed prefix" in v for v in ev.violations)
+
+
+def test_fixed_prefix_keeps_its_order_when_the_planner_prefers_another():
+    base = slow_cloud(4)
+    # reverse-looking but valid: job 2's decompose before job 0's on the text edge
+    fixed = {"prefix": [[[2, 0], [1, 0], [0, 0]], [], []], "cloud": []}
+    inst = with_fixed(base, fixed)
+    for name in ["milp"] + HEURISTICS:
+        r = solve(inst, name)
+        assert r.solution["order"][0][:3] == fixed["prefix"][0] and r.feasible, name
+
+
+def test_dispatcher_exposes_a_policy_interface():
+    inst = small_instance(1)
+
+    def first_ready_fastest(disp: Dispatcher, rng):
+        t = min(disp.ready)
+        return t, min(disp.options(t), key=lambda s: disp.slot(t, s)[1])
+
+    sol = run_policy(inst, first_ready_fastest)
+    assert evaluate(inst, sol).feasible
+    from edgeopt import problem
+
+    assert problem("dagsched").method("greedy-edge").doc.startswith("Stage by stage")
+
+
+# --- generator and shipped instances ---------------------------------------------------------------
+
+def test_paper_preset_has_the_table_2_figures():
+    inst = generate("paper")
+    d = inst.data
+    assert [(s.modalities, s.f_hz, s.price) for s in d.servers] == [
+        (["text"], 2.0e9, 0.01), (["image"], 2.3e9, 0.01), (["audio"], 2.5e9, 0.01)]
+    assert (d.cloud.f_hz, d.cloud.price, d.cloud.ul_bps, d.cloud.dl_bps, d.cloud.edge_bps) == (10e9, 0.03, 3e6, 12e6, 12e6)
+    assert d.edge_bps == 22e6 and d.radio.bandwidth_hz == 6e6 and d.radio.noise_dbm == -43 and d.gamma == 0.5
+    assert [j.name for j in d.jobs] == ["text-analysis", "image-analysis", "audio-analysis", "visual-qa", "audio-text"]
+    assert "InF-LOS" in inst.meta["channel"]["path_loss"] and inst.meta["size"] == 5
+    assert all(len(j.tasks) == 10 for j in generate("layered", size=3, tasks=10).data.jobs)
+
+
+def test_shipped_instances_match_their_generator():
+    files = shipped("dagsched") + shipped("dagsched", "small")
+    assert len(files) >= 4
+    for f in files:
+        inst = io.load(f)
+        if inst.meta.get("importer") == "stg":
+            again = import_stg(DATA / inst.meta["source"], processors=inst.meta["processors"])
+        else:
+            m = inst.meta
+            again = generate(m["preset"], size=m["size"], seed=m["seed"], **m.get("options", {}))
+        assert io.instance_doc(again) == io.instance_doc(inst), f.name
+
+
+# --- bad input ---------------------------------------------------------------------------------------
+
+def _doc():
+    return io.instance_doc(generate("paper", size=2, seed=0))
+
+
+BAD = {
+    "cycle": (lambda d: d["data"]["jobs"][0]["edges"].append({"src": 3, "dst": 1}),
+              "data.jobs[0].edges must form an acyclic graph"),
+    "self loop": (lambda d: d["data"]["jobs"][1]["edges"].append({"src": 2, "dst": 2}),
+                  "data.jobs[1].edges[6] must join two different sub-tasks"),
+    "unsupported modality": (lambda d: (d["data"].pop("cloud"), d["data"]["jobs"][0]["tasks"][1].update(modality="video")),
+                             "data.jobs[0].tasks[1].modality 'video' is supported by no server"),
+    "missing sub-task": (lambda d: d["data"]["jobs"][1]["edges"][0].update(dst=9),
+                         "data.jobs[1].edges[0].dst must be a sub-task index 0..4 of job 1, got 9"),
+    "two sinks": (lambda d: d["data"]["jobs"][0]["edges"].pop(), "data.jobs[0] must have exactly one sink"),
+    "rates shape": (lambda d: d["data"]["radio"]["gain"].pop(), "data.radio.gain must have shape (jobs, edge servers)"),
+    "both rate sources": (lambda d: d["data"].update(rates={"ul_bps": [[1, 1, 1]] * 2, "dl_bps": [[1, 1, 1]] * 2}),
+                          "data.rates must be given, or else data.radio, but not both"),
+    "negative cycles": (lambda d: d["data"]["jobs"][0]["tasks"][0].update(cycles=-1),
+                        "data.jobs[0].tasks[0].cycles must be greater than or equal to 0"),
+    "gamma above 1": (lambda d: d["data"].update(gamma=1.5), "data.gamma must be less than or equal to 1"),
+    "exec_s shape": (lambda d: d["data"]["jobs"][0]["tasks"][0].update(exec_s=[1.0, 2.0]),
+                     "data.jobs[0].tasks[0].exec_s must have shape (servers incl. cloud,)"),
+    "fixed not closed": (lambda d: d["data"].update(fixed={"prefix": [[[0, 1]], [], []]}),
+                         "has predecessor [0, 0] that is not fixed"),
+    "fixed modality": (lambda d: d["data"].update(fixed={"prefix": [[], [[0, 0]], []]}),
+                       "data.fixed.prefix[1][0] puts sub-task [0, 0] (modality 'text') on a server that does not"),
+    "fixed twice": (lambda d: d["data"].update(fixed={"prefix": [[[0, 0]], [], []], "cloud": [[0, 0]]}),
+                    "data.fixed.cloud[0] fixes sub-task [0, 0] a second time"),
+}
+
+
+@pytest.mark.parametrize("case", list(BAD))
+def test_bad_instance_is_exit_2_with_field_path(cli, tmp_path, case):
+    mutate, message = BAD[case]
+    doc = _doc()
+    mutate(doc)
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(doc))
+    out_file = tmp_path / "out.json"
+    code, _, err = cli("solve", path, "-m", "list", "-o", out_file)
+    assert code == 2, err
+    assert message in err and "Traceback" not in err
+    assert not out_file.exists()
+
+
+def test_fixed_deadlock_is_rejected(cli, tmp_path):
+    two = make([([("text", 1, 0, 0)] * 2, [(0, 1)]), ([("text", 1, 0, 0)] * 2, [(0, 1)])])
+    doc = io.instance_doc(two)
+    doc["data"]["fixed"] = {"prefix": [[[0, 0], [0, 1], [1, 0], [1, 1]], []]}
+    assert io.load(doc).data.fixed is not None  # a valid fixed plan
+    doc["data"]["fixed"] = {"prefix": [[[0, 1], [1, 0]], [[1, 1], [0, 0]]]}
+    path = tmp_path / "dead.json"
+    path.write_text(json.dumps(doc))
+    code, _, err = cli("validate", path)
+    assert code == 2 and "deadlock" in err and "Traceback" not in err
+
+
+def test_cli_generate_solve_validate(cli, tmp_path):
+    inst = tmp_path / "p.json"
+    code, _, _ = cli("generate", "dagsched", "--size", "2", "--seed", "1", "--option", "bandwidth_mhz=5", "-o", inst)
+    assert code == 0 and io.load(inst).data.radio.bandwidth_hz == 5e6
+    sol = tmp_path / "sol.json"
+    code, out, _ = cli("solve", inst, "-m", "milp", "--json", "-o", sol)
+    r = json.loads(out)
+    assert code == 0 and r["status"] == "optimal" and r["details"]["T_s"]
+    code, out, _ = cli("validate", inst, sol, "--json")
+    assert code == 0 and json.loads(out)["objective"] == pytest.approx(r["objective"])
+    code, _, err = cli("generate", "dagsched", "--preset", "heft", "--size", "3", "-o", tmp_path / "h.json")
+    assert code == 2 and "--size must be 1" in err
+
+
+def test_milp_reports_infeasible_when_no_schedule_meets_t_max():
+    inst = make([CHAIN], t_max=0.5)  # the chain needs more than 1 s of compute anywhere
+    assert brute_force(inst) is None
+    r = solve(inst, "milp")
+    assert r.status == "infeasible" and r.solution is None and not r.feasible
+    assert not solve(inst, "list").feasible
+
+
+def test_cli_solves_around_fixed_subtasks(cli, tmp_path):
+    doc = io.instance_doc(slow_cloud(2))
+    doc["data"]["fixed"] = {"prefix": [[[0, 0], [1, 0]], [], []], "cloud": [[2, 0]]}
+    path = tmp_path / "fixed.json"
+    path.write_text(json.dumps(doc))
+    code, out, _ = cli("solve", path, "-m", "list", "-m", "milp", "--json")
+    assert code == 0
+    for r in json.loads(out):
+        assert r["feasible"] and r["solution"]["order"][0][:2] == [[0, 0], [1, 0]] and [2, 0] in r["solution"]["cloud"]

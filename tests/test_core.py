@@ -12,6 +12,13 @@ from edgeopt import InputError, io, registry
 from edgeopt.problems.partition import small_instance
 
 
+def test_core_path_never_imports_fancyimpute():
+    code = ("import sys, edgeopt; from edgeopt.problems.qllms import small_instance; "
+            "edgeopt.solve(small_instance(0), 'all'); print('fancyimpute' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 def test_import_is_silent_and_loads_no_solver():
     code = "import sys, edgeopt; print(sorted(m for m in ('pyomo', 'highspy', 'pyscipopt', 'cvxpy') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

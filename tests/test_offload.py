@@ -51,6 +51,18 @@ def test_minlp_bound_and_optimum_on_a_tiny_case():
         assert e.objective >= r.objective - 1e-6 * abs(r.objective), name
 
 
+def test_tradeoff_optimum_is_interior():
+    # the tradeoff preset exists so that the optimum is not o = o_max, c = c_min for every user
+    inst = P.generate("tradeoff", size=2, seed=3, edges=2)
+    s = inst.data.steps
+    e = run_one(inst, "minlp", time_limit=60)
+    assert e.status == "optimal" and e.feasible
+    o, c = np.array(e.solution["steps"]), np.array(e.solution["cloud_steps"])
+    assert np.any((o < s.o_max) | ((c > s.c_min) & (c < o))), (o, c)
+    pinned = run_one(inst, "edge-heavy")  # c = c_min for all: strictly worse here
+    assert pinned.objective < e.objective - 1e-6 * abs(e.objective)
+
+
 def test_referee_reports_every_resource_violation():
     inst = io.load(INSTANCES / "offload" / "small" / "small-n3-m2-s2.json")
     d = inst.data

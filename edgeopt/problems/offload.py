@@ -26,6 +26,8 @@ PRESETS = {
     "paper": "TS-MITO setting: 15 users, 3 edge servers (Latte-L/2, Latte-B/2 ...), 1 cloud (Open-Sora Plan v1.1.0), "
              "50-80 steps",
     "small": "2 edge servers, few users (default 3) and a short step range, for the exact MINLP (N <= 6, M <= 3)",
+    "tradeoff": "like small (o 4-16, c 1-8) but weights (40, 1/s, 1e-4/J) and half the quality growth: the optimum "
+                "has interior steps (o < o_max or c_min < c < o), so the gap table tests the heuristic",
 }
 TOL = 1e-6  # relative slack the referee grants on resource sums (solver round-off)
 
@@ -285,19 +287,23 @@ _TFLOPS_PER_SM = 1.0  # effective (A100: 312 TFLOP/s fp16 peak / 108 SMs at ~35 
 _RAW_VIDEO_MBIT = 121 * 512 * 512 * 3 * 8 / 1e6  # 761 Mbit uncompressed
 _NOISE_W_PER_HZ = 10 ** (-174 / 10) / 1e3  # -174 dBm/Hz
 _WEIGHTS = {"utility": 10.0, "delay_per_s": 0.01, "energy_per_j": 1e-4}
+# tradeoff preset: delay weight and quality growth that make the step choices bite (see instances/offload/README.md)
+_TRADEOFF = {"utility": 40.0, "delay_per_s": 1.0, "zeta_scale": 0.5,
+             "steps": {"o_min": 4, "o_max": 16, "c_min": 1, "c_max": 8}}
 
 
 def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edges: int | None = None,
              utility: float | None = None, delay_per_s: float | None = None,
              energy_per_j: float | None = None) -> Instance:
-    """An instance with ``size`` users (paper: 15, small: 3) and ``edges`` edge servers (paper: 3, small: 2).
+    """An instance with ``size`` users (paper: 15, small/tradeoff: 3) and ``edges`` edge servers (paper: 3, else 2).
 
     Users sit 50-500 m from every edge (3GPP path loss 128.1 + 37.6 log10 d[km], 8 dB shadowing);
     video sizes are the raw 761 Mbit clip compressed 1-4x; alignment is a per-user CLIP-like score in
     [0.55, 0.95] times the edge model's quality factor. Options ``utility``, ``delay_per_s``,
     ``energy_per_j`` override the weights.
     """
-    small = preset == "small"
+    small = preset in ("small", "tradeoff")
+    trade = preset == "tradeoff"
     n = (3 if small else 15) if size is None else int(size)
     M = (2 if small else 3) if edges is None else int(edges)
     if n < 1:
@@ -306,6 +312,8 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
         raise InputError("edges", "must be >= 1")
     rng = np.random.default_rng(seed)
     weights = dict(_WEIGHTS)
+    if trade:
+        weights.update(utility=_TRADEOFF["utility"], delay_per_s=_TRADEOFF["delay_per_s"])
     for key, val in (("utility", utility), ("delay_per_s", delay_per_s), ("energy_per_j", energy_per_j)):
         if val is not None:
             weights[key] = float(val)
@@ -317,7 +325,8 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
         gname, sms, kappa = _EDGE_GPUS[k % 3]
         edge_list.append({"name": f"es{k}-{gname}", "model": mname, "tflops_per_step": round(
             dit_step_tflops(frames, h, w, hidden, depth), 4), "sms": sms, "j_per_tflop": kappa,
-            "fibre_mbps": 10_000.0, "bandwidth_mhz": 20.0, "power_w": 10.0, "quality_growth": zeta})
+            "fibre_mbps": 10_000.0, "bandwidth_mhz": 20.0, "power_w": 10.0,
+            "quality_growth": zeta * _TRADEOFF["zeta_scale"] if trade else zeta})
         factors.append(factor)
     dist_km = rng.uniform(0.05, 0.5, size=(n, M))
     pl_db = 128.1 + 37.6 * np.log10(dist_km) + rng.normal(0.0, 8.0, size=(n, M))
@@ -325,7 +334,7 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
     align = np.round(rng.uniform(0.55, 0.95, size=(n, 1)) * np.array(factors)[None, :]
                      * rng.uniform(0.95, 1.0, size=(n, M)), 4)
     video = np.round(_RAW_VIDEO_MBIT / rng.uniform(1.0, 4.0, size=n), 2)
-    steps = {"o_min": 6, "o_max": 16, "c_min": 1, "c_max": 8} if small else \
+    steps = _TRADEOFF["steps"] if trade else {"o_min": 6, "o_max": 16, "c_min": 1, "c_max": 8} if small else \
         {"o_min": 20, "o_max": 80, "c_min": 1, "c_max": 40}
     data = {
         "weights": weights, "steps": steps, "tflops_per_sm": _TFLOPS_PER_SM,

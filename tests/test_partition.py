@@ -386,3 +386,14 @@ def test_cli_method_options(cli, small_file):
     assert code == 0 and json.loads(out)["status"] == "optimal"
     code, _, err = cli("solve", small_file, "-m", "edge-solo", "--option", "warp=9")
     assert code == 2 and "--warp is not an option of any selected method (edge-solo)" in err
+
+
+def test_compare_in_parallel_matches_serial():
+    from edgeopt.compare import compare
+
+    files = [str(p) for p in shipped("partition", "small")]
+    serial = {(r["instance"], r["method"]): r["objective"] for r in compare(files, ["exact", "heuristic"])}
+    parallel = {(r["instance"], r["method"]): r["objective"] for r in compare(files, ["exact", "heuristic"], jobs=2)}
+    assert parallel.keys() == serial.keys() and len(serial) >= 2 * len(files)
+    for key, value in serial.items():
+        assert parallel[key] == pytest.approx(value), key

@@ -5,6 +5,7 @@ import csv
 import io as _io
 import json
 import math
+import multiprocessing
 import os
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
@@ -160,7 +161,8 @@ def compare(files: Iterable[str], methods: list[str] | None = None, *, jobs: int
         for k, (f, name) in enumerate(tasks):
             finish(k, _row(run_one(instances[f], name, seed=seed, time_limit=time_limit, **options), f))
     else:
-        with ProcessPoolExecutor(max_workers=jobs) as pool:
+        # fresh interpreters: a forked child of a process whose solver threads already ran can deadlock
+        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
             futures = {pool.submit(_task, f, name, seed, time_limit, options): k for k, (f, name) in enumerate(tasks)}
             for fut in as_completed(futures):
                 finish(futures[fut], fut.result())

@@ -18,31 +18,44 @@ _TOL = 1e-9
 
 
 # --- matrix completion ----------------------------------------------------------------------------
-def _shrink_operator(Y: np.ndarray, tau: float) -> tuple[np.ndarray, bool, int]:
+def _shrink(Y: np.ndarray, tau: float) -> tuple[np.ndarray, int]:
     """Singular value shrinkage D_tau(Y) via the Gram matrix of the smaller side (Y is tall or wide here).
 
-    Returns (P, left, rank) with D_tau(Y) = Y @ P (or P @ Y when ``left``). Thresholded singular values
-    are far above sqrt(eps)*sigma_1, so the Gram route loses nothing that survives the threshold.
+    Thresholded singular values are far above sqrt(eps)*sigma_1, so the Gram route loses nothing that
+    survives the threshold. With Z the tall side and V the r kept eigenvectors, D_tau(Z) = Z V f V^T:
+    formed as (Z V f) V^T, O(n1 n2 r), while r <= min(n1, n2) / 8 (measured: the skinny products win
+    there, at 100 000 x 32 about 4 ms against 6.5 ms), else as Z (V f V^T). Returns (D_tau(Y), r).
     """
     left = Y.shape[0] < Y.shape[1]
-    G = Y @ Y.T if left else Y.T @ Y
-    w, V = np.linalg.eigh(G)
+    Z = Y.T if left else Y
+    w, V = np.linalg.eigh(Z.T @ Z)
     s = np.sqrt(np.clip(w, 0.0, None))
     keep = s > tau
-    Vk = V[:, keep]
-    return (Vk * (1.0 - tau / s[keep])) @ Vk.T, left, int(keep.sum())
+    Vk, f = V[:, keep], 1.0 - tau / s[keep]
+    r = int(keep.sum())
+    X = ((Z @ Vk) * f) @ np.ascontiguousarray(Vk.T) if 8 * r <= Z.shape[1] else Z @ ((Vk * f) @ Vk.T)
+    return (X.T if left else X), r
 
 
 def svt(obs: np.ndarray, *, tau: float | None = None, delta: float | None = None, tol: float = 1e-4,
-        max_iter: int = 500) -> np.ndarray:
+        max_iter: int = 500, stall_window: int = 50, stall_rtol: float = 5e-3) -> np.ndarray:
     """Singular value thresholding (Cai, Candès, Shen 2010): complete ``obs`` (NaN = not observed).
 
     Iterates X_k = D_tau(Y_{k-1}), Y_k = Y_{k-1} + delta P_Omega(M - X_k) from the kicked start
     Y_0 = k0 delta P_Omega(M), until ||P_Omega(X - M)||_F <= tol ||P_Omega(M)||_F. Defaults
     tau = 5 sqrt(n1 n2), delta = 1.2 / p (p = observed fraction). Its fixed point is the minimizer of
     tau ||X||_* + ||X||_F^2 / 2 matching the observations, which tends to the nuclear-norm minimizer
-    (``nnm``) as tau grows. On noisy profiles the residual stalls near the noise level above ``tol``,
-    so ``max_iter`` ends the run; the iterate with the smallest residual is returned.
+    (``nnm``) as tau grows. The iterate with the smallest relative residual r_k is returned.
+
+    Stall stop: on noisy profiles the residual levels off near the noise level, far above ``tol``, or
+    oscillates there once tau lets noise components in. With W = ``stall_window`` the run also ends at
+    iteration k >= 2W - 1 once |mean(r_{k-W+1..k}) - mean(r_{k-2W+1..k-W})| < ``stall_rtol`` *
+    mean(r_{k-W+1..k}) has held at each of the last W // 5 + 1 iterations, each with a nonzero
+    thresholded rank (defaults W = 50, 0.5 %). Window means, not single residuals, because the residual
+    is not monotone (it rises after the kicked start, and oscillates at the noise level); the hold skips
+    the moment two window means cross; a rank-0 iterate (X = 0) is Y still building up, not a stall.
+    On exact low-rank data the residual keeps falling by a few % per window down to ``tol``, so the stop
+    does not trigger there. ``stall_rtol=0`` turns it off; ``max_iter`` bounds the run either way.
     """
     obs = np.asarray(obs, dtype=float)
     seen = ~np.isnan(obs)
@@ -60,17 +73,22 @@ def svt(obs: np.ndarray, *, tau: float | None = None, delta: float | None = None
     Y[rows, cols] = vals
     k0 = np.ceil(tau / (delta * np.linalg.norm(Y, 2)))
     Y *= k0 * delta
-    flat = np.ravel_multi_index((rows, cols), obs.shape)
-    best, best_X = np.inf, np.zeros(obs.shape)
-    for _ in range(max_iter):
-        P, left, rank = _shrink_operator(Y, tau)
-        X = P @ Y if left else Y @ P
+    flat = np.ravel_multi_index((rows, cols), obs.shape)  # ~10x faster than a boolean mask at 100 000 x 32
+    best, best_X, hist, held = np.inf, np.zeros(obs.shape), [], 0
+    for k in range(max_iter):
+        X, rank = _shrink(Y, tau)
         resid = vals - X.ravel()[flat]
         rel = np.linalg.norm(resid) / norm
         if rel < best:
             best, best_X = rel, X
+        hist.append(rel)
         if rel <= tol:
             break
+        if k >= 2 * stall_window - 1:
+            now, before = np.mean(hist[-stall_window:]), np.mean(hist[-2 * stall_window:-stall_window])
+            held = held + 1 if rank and abs(now - before) < stall_rtol * now else 0
+            if held > stall_window // 5:
+                break
         Y.ravel()[flat] += delta * resid
     return best_X
 

@@ -22,7 +22,7 @@ GAP = INSTANCES / "qllms" / "gap"
 
 
 def _optima() -> list:
-    rows = list(csv.DictReader(open(GAP / "optima.csv")))
+    rows = list(csv.DictReader((GAP / "optima.csv").read_text().splitlines()))
     return [pytest.param(r["file"], float(r["optimum_min"]), id=r["instance"],
                          marks=[pytest.mark.slow] if int(r["agents"]) > 5 else []) for r in rows]
 

@@ -209,7 +209,7 @@ def export(file: str = typer.Argument(..., help="instance file"),
 
 
 @app.command("import")
-def import_cmd(kind: str = typer.Argument(..., help="file format: " + "|".join(["gap", "stg"])),
+def import_cmd(kind: str = typer.Argument(..., help="file format (gap, stg; `edgeopt list` shows all)"),
                file: str = typer.Argument(..., help="file to convert"),
                processors: Optional[int] = typer.Option(None, "--processors", help="processors (stg)"),
                output: str = typer.Option(..., "-o", "--output", help="instance file to write")):
@@ -242,4 +242,4 @@ def main(argv: list[str] | None = None) -> None:
         code = 2
     finally:
         logging.getLogger("edgeopt").removeHandler(handler)
-    sys.exit(code or 0)
+    sys.exit(code)

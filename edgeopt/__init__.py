@@ -5,21 +5,40 @@
     print(solve(inst, "milp").objective)
 
 Importing edgeopt checks for no solver and prints nothing; it logs through the ``edgeopt`` logger.
+The names below load on first use, so that ``edgeopt --help`` does not wait for NumPy or pydantic.
 """
-from edgeopt.compare import solve
-from edgeopt.io import load, load_solution, save
-from edgeopt.model import InputError
-from edgeopt.registry import problem, problems
+from __future__ import annotations
+
+import importlib
+
+from edgeopt.errors import InputError
+
+_LAZY = {"solve": "edgeopt.compare", "load": "edgeopt.io", "load_solution": "edgeopt.io", "save": "edgeopt.io",
+         "problem": "edgeopt.registry", "problems": "edgeopt.registry"}
+
+
+_SUBMODULES = {"compare", "errors", "io", "model", "registry", "report", "result", "workers"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    if name in _SUBMODULES:
+        return importlib.import_module(f"edgeopt.{name}")
+    raise AttributeError(f"module 'edgeopt' has no attribute {name!r}")
 
 
 def generate(problem_id: str, preset: str | None = None, size: int | None = None, seed: int = 0, **options):
     """An instance of ``problem_id`` from its generator (see ``problem(id).presets``)."""
+    from edgeopt.registry import problem
+
     return problem(problem_id).generate(preset=preset, size=size, seed=seed, **options)
 
 
 def evaluate(instance, solution):
     """The referee's Evaluation of ``solution`` (a Solution, or a dict in the solution-file layout)."""
     from edgeopt.io import parse_solution
+    from edgeopt.registry import problem
 
     if isinstance(solution, dict):
         solution = parse_solution(instance, solution)

@@ -3,20 +3,33 @@ from __future__ import annotations
 
 import json
 import logging
+import signal
 import sys
+from functools import cache
 from typing import List, Optional
 
 import typer
-from rich.console import Console
 
-from edgeopt import compare as cmp
-from edgeopt import io, registry
-from edgeopt.model import InputError
+from edgeopt.errors import InputError, Interrupted, raise_interrupted
 
+# NumPy, pydantic, Pyomo and rich load inside the commands that need them: `edgeopt --help` stays fast.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  rich_markup_mode=None,
                   help="Exact models, paper heuristics and baselines for edge/cloud/satellite offloading problems.")
-out = Console(width=None if sys.stdout.isatty() else 160)
-err = Console(stderr=True)
+
+
+@cache
+def out():
+    from rich.console import Console
+
+    return Console(width=None if sys.stdout.isatty() else 160)
+
+
+@cache
+def err():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|all (repeatable)")
 SolverOpt = typer.Option(None, "--solver", help="solver for exact methods: highs, scip, gurobi, cbc, ... ")
@@ -48,6 +61,7 @@ def _parse_options(pairs: list[str]) -> dict:
 @app.command("list")
 def list_cmd(as_json: bool = JsonOpt):
     """Problems, their methods and presets, importers, and the solvers found on this machine."""
+    from edgeopt import registry
     from edgeopt.solvers import available_solvers
 
     probs = registry.problems()
@@ -69,10 +83,10 @@ def list_cmd(as_json: bool = JsonOpt):
         t.add_column("what it is")
         for m in p.methods.values():
             t.add_row(m.name, m.kind, m.doc)
-        out.print(t)
+        out().print(t)
     if registry.importers():
-        out.print("importers: " + ", ".join(f"{n} -> {i.problem}" for n, i in registry.importers().items()))
-    out.print("solvers: " + ", ".join(f"{n} ({'found' if ok else 'not installed'})" for n, ok in solvers.items()))
+        out().print("importers: " + ", ".join(f"{n} -> {i.problem}" for n, i in registry.importers().items()))
+    out().print("solvers: " + ", ".join(f"{n} ({'found' if ok else 'not installed'})" for n, ok in solvers.items()))
 
 
 @app.command()
@@ -83,6 +97,8 @@ def generate(problem: str = typer.Argument(..., help="problem id"),
              option: List[str] = typer.Option([], "--option", help="generator option KEY=VALUE (repeatable)"),
              output: str = typer.Option(..., "-o", "--output", help="instance file to write (.json or .json.gz)")):
     """Generate an instance with the paper's parameters."""
+    from edgeopt import io, registry
+
     opts = _parse_options(option)
     prob = registry.problem(problem)
     try:
@@ -90,33 +106,39 @@ def generate(problem: str = typer.Argument(..., help="problem id"),
     except TypeError as exc:
         raise InputError("--option", f"is not an option of the {problem} generator ({exc})") from None
     io.save(inst, output)
-    err.print(f"wrote {output} ({inst.name})")
+    err().print(f"wrote {output} ({inst.name})")
 
 
 @app.command()
 def validate(file: str = typer.Argument(..., help="instance file"),
              solution: Optional[str] = typer.Argument(None, help="solution file to check against the instance"),
              as_json: bool = JsonOpt):
-    """Check an instance file and, with a solution, the solution's feasibility (the referee)."""
+    """Check an instance file and, with a solution file (one solution or a `solve -o` array), each solution."""
+    from edgeopt import io, registry
+
     inst = io.load(file)
     if solution is None:
         if as_json:
             print(json.dumps({"problem": inst.problem, "instance": inst.name, "valid": True}))
         else:
-            out.print(f"{file}: valid {inst.problem} instance {inst.name!r}")
+            out().print(f"{file}: valid {inst.problem} instance {inst.name!r}")
         return
-    sol = io.load_solution(inst, solution)
-    ev = registry.problem(inst.problem).evaluate(inst, sol)
+    verdicts = []
+    for method, sol in io.load_solutions(inst, solution):
+        ev = registry.problem(inst.problem).evaluate(inst, sol)
+        verdicts.append({"problem": inst.problem, "instance": inst.name, "method": method, "objective": ev.objective,
+                         "feasible": ev.feasible, "violations": ev.violations, "details": ev.details})
     if as_json:
-        print(json.dumps({"problem": inst.problem, "instance": inst.name, "objective": ev.objective,
-                          "feasible": ev.feasible, "violations": ev.violations, "details": ev.details}, default=str))
+        _print_json(verdicts[0] if len(verdicts) == 1 else verdicts)
     else:
-        out.print(f"objective {ev.objective}  feasible {ev.feasible}")
-        for v in ev.violations:
-            out.print(f"  violation: {v}")
-        for k, v in ev.details.items():
-            out.print(f"  {k}: {v}")
-    raise typer.Exit(0 if ev.feasible else 1)
+        for v in verdicts:
+            who = f"{v['method']}: " if v["method"] else ""
+            out().print(f"{who}objective {v['objective']}  feasible {v['feasible']}")
+            for x in v["violations"]:
+                out().print(f"  violation: {x}")
+            for k, x in v["details"].items():
+                out().print(f"  {k}: {x}")
+    raise typer.Exit(0 if all(v["feasible"] for v in verdicts) else 1)
 
 
 @app.command()
@@ -126,22 +148,35 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
           output: Optional[str] = typer.Option(None, "-o", "--output", help="write the solution file(s) here"),
           as_json: bool = JsonOpt):
     """Solve an instance with one or more methods; every objective is the referee's."""
+    from edgeopt import compare as cmp
+    from edgeopt import io, registry
+    from edgeopt.workers import Task, run_tasks
+
     inst = io.load(file)
     prob = registry.problem(inst.problem)
     chosen = prob.select(method or ["all"], inst)
     opts = _method_options(solver, mip_gap, threads, option)
     cmp.check_options(chosen, opts)
-    results = []
-    for m in chosen:
+    if opts.get("solver"):  # a solver the user names must exist: exit 2 before anything runs
+        from edgeopt.solvers import check_solver
+
+        check_solver(opts["solver"])
+    results = [None] * len(chosen)
+
+    def done(k, result):
+        results[k] = result
+
+    def started(k):
         if not as_json:
-            err.print(f"[dim]running {m.name} ...[/dim]")
-        results.append(cmp.run_one(inst, m.name, seed=seed, time_limit=time_limit, **opts))
+            err().print(f"[dim]running {chosen[k].name} ...[/dim]")
+
+    run_tasks([Task(inst, m.name, seed, time_limit, opts) for m in chosen], done, on_start=started)
     if output:
         docs = [io.solution_doc(r) for r in results]
         io.write_json(docs[0] if len(docs) == 1 else docs, output)
     if as_json:
         dicts = [{k: v for k, v in r.to_dict().items() if k in cmp.FIELDS or k in ("details",)} for r in results]
-        print(json.dumps(dicts[0] if len(dicts) == 1 else dicts, indent=1, default=str))
+        _print_json(dicts[0] if len(dicts) == 1 else dicts)
     else:
         from rich.table import Table
 
@@ -151,13 +186,19 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
         for r in results:
             t.add_row(r.method, r.kind, r.status, _num(r.objective), str(r.feasible), _num(r.bound),
                       "" if r.gap is None else f"{r.gap:.2e}", f"{r.wall_s:.3f}")
-        out.print(t)
+        out().print(t)
         for r in results:
             for v in r.violations[:5]:
-                out.print(f"  {r.method}: {v}")
+                out().print(f"  {r.method}: {v}")
             if r.message:
-                out.print(f"  {r.method}: {r.message}")
+                out().print(f"  {r.method}: {r.message}")
     raise typer.Exit(0 if any(r.feasible for r in results) else 1)  # 1: no method found a feasible solution
+
+
+def _print_json(obj) -> None:
+    from edgeopt.io import dumps
+
+    print(dumps(obj).decode())
 
 
 def _num(x) -> str:
@@ -174,38 +215,39 @@ def compare(files: List[str] = typer.Argument(..., help="instance files"), metho
             threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt, option: List[str] = MethodOptionOpt,
             as_json: bool = JsonOpt):
     """Run methods over instances and print each one's gap to the proven optimum (or best bound)."""
-    from rich.progress import Progress
+    from edgeopt import compare as cmp
+    from edgeopt import report
 
-    with Progress(console=err, transient=True, disable=as_json) as progress:
-        bar = progress.add_task("solving", total=None)
-        rows = cmp.compare(files, method, jobs=jobs, seed=seed, time_limit=time_limit, out=output,
-                           on_row=lambda r: progress.update(bar, advance=1, description=f"{r['instance']} {r['method']}"),
+    with report.RunProgress(console=err(), enabled=not as_json) as progress:
+        rows = cmp.compare(files, method, jobs=jobs, seed=seed, time_limit=time_limit, out=output, isolate=True,
+                           on_plan=progress.planned, on_start=progress.started, on_row=progress.finished,
                            **_method_options(solver, mip_gap, threads, option))
     if plot:
-        cmp.plot_gaps(rows, plot)
+        report.plot_gaps(rows, plot)
     if as_json:
-        print(json.dumps([{k: r[k] for k in cmp.FIELDS} for r in rows], indent=1, default=str))
+        _print_json([{k: r[k] for k in cmp.FIELDS} for r in rows])
     else:
-        out.print(cmp.gap_table(rows))
+        out().print(report.gap_table(rows, width=out().width))
         if output:
-            err.print(f"wrote {output}")
+            err().print(f"wrote {output}")
 
 
 @app.command()
 def export(file: str = typer.Argument(..., help="instance file"),
-           fmt: str = typer.Option(..., "--format", help="lp or mps"),
+           fmt: str = typer.Option(..., "--format", help="lp or mps (linear models), nl or gms (any model)"),
            output: str = typer.Option(..., "-o", "--output", help="model file to write")):
-    """Write the exact model of an instance as LP or MPS, for other solvers."""
-    if fmt not in ("lp", "mps"):
-        raise InputError("--format", f"must be lp or mps, got {fmt!r}")
+    """Write the exact model of an instance as LP, MPS, NL or GAMS, for other solvers."""
+    from edgeopt import io, registry
+    from edgeopt.solvers import FORMATS, write_model
+
+    if fmt not in FORMATS:
+        raise InputError("--format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     inst = io.load(file)
     form = registry.problem(inst.problem).formulation()
     if form is None or not hasattr(form, "build_model"):
-        raise InputError("FILE", f"problem {inst.problem!r} has no Pyomo model to export")
-    from edgeopt.solvers import write_model
-
+        raise InputError(file, f"is a {inst.problem} instance, and {inst.problem} has no Pyomo model to export")
     write_model(form.build_model(inst), output, fmt)
-    err.print(f"wrote {output}")
+    err().print(f"wrote {output}")
 
 
 @app.command("import")
@@ -214,32 +256,49 @@ def import_cmd(kind: str = typer.Argument(..., help="file format (gap, stg; `edg
                processors: Optional[int] = typer.Option(None, "--processors", help="processors (stg)"),
                output: str = typer.Option(..., "-o", "--output", help="instance file to write")):
     """Convert a classic benchmark file (OR-Library GAP, Kasahara STG) into an instance file."""
+    from edgeopt import io, registry
+
     imps = registry.importers()
     if kind not in imps:
         raise InputError("KIND", f"must be one of {', '.join(imps) or '(none installed)'}, got {kind!r}")
     opts = {"processors": processors} if processors is not None else {}
     inst = imps[kind].fn(file, **opts)
     io.save(inst, output)
-    err.print(f"wrote {output} ({inst.name})")
+    err().print(f"wrote {output} ({inst.name})")
 
 
 @app.command()
 def schema(problem: str = typer.Argument(..., help="problem id")):
     """Print the JSON Schema of an instance file."""
+    from edgeopt import io
+
     print(json.dumps(io.schema(problem), indent=1))
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Entry point: bad input and usage errors print one line and exit 2, never a traceback."""
+    """Entry point: bad input and usage errors print one line and exit 2, never a traceback.
+
+    SIGINT and SIGTERM unwind the run (workers killed, temporary files removed, nothing half-written)
+    and exit 130 and 143.
+    """
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("edgeopt: %(levelname)s: %(message)s"))
     logging.getLogger("edgeopt").addHandler(handler)
+    old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
     try:
         app(args=argv, prog_name="edgeopt")  # exits itself; usage errors exit 2
         code = 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
+    except Interrupted as exc:
+        print(f"edgeopt: {exc}; nothing was written for the unfinished work", file=sys.stderr)
+        code = 128 + exc.signum
+    except RecursionError:
+        print("error: the input nests too deep to read", file=sys.stderr)
+        code = 2
     finally:
+        for s, h in old.items():
+            signal.signal(s, h)
         logging.getLogger("edgeopt").removeHandler(handler)
     sys.exit(code)

@@ -4,10 +4,6 @@ from __future__ import annotations
 import csv
 import io as _io
 import json
-import math
-import multiprocessing
-import os
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -55,11 +51,6 @@ def _row(result: Result, file: str) -> dict:
     return row
 
 
-def _task(path: str, method_name: str, seed: int, time_limit: float | None, options: dict) -> dict:
-    instance = io.load(path)
-    return _row(run_one(instance, method_name, seed=seed, time_limit=time_limit, **options), path)
-
-
 def add_gaps(rows: list[dict]) -> None:
     """Fill ``gap_to_best``: relative gap to the proven optimum, else the best bound, else the best found.
 
@@ -98,13 +89,16 @@ def _read_csv(path: Path) -> list[dict]:
     if missing:
         raise InputError(str(path), f"is not an edgeopt compare file (missing columns {', '.join(missing)})")
     out = []
-    for r in rows:
-        for key in ("objective", "bound", "gap", "wall_s", "gap_to_best"):
-            r[key] = float(r[key]) if r[key] not in ("", None) else None
-        r["seed"] = int(r["seed"])
-        r["feasible"] = r["feasible"] == "True"
-        r["violations"] = json.loads(r["violations"]) if r["violations"] else []
-        r["solution"] = json.loads(r["solution"]) if r["solution"] else None
+    for line, r in enumerate(rows, start=2):
+        try:
+            for key in ("objective", "bound", "gap", "wall_s", "gap_to_best"):
+                r[key] = float(r[key]) if r[key] not in ("", None) else None
+            r["seed"] = int(r["seed"])
+            r["feasible"] = r["feasible"] == "True"
+            r["violations"] = json.loads(r["violations"]) if r["violations"] else []
+            r["solution"] = json.loads(r["solution"]) if r["solution"] else None
+        except (ValueError, TypeError) as exc:
+            raise InputError(f"{path} line {line}", f"is not a row edgeopt wrote ({exc})") from None
         r["message"] = r["message"] or None
         out.append(r)
     return out
@@ -117,19 +111,19 @@ def _write_csv(rows: list[dict], path: Path) -> None:
     for r in rows:
         w.writerow({k: json.dumps(r[k]) if k in ("violations", "solution") else ("" if r[k] is None else r[k])
                     for k in FIELDS})
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(buf.getvalue(), encoding="utf-8")
-    os.replace(tmp, path)
+    io.write_bytes(buf.getvalue().encode("utf-8"), path)
 
 
 def compare(files: Iterable[str], methods: list[str] | None = None, *, jobs: int = 1, seed: int = 0,
-            time_limit: float | None = None, out: str | None = None,
+            time_limit: float | None = None, out: str | None = None, isolate: bool = False,
+            on_plan: Callable[[int], None] | None = None, on_start: Callable[[str], None] | None = None,
             on_row: Callable[[dict], None] | None = None, **options) -> list[dict]:
     """Run ``methods`` on every instance file; one row per (instance, method), gaps filled in.
 
     With ``out`` an existing CSV is read first and the (instance, method) pairs it holds are skipped;
-    the file is rewritten (atomically) after every finished row, so an interrupted run resumes.
+    the file is rewritten (atomically) after every finished row, so an interrupted run resumes. With
+    ``jobs > 1`` or ``isolate`` the methods run in worker processes (``edgeopt.workers``), which a
+    signal or an overrun time limit can stop; otherwise in this process.
     """
     files = [str(f) for f in files]
     if not files:
@@ -146,10 +140,12 @@ def compare(files: Iterable[str], methods: list[str] | None = None, *, jobs: int
     selected = {f: registry.problem(inst.problem).select(methods, inst) for f, inst in instances.items()}
     check_options([m for ms in selected.values() for m in ms], options)
     tasks = [(f, m.name) for f, ms in selected.items() for m in ms if (instances[f].name, m.name) not in done]
+    if on_plan:
+        on_plan(len(tasks))
     new: list[dict | None] = [None] * len(tasks)
 
-    def finish(k: int, row: dict) -> None:
-        new[k] = row
+    def finish(k: int, result: Result) -> None:
+        new[k] = row = _row(result, tasks[k][0])
         if out_path:
             done_rows = rows + [r for r in new if r is not None]
             add_gaps(done_rows)
@@ -157,75 +153,21 @@ def compare(files: Iterable[str], methods: list[str] | None = None, *, jobs: int
         if on_row:
             on_row(row)
 
-    if jobs <= 1:
-        for k, (f, name) in enumerate(tasks):
-            finish(k, _row(run_one(instances[f], name, seed=seed, time_limit=time_limit, **options), f))
+    def start(k: int) -> None:
+        if on_start:
+            on_start(f"{instances[tasks[k][0]].name} · {tasks[k][1]}")
+
+    if jobs > 1 or isolate:
+        from edgeopt.workers import Task, run_tasks
+
+        work = [Task(instances[f], name, seed, time_limit, options) for f, name in tasks]
+        run_tasks(work, finish, jobs=jobs, on_start=start)
     else:
-        # fresh interpreters: a forked child of a process whose solver threads already ran can deadlock
-        with ProcessPoolExecutor(max_workers=jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
-            futures = {pool.submit(_task, f, name, seed, time_limit, options): k for k, (f, name) in enumerate(tasks)}
-            for fut in as_completed(futures):
-                finish(futures[fut], fut.result())
+        for k, (f, name) in enumerate(tasks):
+            start(k)
+            finish(k, run_one(instances[f], name, seed=seed, time_limit=time_limit, **options))
     rows += [r for r in new if r is not None]
     add_gaps(rows)
     if out_path:
         _write_csv(rows, out_path)
     return rows
-
-
-def gap_table(rows: list[dict]):
-    """A rich Table: instances down, methods across, gap to the optimum (or bound) in percent."""
-    from rich.table import Table
-
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    instances = list(dict.fromkeys(r["instance"] for r in rows))
-    cell = {(r["instance"], r["method"]): r for r in rows}
-    table = Table(title="gap to the proven optimum (or best bound), %")
-    table.add_column("instance")
-    for m in methods:
-        table.add_column(m, justify="right")
-    for inst in instances:
-        row = [inst]
-        for m in methods:
-            r = cell.get((inst, m))
-            if r is None:
-                row.append("")
-            elif not r["feasible"]:
-                row.append(r["status"] if r["status"] in ("error", "time_limit") else "infeasible")
-            elif r["gap_to_best"] is None:
-                row.append("?")
-            else:
-                mark = "" if r["gap_ref"] == "optimum" else "*"
-                row.append(f"{100 * r['gap_to_best']:.2f}{mark}")
-        table.add_row(*row)
-    means = ["mean (feasible)"]
-    for m in methods:
-        gaps = [r["gap_to_best"] for r in rows if r["method"] == m and r["gap_to_best"] is not None]
-        means.append(f"{100 * sum(gaps) / len(gaps):.2f}" if gaps else "")
-    table.add_row(*means, style="bold")
-    table.caption = "* measured against a bound or the best found solution, not a proven optimum"
-    return table
-
-
-def plot_gaps(rows: list[dict], path: str) -> None:
-    """Bar chart of each method's gap per instance, written to ``path`` (PNG, SVG, PDF)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    methods = list(dict.fromkeys(r["method"] for r in rows))
-    instances = list(dict.fromkeys(r["instance"] for r in rows))
-    cell = {(r["instance"], r["method"]): r["gap_to_best"] for r in rows}
-    width = 0.8 / max(len(methods), 1)
-    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(instances) + 2), 4))
-    for k, m in enumerate(methods):
-        vals = [100 * cell.get((i, m)) if cell.get((i, m)) is not None else math.nan for i in instances]
-        ax.bar([x + k * width for x in range(len(instances))], vals, width=width, label=m)
-    ax.set_xticks([x + 0.4 - width / 2 for x in range(len(instances))], instances, rotation=30, ha="right")
-    ax.set_ylabel("gap to optimum, %")
-    ax.legend(fontsize="small")
-    fig.tight_layout()
-    Path(path).parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path)
-    plt.close(fig)

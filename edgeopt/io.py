@@ -7,18 +7,77 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 import os
 import tempfile
+import zlib
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import orjson
 from pydantic import ValidationError
 
 from edgeopt import registry
-from edgeopt.model import InputError
+from edgeopt.model import InputError, shown, validation_error
 from edgeopt.result import Result
 
 FORMAT_VERSION = 1
+
+
+class _NonFinite(float):
+    """A NaN/Infinity literal as the lenient parser saw it, kept only to name where it stood."""
+
+    def __new__(cls, text: str):
+        obj = super().__new__(cls, "nan")
+        obj.text = text
+        return obj
+
+
+def _first_non_finite(doc: Any, path: str = "") -> tuple[str, str] | None:
+    """(path, what) of the first NaN/Infinity literal or overflowing number in a parsed document."""
+    if isinstance(doc, float) and not math.isfinite(doc):
+        return path or "(top level)", doc.text if isinstance(doc, _NonFinite) else ""
+    items = doc.items() if isinstance(doc, dict) else enumerate(doc) if isinstance(doc, list) else ()
+    for key, value in items:
+        found = _first_non_finite(value, f"{path}[{key}]" if isinstance(key, int) else
+                                  (f"{path}.{key}" if path else str(key)))
+        if found:
+            return found
+    return None
+
+
+def parse_json(raw: bytes, where: str) -> Any:
+    """Parse JSON bytes with orjson; every way they can be wrong is an InputError naming the place.
+
+    JSON has no NaN or Infinity, and a number like 1e400 does not fit a double: both are rejected
+    with the path of the field they stand in (found by a second, lenient parse).
+    """
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        fast_error = str(exc)
+    try:
+        doc = json.loads(raw.decode("utf-8"), parse_constant=_NonFinite)
+    except UnicodeDecodeError as exc:
+        raise InputError(where, f"is not UTF-8 text (byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise InputError(where, f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    except RecursionError:
+        raise InputError(where, "nests lists or objects too deep to parse") from None
+    try:
+        found = _first_non_finite(doc)
+    except RecursionError:
+        raise InputError(where, "nests lists or objects too deep to parse") from None
+    if found:
+        path, literal = found
+        if literal:
+            raise InputError(path, f"must be a finite number, got {literal} (JSON has no NaN or Infinity; "
+                                   "use null where a value may be missing)")
+        raise InputError(path, "must be finite, got a number beyond the range of a double")
+    if "recursion" in fast_error:
+        raise InputError(where, "nests lists or objects too deep to parse")
+    raise InputError(where, f"is not valid JSON: {fast_error}")
 
 
 def _read_json(path: str | os.PathLike, what: str) -> Any:
@@ -26,19 +85,36 @@ def _read_json(path: str | os.PathLike, what: str) -> Any:
     if not path.is_file():
         raise InputError(str(path), f"does not exist (expected {what})")
     try:
-        if path.name.endswith(".gz"):
-            with gzip.open(path, "rt", encoding="utf-8") as fh:
-                return json.load(fh)
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except json.JSONDecodeError as exc:
-        raise InputError(str(path), f"is not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    except (OSError, UnicodeDecodeError, EOFError) as exc:
-        raise InputError(str(path), f"cannot be read: {exc}") from None
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    if path.name.endswith(".gz"):
+        try:
+            raw = gzip.decompress(raw)
+        except (OSError, EOFError, zlib.error) as exc:
+            raise InputError(str(path), f"is not a readable gzip file ({exc})") from None
+    return parse_json(raw, str(path))
 
 
-def write_json(obj: Any, path: str | os.PathLike) -> None:
-    """Write ``obj`` as JSON (gzipped for ``.gz``) atomically: a temp file renamed into place."""
+def _default(obj: Any) -> Any:
+    if isinstance(obj, np.ndarray):  # non-contiguous or object arrays; orjson writes contiguous ones itself
+        return np.ascontiguousarray(obj) if obj.dtype != object else obj.tolist()
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"cannot write {type(obj).__name__} as JSON")
+
+
+def dumps(obj: Any, indent: bool = True) -> bytes:
+    """JSON bytes for ``obj``; NumPy arrays and scalars written directly, NaN entries as null."""
+    option = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_NON_STR_KEYS | (orjson.OPT_INDENT_2 if indent else 0)
+    return orjson.dumps(obj, default=_default, option=option)
+
+
+def write_bytes(data: bytes, path: str | os.PathLike) -> None:
+    """Write ``data`` atomically: a uniquely named temporary file in the target folder, renamed into place.
+
+    ``os.replace`` swaps the directory entry, so a symlink planted at the target is replaced, never followed.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
@@ -47,36 +123,18 @@ def write_json(obj: Any, path: str | os.PathLike) -> None:
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a written file gets the usual permissions
         with os.fdopen(fd, "wb") as fh:
-            text = json.dumps(obj, indent=1, allow_nan=False).encode("utf-8")
-            fh.write(gzip.compress(text, mtime=0) if path.name.endswith(".gz") else text)
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
 
 
-def _loc(loc: tuple) -> str:
-    out = ""
-    for part in loc:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def validation_error(exc: ValidationError, prefix: str = "") -> InputError:
-    """The first pydantic error as an InputError with a dotted field path."""
-    err = exc.errors()[0]
-    path = _loc(tuple(err["loc"]))
-    path = f"{prefix}.{path}" if prefix and path else (prefix or path or "(top level)")
-    msg = err["msg"].removeprefix("Value error, ")
-    if err["type"] == "missing":
-        msg = "is required"
-    elif err["type"] == "extra_forbidden":
-        msg = "is not a known field"
-    elif err["type"] == "literal_error":
-        msg = msg.replace("Input should be", "must be")
-    elif not msg.startswith("["):
-        msg = msg.replace("Input should be", "must be")
-    return InputError(path, msg)
+def write_json(obj: Any, path: str | os.PathLike) -> None:
+    """Write ``obj`` as JSON (gzipped for ``.gz``) atomically."""
+    path = Path(path)
+    text = dumps(obj, indent=not path.name.endswith(".gz"))
+    write_bytes(gzip.compress(text, compresslevel=6, mtime=0) if path.name.endswith(".gz") else text, path)
 
 
 def parse_instance(doc: Any, problem_id: str | None = None):
@@ -85,16 +143,20 @@ def parse_instance(doc: Any, problem_id: str | None = None):
         raise InputError("(top level)", "must be a JSON object with keys problem, format_version, name, meta, data")
     if "problem" not in doc:
         raise InputError("problem", "is required (one of " + ", ".join(registry.problems()) + ")")
+    if not isinstance(doc["problem"], str):
+        raise InputError("problem", f"must be a string, one of {', '.join(registry.problems())}")
     prob = registry.problem(doc["problem"])
     if problem_id is not None and prob.id != problem_id:
-        raise InputError("problem", f"must be {problem_id!r}, got {doc['problem']!r}")
-    if doc.get("format_version", FORMAT_VERSION) != FORMAT_VERSION:
-        raise InputError("format_version", f"must be {FORMAT_VERSION}, got {doc['format_version']!r}")
-    body = {k: v for k, v in doc.items() if k != "problem"}
+        raise InputError("problem", f"must be {problem_id!r}, got {shown(doc['problem'])}")
+    version = doc.get("format_version", FORMAT_VERSION)
+    if type(version) is not int or version != FORMAT_VERSION:
+        raise InputError("format_version", f"must be the integer {FORMAT_VERSION}, got {shown(version)}")
     try:
-        return prob.instance_type.model_validate(body)
+        return prob.instance_type.model_validate(doc)
     except ValidationError as exc:
         raise validation_error(exc) from None
+    except RecursionError:
+        raise InputError("data", "nests lists or objects too deep") from None
 
 
 def load(source: str | os.PathLike | dict):
@@ -110,11 +172,13 @@ def load(source: str | os.PathLike | dict):
 
 
 def instance_doc(instance) -> dict:
+    """The instance-file layout as plain JSON types (lists, null for NaN)."""
     return {"problem": instance.problem, **instance.model_dump(mode="json")}
 
 
 def save(instance, path: str | os.PathLike) -> None:
-    write_json(instance_doc(instance), path)
+    """Write an instance file; arrays go to orjson as NumPy arrays (NaN -> null), not as Python lists."""
+    write_json({"problem": instance.problem, **instance.model_dump()}, path)
 
 
 def parse_solution(instance, doc: Any):
@@ -122,16 +186,34 @@ def parse_solution(instance, doc: Any):
     prob = registry.problem(instance.problem)
     if isinstance(doc, dict) and "solution" in doc:
         if doc.get("problem", instance.problem) != instance.problem:
-            raise InputError("problem", f"must be {instance.problem!r} to match the instance, got {doc['problem']!r}")
+            raise InputError("problem", f"must be {instance.problem!r} to match the instance, got {shown(doc['problem'])}")
         doc = doc["solution"]
     try:
         return prob.solution_type.model_validate(doc)
     except ValidationError as exc:
         raise validation_error(exc, "solution") from None
+    except RecursionError:
+        raise InputError("solution", "nests lists or objects too deep") from None
 
 
 def load_solution(instance, path: str | os.PathLike):
     return parse_solution(instance, _read_json(path, "a solution file"))
+
+
+def load_solutions(instance, path: str | os.PathLike) -> list[tuple[str | None, Any]]:
+    """(method, Solution) of every solution in a file: one solution, or the array `solve -o` writes."""
+    doc = _read_json(path, "a solution file")
+    if not isinstance(doc, list):
+        return [(doc.get("method") if isinstance(doc, dict) else None, parse_solution(instance, doc))]
+    if not doc:
+        raise InputError(f"{path}", "is an empty array (expected solutions)")
+    out = []
+    for k, item in enumerate(doc):
+        try:
+            out.append((item.get("method") if isinstance(item, dict) else None, parse_solution(instance, item)))
+        except InputError as exc:
+            raise InputError(f"[{k}].{exc.path}", exc.rule) from None
+    return out
 
 
 def solution_doc(result: Result) -> dict:

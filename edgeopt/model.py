@@ -7,64 +7,133 @@ file never reaches a method.
 from __future__ import annotations
 
 from functools import partial
+from itertools import chain
 from typing import Annotated, Any, ClassVar
 
 import numpy as np
-from pydantic import BaseModel, BeforeValidator, ConfigDict, PlainSerializer, WithJsonSchema
+from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema,
+                      field_validator, model_validator)
 
+from edgeopt.errors import InputError
 
-class InputError(Exception):
-    """Bad input: ``path`` names the offending field, ``rule`` what it must satisfy (exit code 2)."""
-
-    def __init__(self, path: str, rule: str):
-        self.path, self.rule = path, rule
-        super().__init__(f"{path}{'' if rule.startswith('[') else ' '}{rule}")
+INT_LIMIT = 2**53  # integers beyond this are not exact in a double (JSON numbers, NumPy casts)
+META_DEPTH = 32  # free-form ``meta`` may nest this deep; deeper could not be written back
 
 
 def _index(idx: tuple) -> str:
     return "".join(f"[{int(i)}]" for i in idx)
 
 
-def _to_array(value: Any, *, ndim: int, dtype: type, nullable: bool) -> np.ndarray:
+_KIND = {bool: "true/false", int: "an integer", float: "a number"}
+_LEAF_TYPES = {bool: {bool}, int: {int, float}, float: {int, float}}
+
+
+def _leaf_types(value: Any, ndim: int) -> set | None:
+    """The set of leaf types of nested lists ``ndim`` deep, or None when the nesting is not lists."""
+    if type(value) is not list:
+        return None
+    level = value
+    for _ in range(ndim - 1):
+        if set(map(type, level)) - {list}:
+            return None
+        level = list(chain.from_iterable(level))
+    return set(map(type, level))
+
+
+def _first_list(value: Any, ndim: int, prefix: tuple = ()) -> tuple | None:
+    """Index of the first entry ``ndim`` deep that is itself a list (the nesting goes too deep)."""
+    for i, x in enumerate(value):
+        if ndim == 1 and isinstance(x, (list, tuple)):
+            return prefix + (i,)
+        if ndim > 1 and isinstance(x, (list, tuple)):
+            found = _first_list(x, ndim - 1, prefix + (i,))
+            if found:
+                return found
+    return None
+
+
+def _to_array(value: Any, *, ndim: int, dtype: type, nullable: bool, bounds: tuple) -> np.ndarray:
+    """Nested lists (or an array) -> a NumPy array of ``dtype``, checked in whole-array operations.
+
+    The fast path converts in one NumPy call once the leaf types are known to be right; anything
+    unusual goes to the element-wise path, which names the first bad index.
+    """
     if isinstance(value, np.ndarray):
         arr = value
+        ok_kind = {bool: "b", int: "iu", float: "iuf"}[dtype]
+        if arr.dtype.kind not in ok_kind:
+            arr = _to_array_slow(arr.tolist(), ndim=ndim, dtype=dtype, nullable=nullable)
     else:
-        if nullable and dtype is float:
-            value = _nulls_to_nan(value, ndim)
-        try:
-            arr = np.array(value, dtype=object)
-        except ValueError:
-            raise ValueError(f"must be a rectangular {ndim}-d array") from None
+        allowed = _LEAF_TYPES[dtype] | ({type(None)} if nullable and dtype is float else set())
+        types = _leaf_types(value, ndim)
+        arr = None
+        if types is not None and types <= allowed:
+            try:
+                arr = np.array(value, dtype=bool if dtype is bool else float)
+            except (ValueError, TypeError, OverflowError):
+                arr = None
+        if arr is None or arr.ndim != ndim:
+            arr = _to_array_slow(value, ndim=ndim, dtype=dtype, nullable=nullable)
     if arr.ndim != ndim:
-        if arr.dtype == object and any(isinstance(x, (list, tuple)) for x in arr.flat):
+        raise ValueError(f"must be a {ndim}-d array (nested lists), got {arr.ndim}-d")
+    if dtype is bool:
+        return arr.astype(bool)
+    arr = arr.astype(float)
+    bad = np.isinf(arr) if nullable and dtype is float else ~np.isfinite(arr)
+    if bad.any():
+        raise ValueError(f"{_index(tuple(np.argwhere(bad)[0]))} must be finite"
+                         f"{' (use null for missing)' if nullable and dtype is float else ''}")
+    if dtype is int:
+        for bad, rule in ((arr != np.round(arr), "must be an integer"),
+                          (np.abs(arr) > INT_LIMIT, "must be an integer of magnitude at most 2^53")):
+            if bad.any():
+                idx = tuple(np.argwhere(bad)[0])
+                raise ValueError(f"{_index(idx)} {rule}, got {float(arr[idx]):g}")
+    for op, limit in zip(("ge", "gt", "le", "lt"), bounds):
+        if limit is None:
+            continue
+        ok = {"ge": arr >= limit, "gt": arr > limit, "le": arr <= limit, "lt": arr < limit}[op]
+        bad = ~ok & ~np.isnan(arr)
+        if bad.any():
+            sign = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}[op]
+            raise ValueError(f"{_index(tuple(np.argwhere(bad)[0]))} must be {sign} {limit:g}")
+    return arr.astype(int) if dtype is int else arr
+
+
+def _to_array_slow(value: Any, *, ndim: int, dtype: type, nullable: bool) -> np.ndarray:
+    """Element by element, for the first bad entry's index and a precise rule."""
+    try:
+        arr = np.array(value, dtype=object)
+    except (ValueError, RecursionError):
+        raise ValueError(f"must be a rectangular {ndim}-d array") from None
+    if arr.ndim != ndim:
+        deep = _first_list(value, ndim) if arr.ndim > ndim else None
+        if deep:
+            null = " or null" if nullable and dtype is float else ""
+            raise ValueError(f"{_index(deep)} must be {_KIND[dtype]}{null}, got a list")
+        if any(isinstance(x, (list, tuple)) for x in arr.flat):
             raise ValueError(f"must be a rectangular {ndim}-d array (rows of equal length)")
         raise ValueError(f"must be a {ndim}-d array (nested lists), got {arr.ndim}-d")
-    if arr.dtype == object:
-        for idx, x in np.ndenumerate(arr):
-            ok = isinstance(x, (int, float, np.number)) and not isinstance(x, bool)
-            if dtype is bool:
-                ok = isinstance(x, (bool, np.bool_))
-            elif dtype is int:
-                ok = ok and float(x) == int(x)
-            if not ok:
-                kind = {bool: "true/false", int: "an integer", float: "a number"}[dtype]
-                null = " or null" if nullable else ""
-                raise ValueError(f"{_index(idx)} must be {kind}{null}, got {x!r}")
-    arr = arr.astype(dtype)
-    if dtype is float:
-        bad = np.isinf(arr) if nullable else ~np.isfinite(arr)
-        if bad.any():
-            idx = tuple(np.argwhere(bad)[0])
-            raise ValueError(f"{_index(idx)} must be finite{' (use null for missing)' if nullable else ''}")
-    return arr
-
-
-def _nulls_to_nan(value: Any, depth: int) -> Any:
-    if depth == 0:
-        return float("nan") if value is None else value
-    if not isinstance(value, (list, tuple)):
-        return value
-    return [_nulls_to_nan(v, depth - 1) for v in value]
+    out = np.empty(arr.shape, dtype=bool if dtype is bool else float)
+    for idx, x in np.ndenumerate(arr):
+        if dtype is bool:
+            ok = isinstance(x, (bool, np.bool_))
+        else:
+            ok = isinstance(x, (int, float, np.number)) and not isinstance(x, (bool, np.bool_))
+            ok = ok or (x is None and nullable and dtype is float)
+            if ok and dtype is int and isinstance(x, (float, np.floating)):
+                ok = bool(np.isfinite(x)) and float(x) == round(float(x))
+        if not ok:
+            null = " or null" if nullable and dtype is float else ""
+            raise ValueError(f"{_index(idx)} must be {_KIND[dtype]}{null}, got {x!r}")
+        if dtype is bool:
+            out[idx] = bool(x)
+        else:
+            try:
+                out[idx] = np.nan if x is None else float(x)
+            except OverflowError:
+                raise ValueError(f"{_index(idx)} must be finite, got an integer too large for a double") from None
+    return out
 
 
 def _to_list(arr: np.ndarray) -> list:
@@ -73,12 +142,21 @@ def _to_list(arr: np.ndarray) -> list:
     return arr.tolist()
 
 
-def Array(dtype: type = float, ndim: int = 1, nullable: bool = False) -> Any:
+def Array(dtype: type = float, ndim: int = 1, nullable: bool = False, *, ge: float | None = None,
+          gt: float | None = None, le: float | None = None, lt: float | None = None) -> Any:
     """An array field: nested JSON lists in the file, a NumPy array in memory.
 
     ``nullable`` float arrays read ``null`` as NaN (for "not available" entries) and write it back.
+    ``ge``/``gt``/``le``/``lt`` bound every entry (and appear in the JSON Schema).
     """
-    item = {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"}}[dtype]
+    item: dict = {bool: {"type": "boolean"}, int: {"type": "integer"}, float: {"type": "number"}}[dtype]
+    item = dict(item)
+    for key, limit in (("minimum", ge), ("exclusiveMinimum", gt), ("maximum", le), ("exclusiveMaximum", lt)):
+        if limit is not None:
+            item[key] = limit
+    if dtype is int:
+        item.setdefault("minimum", -INT_LIMIT)
+        item.setdefault("maximum", INT_LIMIT)
     if nullable:
         item = {"anyOf": [item, {"type": "null"}]}
     schema: dict = item
@@ -86,8 +164,8 @@ def Array(dtype: type = float, ndim: int = 1, nullable: bool = False) -> Any:
         schema = {"type": "array", "items": schema}
     return Annotated[
         np.ndarray,
-        BeforeValidator(partial(_to_array, ndim=ndim, dtype=dtype, nullable=nullable)),
-        PlainSerializer(_to_list),
+        BeforeValidator(partial(_to_array, ndim=ndim, dtype=dtype, nullable=nullable, bounds=(ge, gt, le, lt))),
+        PlainSerializer(_to_list, when_used="json"),
         WithJsonSchema(schema),
     ]
 
@@ -105,10 +183,68 @@ class Instance(Model):
     """
 
     problem: ClassVar[str]
-    format_version: int = 1
+    format_version: int = Field(1, ge=1, le=1, strict=True, description="the file format's version: 1")
     name: str = "unnamed"
     meta: dict[str, Any] = {}
     data: Model
+
+    @model_validator(mode="before")
+    @classmethod
+    def _file_layout(cls, doc: Any) -> Any:
+        """Accept the file's own dict as written: its ``problem`` key must name this problem."""
+        if isinstance(doc, dict) and "problem" in doc:
+            if doc["problem"] != cls.problem:
+                raise InputError("problem", f"must be {cls.problem!r} for this Instance type, got {shown(doc['problem'])}")
+            doc = {k: v for k, v in doc.items() if k != "problem"}
+        return doc
+
+    @field_validator("meta")
+    @classmethod
+    def _meta_depth(cls, meta: dict) -> dict:
+        level, depth = [meta], 1
+        while level:
+            level = [v for x in level for v in (x.values() if isinstance(x, dict) else x)
+                     if isinstance(v, (list, dict))]
+            depth += 1
+            if depth > META_DEPTH and level:
+                raise ValueError(f"must not nest lists or objects more than {META_DEPTH} levels deep")
+        return meta
+
+
+def _loc(loc: tuple) -> str:
+    out = ""
+    for part in loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+def validation_error(exc: ValidationError, prefix: str = "") -> InputError:
+    """The first pydantic error as an InputError with a dotted field path."""
+    err = exc.errors()[0]
+    path = _loc(tuple(err["loc"]))
+    path = f"{prefix}.{path}" if prefix and path else (prefix or path or "(top level)")
+    msg = err["msg"].removeprefix("Value error, ")
+    if err["type"] == "missing":
+        msg = "is required"
+    elif err["type"] == "extra_forbidden":
+        msg = "is not a known field"
+    elif err["type"] == "literal_error":
+        msg = msg.replace("Input should be", "must be")
+    elif err["type"] == "int_parsing_size":
+        msg = "must be an integer of a sensible size"
+    elif not msg.startswith("["):
+        msg = msg.replace("Input should be", "must be")
+    if not msg.startswith(("must", "[", "is ")):
+        msg = f"is invalid: {msg}"
+    return InputError(path, msg)
+
+
+def shown(value: Any) -> str:
+    """A value for an error message: scalars as written, containers by kind (they may be huge or deep)."""
+    if isinstance(value, (dict, list, tuple)):
+        return f"{'an object' if isinstance(value, dict) else 'a list'}"
+    text = repr(value) if not isinstance(value, bool) else str(value).lower()
+    return text if len(text) <= 40 else text[:37] + "..."
 
 
 def check(ok: Any, path: str, rule: str) -> None:

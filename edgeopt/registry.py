@@ -7,12 +7,13 @@ every problem module on first use, so adding a problem touches no file here.
 """
 from __future__ import annotations
 
+import functools
 import importlib
 import inspect
 import logging
 import pkgutil
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
@@ -26,6 +27,13 @@ KINDS = ("exact", "heuristic", "baseline")
 
 class NotApplicable(Exception):
     """A method that does not apply to this instance (reported as status ``error`` with the reason)."""
+
+
+class Unavailable(InputError):
+    """A solver a method needs is not installed: a row with status ``unavailable`` and the install hint.
+
+    Raised for a solver the user named (``--solver``) it stays an input error (exit 2).
+    """
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,10 @@ class Method:
     def not_applicable(self, instance) -> str | None:
         return self.applies(instance) if self.applies else None
 
+    def __call__(self, instance, **options) -> Outcome:
+        """The plain method: ``edgeopt.problem(id).method(name)(instance, seed=0)`` -> Outcome, no referee."""
+        return self.fn(instance, **options)
+
     def run(self, instance, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
         """Run on ``instance`` and have the referee evaluate what comes back."""
         prob = problem(self.problem)
@@ -61,6 +73,10 @@ class Method:
             if reason:
                 raise NotApplicable(reason)
             out = self.fn(instance, seed=seed, time_limit=time_limit, **options)
+        except Unavailable as exc:
+            if "solver" in options:
+                raise
+            out, message = Outcome(None, status="unavailable"), f"{exc.rule}"
         except InputError:
             raise
         except Exception as exc:  # a failing method is a row in the table, not a crash of the run
@@ -68,8 +84,6 @@ class Method:
                 log.exception("method %s failed on %s", self.name, instance.name)
             out, message = Outcome(None, status="error"), f"{type(exc).__name__}: {exc}"
         wall = time.perf_counter() - start
-        if not isinstance(out, Outcome):
-            out = Outcome(out)
         if out.solution is not None:
             ev = prob.evaluate(instance, out.solution)
             objective, feasible, violations, details = ev.objective, ev.feasible, ev.violations, ev.details
@@ -101,11 +115,29 @@ class Method:
 
 @dataclass
 class Problem:
-    """Everything edgeopt knows about one problem id."""
+    """Everything edgeopt knows about one problem id.
+
+    The problem module loads on first use and its methods (formulations, heuristics) on first access
+    to ``methods``: validating a file imports neither Pyomo nor the heuristics.
+    """
 
     id: str
-    module: ModuleType
-    methods: dict[str, Method] = field(default_factory=dict)
+
+    @functools.cached_property
+    def module(self) -> ModuleType:
+        return importlib.import_module(f"edgeopt.problems.{self.id}")
+
+    @property
+    def methods(self) -> dict[str, Method]:
+        if self.id not in _METHODS_LOADED:
+            _METHODS_LOADED.add(self.id)
+            for pkg in ("formulations", "heuristics"):
+                try:
+                    importlib.import_module(f"edgeopt.{pkg}.{self.id}")
+                except ModuleNotFoundError as exc:
+                    if exc.name != f"edgeopt.{pkg}.{self.id}":
+                        raise
+        return _METHODS.setdefault(self.id, {})
 
     @property
     def instance_type(self):
@@ -130,7 +162,14 @@ class Problem:
         preset = preset or next(iter(self.presets))
         if preset not in self.presets:
             raise InputError("--preset", f"must be one of {', '.join(self.presets)} for {self.id}, got {preset!r}")
-        return self.module.generate(preset=preset, size=size, seed=seed, **options)
+        from pydantic import ValidationError
+
+        from edgeopt.model import validation_error
+
+        try:
+            return self.module.generate(preset=preset, size=size, seed=seed, **options)
+        except ValidationError as exc:  # an option that makes a field leave its range
+            raise validation_error(exc, "generated data") from None
 
     def formulation(self) -> ModuleType | None:
         """The problem's formulations module (``build_model`` for export), or None."""
@@ -171,7 +210,8 @@ class Importer:
         return (inspect.getdoc(self.fn) or "").split("\n")[0]
 
 
-_PENDING_METHODS: list[Method] = []
+_METHODS: dict[str, dict[str, Method]] = {}  # problem id -> method name -> Method, filled by @method
+_METHODS_LOADED: set[str] = set()
 _IMPORTERS: dict[str, Importer] = {}
 _PROBLEMS: dict[str, Problem] = {}
 
@@ -179,18 +219,21 @@ _PROBLEMS: dict[str, Problem] = {}
 def method(problem_id: str, name: str, kind: str, applies: Callable | None = None) -> Callable:
     """Decorator registering ``fn(instance, *, seed, time_limit, **options)`` as a method.
 
-    ``applies(instance)`` may return a reason why the method does not apply to an instance.
+    ``fn`` may return a Solution or an Outcome; the decorated function always returns an Outcome,
+    so every method has one return type. ``applies(instance)`` may return a reason why the method
+    does not apply to an instance.
     """
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {KINDS}")
 
     def register(fn: Callable) -> Callable:
-        m = Method(problem_id, name, kind, fn, applies)
-        if _PROBLEMS:  # registered after the registry loaded (a user's own method): add it now
-            problem(problem_id).methods[name] = m
-        else:
-            _PENDING_METHODS.append(m)
-        return fn
+        @functools.wraps(fn)
+        def plain(instance, **options) -> Outcome:
+            out = fn(instance, **options)
+            return out if isinstance(out, Outcome) else Outcome(out)
+
+        _METHODS.setdefault(problem_id, {})[name] = Method(problem_id, name, kind, plain, applies)
+        return plain
 
     return register
 
@@ -205,36 +248,30 @@ def importer(name: str, problem_id: str) -> Callable:
     return register
 
 
-def _load() -> None:
+def _discover() -> None:
+    """Problem ids are the modules of ``edgeopt.problems``; nothing is imported until it is used."""
     if _PROBLEMS:
         return
     import edgeopt.problems
 
     for info in sorted(pkgutil.iter_modules(edgeopt.problems.__path__), key=lambda i: i.name):
-        module = importlib.import_module(f"edgeopt.problems.{info.name}")
-        _PROBLEMS[info.name] = Problem(info.name, module)
-        for pkg in ("formulations", "heuristics"):
-            try:
-                importlib.import_module(f"edgeopt.{pkg}.{info.name}")
-            except ModuleNotFoundError as exc:
-                if exc.name != f"edgeopt.{pkg}.{info.name}":
-                    raise
-    for m in _PENDING_METHODS:
-        _PROBLEMS[m.problem].methods[m.name] = m
+        _PROBLEMS[info.name] = Problem(info.name)
 
 
 def problems() -> dict[str, Problem]:
-    _load()
+    _discover()
     return dict(_PROBLEMS)
 
 
 def problem(problem_id: str) -> Problem:
-    _load()
+    _discover()
     if problem_id not in _PROBLEMS:
         raise InputError("problem", f"must be one of {', '.join(_PROBLEMS)}, got {problem_id!r}")
     return _PROBLEMS[problem_id]
 
 
 def importers() -> dict[str, Importer]:
-    _load()
+    """Importers register in their problem's module: every problem module is loaded to find them."""
+    for p in problems().values():
+        p.module
     return dict(_IMPORTERS)

@@ -1,10 +1,10 @@
 """The records a solve produces: the referee's Evaluation, a method's Outcome, the reported Result."""
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any
 
-STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "error")
+STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "unavailable", "error")
 
 
 @dataclass
@@ -61,4 +61,5 @@ class Result:
     message: str | None = None
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        """The fields as a dict (shallow: a 100,000-entry solution is not copied)."""
+        return {f.name: getattr(self, f.name) for f in fields(self)}

@@ -15,12 +15,13 @@ from pathlib import Path
 from typing import Callable
 
 from edgeopt.model import InputError
+from edgeopt.registry import Unavailable
 from edgeopt.result import Outcome
 
 # solver name -> (name in pyomo.contrib.solver's factory, what to install)
 _MODERN = {
     "highs": ("highs", "pip install highspy"),
-    "scip": ("scip_direct", "pip install 'edgeopt[scip]'  (pyscipopt)"),
+    "scip": ("scip_direct", "pip install pyscipopt"),
     "gurobi": ("gurobi_direct", "pip install gurobipy  (and a Gurobi licence)"),
 }
 # classic solvers: option names for (time limit s, relative gap)
@@ -31,6 +32,10 @@ _CLASSIC_OPTIONS = {
     "xpress": ("maxtime", "miprelstop"),
 }
 DEFAULT_GAP = 1e-6
+# The solvers' console logs stay off: Pyomo drains them through a pipe read by a Python thread, and a
+# solver call that holds the GIL (SCIP) blocks for ever once its log fills the pipe (Pyomo #3084, #3908).
+_QUIET = {"highs": {"output_flag": False}, "scip": {"display/verblevel": 0}, "gurobi": {"OutputFlag": 0}}
+FORMATS = ("lp", "mps", "nl", "gms")  # LP and MPS hold linear models; NL (AMPL) and GAMS nonlinear ones too
 
 
 @dataclass
@@ -51,13 +56,26 @@ def _gap(objective: float | None, bound: float | None) -> float | None:
 
 
 def _modern(name: str):
+    import pyomo.environ  # noqa: F401  (registers the solver plugins)
     from pyomo.contrib.solver.common.factory import SolverFactory
 
     pyomo_name, install = _MODERN[name]
     opt = SolverFactory(pyomo_name)
-    if not opt.available():
-        raise InputError("--solver", f"{name!r} is not available on this machine: {install}")
+    if opt is None or not opt.available():
+        raise Unavailable("--solver", f"{name!r} is not available on this machine: {install}")
     return opt
+
+
+def check_solver(name: str) -> None:
+    """Raise Unavailable (an InputError) unless solver ``name`` can run here."""
+    if name in _MODERN:
+        _modern(name)
+        return
+    from pyomo.opt import SolverFactory
+
+    opt = SolverFactory(name)
+    if opt is None or not opt.available(exception_flag=False):
+        raise Unavailable("--solver", f"{name!r} is not available on this machine: install it so that Pyomo can find it")
 
 
 def available_solvers() -> dict[str, bool]:
@@ -67,7 +85,7 @@ def available_solvers() -> dict[str, bool]:
         try:
             _modern(name)
             out[name] = True
-        except InputError:
+        except Unavailable:
             out[name] = False
     from pyomo.opt import SolverFactory
 
@@ -82,27 +100,43 @@ def solve_model(
     time_limit: float | None = None,
     mip_gap: float | None = None,
     threads: int | None = None,
+    solver_options: dict | None = None,
 ) -> SolveReport:
-    """Solve ``model`` and load the incumbent into it (when there is one)."""
+    """Solve ``model`` and load the incumbent into it (when there is one).
+
+    ``time_limit`` covers the whole call: for a persistent solver (HiGHS) the translation of the
+    Pyomo model is timed first and the solver gets what is left. ``solver_options`` go to the solver
+    after edgeopt's own (which keep its console log off).
+    """
     gap_target = DEFAULT_GAP if mip_gap is None else mip_gap
     start = time.perf_counter()
     if solver in _MODERN:
-        report = _solve_modern(model, solver, time_limit, gap_target, threads)
+        report = _solve_modern(model, solver, time_limit, gap_target, threads, start, solver_options or {})
     else:
         report = _solve_classic(model, solver, time_limit, gap_target)
     report.wall_s = time.perf_counter() - start
     return report
 
 
-def _solve_modern(model, solver, time_limit, gap_target, threads) -> SolveReport:
+def _solve_modern(model, solver, time_limit, gap_target, threads, start, options) -> SolveReport:
     from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition as TC
 
     opt = _modern(solver)
-    kw = {"rel_gap": gap_target, "load_solutions": False, "raise_exception_on_nonoptimal_result": False}
-    if time_limit is not None:
-        kw["time_limit"] = float(time_limit)
+    kw = {"rel_gap": gap_target, "load_solutions": False, "raise_exception_on_nonoptimal_result": False,
+          "solver_options": {**_QUIET.get(solver, {}), **options}}
     if threads is not None:
         kw["threads"] = int(threads)
+    if time_limit is not None:
+        if hasattr(opt, "set_instance"):  # persistent: translate now, so its time counts against the limit
+            opt.set_instance(model)
+            translate = time.perf_counter() - start
+            # re-checking the model for changes before the run costs about a tenth of the translation
+            left = float(time_limit) - translate * 1.1
+        else:
+            left = float(time_limit) - (time.perf_counter() - start)
+        if left <= 0:
+            return SolveReport("time_limit", None, None, None, 0.0, solver, False)
+        kw["time_limit"] = left
     res = opt.solve(model, **kw)
     has = res.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
     if has:
@@ -127,9 +161,8 @@ def _solve_modern(model, solver, time_limit, gap_target, threads) -> SolveReport
 def _solve_classic(model, solver, time_limit, gap_target) -> SolveReport:
     from pyomo.opt import SolverFactory, TerminationCondition as TC
 
+    check_solver(solver)
     opt = SolverFactory(solver)
-    if opt is None or not opt.available(exception_flag=False):
-        raise InputError("--solver", f"{solver!r} is not available on this machine: install it so that Pyomo can find it")
     names = _CLASSIC_OPTIONS.get(solver)
     if names:
         if time_limit is not None:
@@ -157,8 +190,14 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
 
     def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver,
             mip_gap: float | None = None, threads: int | None = None) -> Outcome:
+        start = time.perf_counter()
+        if solver in _MODERN:
+            _modern(solver)  # a missing solver is reported before the model is built
         model = build_model(instance)
-        rep = solve_model(model, solver=solver, time_limit=time_limit, mip_gap=mip_gap, threads=threads)
+        left = None if time_limit is None else time_limit - (time.perf_counter() - start)
+        if left is not None and left <= 0:
+            return Outcome(None, status="time_limit", solver=solver)  # building used the whole limit
+        rep = solve_model(model, solver=solver, time_limit=left, mip_gap=mip_gap, threads=threads)
         sol = read_solution(model, instance) if rep.has_solution else None
         return Outcome(sol, claimed=rep.objective, status=rep.status, bound=rep.bound, gap=rep.gap,
                        solver=rep.solver)
@@ -167,10 +206,21 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
     return run
 
 
+def is_linear(model) -> bool:
+    """Whether every active objective and constraint of ``model`` is linear (LP/MPS can hold it)."""
+    from pyomo.environ import Constraint, Objective
+
+    parts = [o.expr for o in model.component_data_objects(Objective, active=True)]
+    parts += [c.body for c in model.component_data_objects(Constraint, active=True)]
+    return all(getattr(e, "polynomial_degree", lambda: 0)() in (0, 1) for e in parts)
+
+
 def write_model(model, path: str | os.PathLike, fmt: str) -> None:
-    """Write ``model`` as LP or MPS, atomically, with readable variable names."""
-    if fmt not in ("lp", "mps"):
-        raise InputError("--format", f"must be lp or mps, got {fmt!r}")
+    """Write ``model`` as LP, MPS, NL or GAMS, atomically, with readable variable names."""
+    if fmt not in FORMATS:
+        raise InputError("--format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+    if fmt in ("lp", "mps") and not is_linear(model):
+        raise InputError("--format", f"{fmt} holds linear models only and this one is nonlinear: use --format nl or gms")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="edgeopt-export-", suffix=f".{fmt}")

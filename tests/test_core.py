@@ -38,8 +38,8 @@ def test_instance_roundtrip(tmp_path, name):
 
 
 def test_failed_write_leaves_nothing(tmp_path):
-    with pytest.raises(ValueError):
-        io.write_json({"x": float("nan")}, tmp_path / "out.json")
+    with pytest.raises(TypeError):
+        io.write_json({"x": object()}, tmp_path / "out.json")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -81,3 +81,86 @@ def test_a_method_registered_later_is_found():
         assert r.status in ("feasible", "infeasible") and r.solution is not None
     finally:
         registry.problem("partition").methods.pop("all-on-source-again")
+
+
+def test_writes_replace_a_planted_symlink_never_follow_it(tmp_path):
+    """A link planted at the output path must not redirect edgeopt's write to the file it points at."""
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep")
+    for name in ("out.json", "out.csv"):
+        target = tmp_path / name
+        target.symlink_to(victim)
+        io.write_bytes(b"new", target)
+        assert not target.is_symlink() and target.read_bytes() == b"new"
+    assert victim.read_text() == "keep"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.csv", "out.json", "victim.txt"]
+
+
+def test_missing_default_solver_is_a_row_not_a_crash(monkeypatch):
+    """`solve -m all` still runs every other method when the exact method's solver is not installed."""
+    import edgeopt
+    from edgeopt.problems.offload import small_instance as offload_instance
+    from edgeopt.solvers import pyomo as backend
+
+    monkeypatch.setitem(backend._MODERN, "scip", ("no-such-solver", "pip install pyscipopt"))
+    rows = {r.method: r for r in edgeopt.solve(offload_instance(0), "all", time_limit=10)}
+    assert rows["minlp"].status == "unavailable" and "pip install pyscipopt" in rows["minlp"].message
+    assert rows["ts-mito"].feasible
+    with pytest.raises(InputError, match="not available"):  # named by the user: exit 2
+        edgeopt.solve(offload_instance(0), "minlp", solver="scip")
+
+
+@pytest.mark.parametrize("fmt", ["nl", "gms"])
+def test_export_of_the_minlp_uses_a_nonlinear_format(cli, tmp_path, fmt):
+    from edgeopt.problems.offload import small_instance as offload_instance
+
+    inst = tmp_path / "o.json"
+    io.save(offload_instance(0), inst)
+    out = tmp_path / f"m.{fmt}"
+    code, _, err = cli("export", inst, "--format", fmt, "-o", out)
+    assert code == 0 and out.stat().st_size > 0, err
+    code, _, err = cli("export", inst, "--format", "lp", "-o", tmp_path / "m.lp")
+    assert code == 2 and "use --format nl" in err and not (tmp_path / "m.lp").exists()
+
+
+def test_export_of_a_problem_without_a_model_names_the_file(cli, tmp_path):
+    from edgeopt.problems.stepsplit import small_instance as step_instance
+
+    inst = tmp_path / "s.json"
+    io.save(step_instance(0), inst)
+    code, _, err = cli("export", inst, "--format", "lp", "-o", tmp_path / "m.lp")
+    assert code == 2 and str(inst) in err and "FILE" not in err
+
+
+def test_validate_checks_every_solution_of_a_multi_method_file(cli, tmp_path):
+    inst = tmp_path / "p.json"
+    io.save(small_instance(0), inst)
+    sols = tmp_path / "s.json"
+    code, _, _ = cli("solve", inst, "-m", "dp-latency", "-m", "cloud-edge-opt", "-o", sols)
+    assert code == 0 and len(json.loads(sols.read_text())) == 2
+    code, out, _ = cli("validate", inst, sols, "--json")
+    verdicts = json.loads(out)
+    assert [v["method"] for v in verdicts] == ["dp-latency", "cloud-edge-opt"]
+    assert code == (0 if all(v["feasible"] for v in verdicts) else 1)
+
+
+def test_file_dict_validates_as_written():
+    """Instance.model_validate takes a file's own dict, "problem" key included, and rejects another problem's."""
+    doc = io.instance_doc(small_instance(0))
+    inst = type(small_instance(0)).model_validate(doc)
+    assert io.instance_doc(inst) == doc
+    from pydantic import ValidationError
+
+    with pytest.raises((InputError, ValidationError)):
+        type(small_instance(0)).model_validate({**doc, "problem": "qllms"})
+
+
+def test_every_method_returns_an_outcome():
+    """One return type: whatever a method's body returns, its plain function hands back an Outcome."""
+    from edgeopt.result import Outcome
+
+    for pid, prob in registry.problems().items():
+        inst = prob.module.small_instance(0)
+        for m in prob.methods.values():
+            if m.kind != "exact" and not m.not_applicable(inst):
+                assert isinstance(m(inst, seed=0), Outcome), f"{pid}.{m.name}"

@@ -356,7 +356,10 @@ def test_nan_value_is_rejected(cli, tmp_path):
     assert code == 2 and "data.out_mb must be a finite number" in err and "Traceback" not in err
     path.write_text(json.dumps(_bad(lambda d: d["data"]["lat_ms"][0].__setitem__(1, 1e400))))
     code, _, err = cli("validate", path)
-    assert code == 2 and "data.lat_ms[0][1] must be finite" in err
+    assert code == 2 and "data.lat_ms[0][1] must be a finite number, got Infinity" in err
+    path.write_text(json.dumps(_bad(lambda d: d["data"]["lat_ms"][0].__setitem__(1, 12345.5))).replace("12345.5", "1e400"))
+    code, _, err = cli("validate", path)
+    assert code == 2 and "data.lat_ms[0][1] must be finite, got a number beyond the range of a double" in err
 
 
 @pytest.mark.parametrize("text,message", [("{not json", "is not valid JSON"), ("[1, 2]", "must be a JSON object")])

@@ -153,7 +153,7 @@ def _hr_from_data(inst: P.Instance):
 @pytest.mark.parametrize("seed", range(4))
 def test_daa_equals_resident_optimal_matching_with_unit_sizes(seed):
     inst = _unit_instance(seed)
-    sol = H.daa(inst)
+    sol = H.daa(inst).solution
     got = {f"s{j}": sorted(f"t{i}" for i in np.nonzero(sol.server == j)[0]) for j in range(inst.data.shape[1])}
     assert got == _library(*_hr_from_data(inst))
     assert H.blocking_pairs(inst, sol) == []
@@ -162,7 +162,7 @@ def test_daa_equals_resident_optimal_matching_with_unit_sizes(seed):
 
 def test_blocking_pairs_finds_what_a_bad_plan_leaves():
     inst = _unit_instance(0)
-    sol = H.daa(inst)
+    sol = H.daa(inst).solution
     M = inst.data.shape[0]
     assert len(H.blocking_pairs(inst, P.Solution(server=np.full(M, -1), quant=np.full(M, -1)))) > 0
     moved = next(i for i in range(M) if sol.server[i] >= 0)  # send a matched task to the cloud
@@ -174,7 +174,7 @@ def test_blocking_pairs_finds_what_a_bad_plan_leaves():
 def test_daa_with_variable_sizes_keeps_every_server_within_its_estimate():
     inst = P.generate("qllms", size=60, seed=5, observe=0.5)
     est = H.estimate(inst)
-    sol = H.daa(inst)
+    sol = H.daa(inst).solution
     pref = H.preferences(inst, est)
     for j in range(inst.data.shape[1]):
         held = np.nonzero(sol.server == j)[0]

@@ -14,6 +14,7 @@ the partial decision an embedding scheduler hands in, and every method plans aro
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -32,51 +33,60 @@ PRESETS = {
     "small": "synthetic tasks and bids with the paper's figures, no geometry (option bids=per task); for exact comparison",
 }
 TOL = 1e-6
+MAX_INDEX = 10_000_000  # tasks, bids, dishes and satellite ids (the paper: 3,168 satellites, 30 bids each)
+# Fractions in [0, 1] keep the checks in Data (their messages name the interval); the schema states the range.
+_UNIT = {"items": {"type": "number", "minimum": 0, "maximum": 1}}
 
 
 class Weights(Model):
-    energy: float = Field(0.3, ge=0, description="w_E")
-    delay: float = Field(0.4, ge=0, description="w_D")
-    lifetime: float = Field(0.3, ge=0, description="w_L")
+    energy: float = Field(0.3, ge=0, le=1e6, description="w_E (0 <= w <= 1e6)")
+    delay: float = Field(0.4, ge=0, le=1e6, description="w_D (0 <= w <= 1e6)")
+    lifetime: float = Field(0.3, ge=0, le=1e6, description="w_L (0 <= w <= 1e6)")
 
 
 class Tasks(Model):
     """One entry per task (column arrays, so that paper-scale files stay compact)."""
 
-    source: Array(int) = Field(description="source satellite id")
-    traffic_mb: Array(float) = Field(description="V_t, traffic to offload, Mb")
-    base_ms: Array(float) = Field(description="delay of the pure-ISL path, ms")
-    limit_ms: Array(float) = Field(description="delay limit, ms (default 1.1 base_ms)")
-    budget: Array(float) = Field(description="beta_t, the most the task pays, $")
+    source: Array(int, ge=0, le=MAX_INDEX) = Field(description="source satellite id (0 <= x <= 1e7)")
+    traffic_mb: Array(float, gt=0, le=1e9) = Field(description="V_t, traffic to offload, Mb (0 < x <= 1e9)")
+    base_ms: Array(float, ge=1e-3, le=1e9) = Field(description="delay of the pure-ISL path, ms (1e-3 <= x <= 1e9)")
+    limit_ms: Array(float, gt=0, le=1e9) = Field(description="delay limit, ms (default 1.1 base_ms; 0 < x <= 1e9)")
+    budget: Array(float, ge=0, le=1e9) = Field(description="beta_t, the most the task pays, $ (0 <= x <= 1e9)")
 
 
 class Bids(Model):
     """One entry per bid; a bid is for one task from one dish."""
 
-    task: Array(int)
-    dish: Array(int)
-    traffic_mb: Array(float) = Field(description="Delta_k, traffic the bid can take, Mb")
-    bandwidth_mbps: Array(float) = Field(description="gamma_k; the bid carries at most gamma_k * interval_s Mb")
-    delay_ms: Array(float) = Field(description="xi_k, end-to-end delay through this bid, ms")
-    cost: Array(float) = Field(description="c_k, asking cost of the whole bid, $")
-    reliability: Array(float) = Field(description="r_k in (0, 1]")
-    energy: Array(float) = Field(description="e_k, per-Mb energy saving in [0, 1]")
-    lifetime: Array(float) = Field(description="l_k, per-Mb battery-lifetime saving in [0, 1]")
+    task: Array(int, ge=0, le=MAX_INDEX) = Field(description="task index of the bid (0 <= x <= 1e7)")
+    dish: Array(int, ge=0, le=MAX_INDEX) = Field(description="dish index of the bid (0 <= x <= 1e7)")
+    traffic_mb: Array(float, gt=0, le=1e9) = Field(description="Delta_k, traffic the bid can take, Mb (0 < x <= 1e9)")
+    bandwidth_mbps: Array(float, gt=0, le=1e9) = Field(
+        description="gamma_k; the bid carries at most gamma_k * interval_s Mb (0 < x <= 1e9 Mbit/s)")
+    delay_ms: Array(float, ge=0, le=1e9) = Field(description="xi_k, end-to-end delay through this bid, ms "
+                                                             "(0 <= x <= 1e9)")
+    cost: Array(float, gt=0, le=1e9) = Field(description="c_k, asking cost of the whole bid, $ (0 < x <= 1e9)")
+    reliability: Array(float) = Field(description="r_k in (0, 1]",
+                                      json_schema_extra={"items": {**_UNIT["items"], "exclusiveMinimum": 0}})
+    energy: Array(float) = Field(description="e_k, per-Mb energy saving in [0, 1]", json_schema_extra=_UNIT)
+    lifetime: Array(float) = Field(description="l_k, per-Mb battery-lifetime saving in [0, 1]",
+                                   json_schema_extra=_UNIT)
 
 
 class Dishes(Model):
-    wins: Array(int) = Field(description="n_d, past wins of every dish (exploration term)")
+    wins: Array(int, ge=0, le=1e9) = Field(description="n_d, past wins of every dish (exploration term; "
+                                                       "0 <= x <= 1e9)")
 
 
 class Data(Model):
     weights: Weights = Field(default_factory=Weights)
-    n_max: int = Field(2, ge=1, description="largest group size")
-    interval_s: float = Field(60.0, gt=0, description="auction interval, s")
-    tau: int = Field(0, ge=0, description="index of this interval (exploration term)")
+    n_max: int = Field(2, ge=1, le=10, description="largest group size (1 <= n <= 10)")
+    interval_s: float = Field(60.0, gt=0, le=1e6, description="auction interval, s (0 < x <= 1e6)")
+    tau: int = Field(0, ge=0, le=1_000_000_000, description="index of this interval (exploration term; 0 <= x <= 1e9)")
     tasks: Tasks
     bids: Bids
     dishes: Dishes
-    committed: Array(int) = Field(default_factory=list, description="dishes unavailable this interval")
+    committed: Array(int, ge=0, le=MAX_INDEX) = Field(default_factory=list, description="dishes unavailable this "
+                                                                                    "interval (0 <= x <= 1e7)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -85,27 +95,17 @@ class Data(Model):
         check(T >= 1, "data.tasks.source", "must list at least one task")
         for name in ("traffic_mb", "base_ms", "limit_ms", "budget"):
             check_shape(getattr(t, name), (T,), f"data.tasks.{name}", "(tasks,)")
-        check(t.source >= 0, "data.tasks.source", "must be >= 0")
-        check(t.traffic_mb > 0, "data.tasks.traffic_mb", "must be > 0")
-        check(t.base_ms > 0, "data.tasks.base_ms", "must be > 0")
-        check(t.limit_ms > 0, "data.tasks.limit_ms", "must be > 0")
-        check(t.budget >= 0, "data.tasks.budget", "must be >= 0")
         check(K >= 1, "data.bids.task", "must list at least one bid (the bid list is empty)")
         for name in Bids.model_fields:
             check_shape(getattr(b, name), (K,), f"data.bids.{name}", "(bids,)")
         check(D >= 1, "data.dishes.wins", "must list at least one dish")
-        check((b.task >= 0) & (b.task < T), "data.bids.task", f"must be a task index 0..{T - 1}")
-        check((b.dish >= 0) & (b.dish < D), "data.bids.dish", f"must be a dish index 0..{D - 1}")
-        check(b.traffic_mb > 0, "data.bids.traffic_mb", "must be > 0")
-        check(b.bandwidth_mbps > 0, "data.bids.bandwidth_mbps", "must be > 0")
-        check(b.delay_ms >= 0, "data.bids.delay_ms", "must be >= 0")
-        check(b.cost > 0, "data.bids.cost", "must be > 0")
+        check(b.task < T, "data.bids.task", f"must be a task index 0..{T - 1}")
+        check(b.dish < D, "data.bids.dish", f"must be a dish index 0..{D - 1}")
         check((b.reliability > 0) & (b.reliability <= 1), "data.bids.reliability", "must be in (0, 1]")
         check((b.energy >= 0) & (b.energy <= 1), "data.bids.energy", "must be in [0, 1]")
         check((b.lifetime >= 0) & (b.lifetime <= 1), "data.bids.lifetime", "must be in [0, 1]")
-        check(self.dishes.wins >= 0, "data.dishes.wins", "must be >= 0")
         c = self.committed
-        check((c >= 0) & (c < D), "data.committed", f"must be a dish index 0..{D - 1}")
+        check(c < D, "data.committed", f"must be a dish index 0..{D - 1}")
         if len(np.unique(c)) != len(c):
             raise InputError("data.committed", "must not list a dish twice")
         return self
@@ -135,11 +135,16 @@ class Instance(model.Instance):
     data: Data
 
 
+Index = Annotated[int, Field(ge=0, le=MAX_INDEX)]
+Amount = Annotated[float, Field(ge=-1e12, le=1e12)]  # looser than the data: the referee judges sign and size
+
+
 class Group(Model):
-    task: int = Field(ge=0)
-    bids: list[int] = Field(min_length=1, description="bid indices of the group")
-    shares: list[float] = Field(description="f_k, traffic each member carries, Mb")
-    payments: list[float] | None = Field(None, description="p_k, $ paid to each member (methods that pay)")
+    task: Index = Field(description="task index (0 <= x <= 1e7)")
+    bids: list[Index] = Field(min_length=1, description="bid indices of the group (0 <= x <= 1e7)")
+    shares: list[Amount] = Field(description="f_k, traffic each member carries, Mb (|x| <= 1e12)")
+    payments: list[Amount] | None = Field(None, description="p_k, $ paid to each member (methods that pay; "
+                                                            "|x| <= 1e12)")
 
 
 class Solution(Model):

@@ -15,6 +15,7 @@ import math
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -32,22 +33,29 @@ PRESETS = {
     "heft": "the classic HEFT example (Topcuoglu et al. 2002): 10 tasks, 3 processors, HEFT makespan 80",
 }
 GIGA = 1e9
+MAX_INDEX = 10_000_000  # jobs and sub-tasks per job
+MIN_BPS, MAX_BPS = 1e-3, 1e15  # every link rate, given or from the radio model, bit/s
+Index = Annotated[int, Field(ge=0, le=MAX_INDEX)]
+SubTask = tuple[Index, Index]
 
 
 class Task(Model):
     name: str = ""
     modality: str = Field(min_length=1, description="data modality; must be in the running server's modalities")
-    cycles: float = Field(ge=0, description="C_ij, CPU cycles")
-    in_bits: float = Field(ge=0, description="D_ij, input uploaded from the job's device to the server")
-    out_bits: float = Field(ge=0, description="R_ij, output (sent to successors; the sink's returns to the device)")
-    exec_s: Array(float, 1) | None = Field(None, description="execution time per server (edges, then cloud), "
-                                                             "replacing cycles / f_hz")
+    cycles: float = Field(ge=0, le=1e18, description="C_ij, CPU cycles (0 <= x <= 1e18)")
+    in_bits: float = Field(ge=0, le=1e15, description="D_ij, input uploaded from the job's device to the server, "
+                                                      "bits (0 <= x <= 1e15)")
+    out_bits: float = Field(ge=0, le=1e15, description="R_ij, output (sent to successors; the sink's returns to the "
+                                                       "device), bits (0 <= x <= 1e15)")
+    exec_s: Array(float, 1, ge=0, le=1e9) | None = Field(
+        None, description="execution time per server (edges, then cloud), s (0 <= x <= 1e9); replaces cycles / f_hz")
 
 
 class Edge(Model):
-    src: int = Field(ge=0, description="predecessor sub-task index in the job")
-    dst: int = Field(ge=0, description="successor sub-task index in the job")
-    bits: float | None = Field(None, ge=0, description="data sent along this edge (default: src's out_bits)")
+    src: Index = Field(description="predecessor sub-task index in the job (0 <= x <= 1e7)")
+    dst: Index = Field(description="successor sub-task index in the job (0 <= x <= 1e7)")
+    bits: float | None = Field(None, ge=0, le=1e15, description="data sent along this edge, bits (0 <= x <= 1e15; "
+                                                               "default: src's out_bits)")
 
 
 class Job(Model):
@@ -59,45 +67,55 @@ class Job(Model):
 class Server(Model):
     name: str
     modalities: list[str] = Field(min_length=1)
-    f_hz: float = Field(gt=0, description="compute speed, cycles per second")
-    price: float = Field(ge=0, description="lambda_n, $ per 1e9 cycles")
+    f_hz: float = Field(ge=1e-3, le=1e15, description="compute speed, cycles per second (1e-3 <= x <= 1e15)")
+    price: float = Field(ge=0, le=1e6, description="lambda_n, $ per 1e9 cycles (0 <= x <= 1e6)")
 
 
 class Cloud(Model):
     name: str = "cloud"
-    f_hz: float = Field(gt=0)
-    price: float = Field(ge=0, description="$ per 1e9 cycles")
-    ul_bps: float = Field(gt=0, description="device -> cloud rate r_ul_c")
-    dl_bps: float = Field(gt=0, description="cloud -> device rate r_dl_c")
-    edge_bps: float = Field(gt=0, description="edge <-> cloud rate r_ec")
+    f_hz: float = Field(ge=1e-3, le=1e15, description="cycles per second (1e-3 <= x <= 1e15)")
+    price: float = Field(ge=0, le=1e6, description="$ per 1e9 cycles (0 <= x <= 1e6)")
+    ul_bps: float = Field(ge=MIN_BPS, le=MAX_BPS, description="device -> cloud rate r_ul_c, bit/s (1e-3 <= x <= 1e15)")
+    dl_bps: float = Field(ge=MIN_BPS, le=MAX_BPS, description="cloud -> device rate r_dl_c, bit/s (1e-3 <= x <= 1e15)")
+    edge_bps: float = Field(ge=MIN_BPS, le=MAX_BPS, description="edge <-> cloud rate r_ec, bit/s (1e-3 <= x <= 1e15)")
 
 
 class Radio(Model):
     """Shannon rates r = W log2(1 + P G / sigma^2) between each job's device and each edge server."""
 
-    bandwidth_hz: float = Field(gt=0)
-    device_power_w: float = Field(gt=0, description="P_d")
-    server_power_w: Array(float, 1) = Field(description="P_e per edge server")
-    noise_dbm: float = Field(description="sigma^2 in dBm")
-    gain: Array(float, 2) = Field(description="channel power gain G, (jobs, edge servers)")
+    bandwidth_hz: float = Field(gt=0, le=1e12, description="W, Hz (0 < x <= 1e12)")
+    device_power_w: float = Field(gt=0, le=1e6, description="P_d, W (0 < x <= 1e6)")
+    server_power_w: Array(float, 1, gt=0, le=1e6) = Field(description="P_e per edge server, W (0 < x <= 1e6)")
+    noise_dbm: float = Field(ge=-200, le=100, description="sigma^2 in dBm (-200 <= x <= 100)")
+    gain: Array(float, 2, gt=0, le=1) = Field(description="channel power gain G, (jobs, edge servers) (0 < G <= 1)")
+
+    def rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """(uplink, downlink) Shannon rates in bit/s, (jobs, edge servers)."""
+        noise = _dbm_to_w(self.noise_dbm)
+        return (self.bandwidth_hz * np.log2(1 + self.device_power_w * self.gain / noise),
+                self.bandwidth_hz * np.log2(1 + self.server_power_w[None, :] * self.gain / noise))
 
 
 class Rates(Model):
-    ul_bps: Array(float, 2) = Field(description="device -> edge uplink, (jobs, edge servers)")
-    dl_bps: Array(float, 2) = Field(description="edge -> device downlink, (jobs, edge servers)")
+    ul_bps: Array(float, 2, ge=MIN_BPS, le=MAX_BPS) = Field(
+        description="device -> edge uplink, (jobs, edge servers), bit/s (1e-3 <= x <= 1e15)")
+    dl_bps: Array(float, 2, ge=MIN_BPS, le=MAX_BPS) = Field(
+        description="edge -> device downlink, (jobs, edge servers), bit/s (1e-3 <= x <= 1e15)")
 
 
 class Fixed(Model):
     """Sub-tasks already placed: each edge queue must start with its prefix; ``cloud`` must run on the cloud."""
 
-    prefix: list[list[tuple[int, int]]] = Field([], description="per edge server, [job, sub-task] in run order")
-    cloud: list[tuple[int, int]] = []
+    prefix: list[list[SubTask]] = Field([], description="per edge server, [job, sub-task] in run order "
+                                                        "(indices 0 <= x <= 1e7)")
+    cloud: list[SubTask] = []
 
 
 class Data(Model):
-    gamma: float = Field(ge=0, le=1, description="weight of latency against cost")
-    t_max_s: float | None = Field(None, gt=0, description="latency limit per job (null: none)")
-    edge_bps: float = Field(gt=0, description="edge <-> edge rate r_e")
+    gamma: float = Field(ge=0, le=1, description="weight of latency against cost (0 <= x <= 1)")
+    t_max_s: float | None = Field(None, gt=0, le=1e9, description="latency limit per job, s (0 < x <= 1e9; "
+                                                                 "null: none)")
+    edge_bps: float = Field(ge=MIN_BPS, le=MAX_BPS, description="edge <-> edge rate r_e, bit/s (1e-3 <= x <= 1e15)")
     servers: list[Server] = Field(description="edge servers, each with a queue")
     cloud: Cloud | None = None
     radio: Radio | None = None
@@ -117,13 +135,13 @@ class Data(Model):
                 for f in ("ul_bps", "dl_bps"):
                     arr = getattr(self.rates, f)
                     check_shape(arr, (I, N), f"data.rates.{f}", "(jobs, edge servers)")
-                    check(arr > 0, f"data.rates.{f}", "must be > 0")
             else:
                 r = self.radio
                 check_shape(r.gain, (I, N), "data.radio.gain", "(jobs, edge servers)")
-                check(r.gain > 0, "data.radio.gain", "must be > 0")
                 check_shape(r.server_power_w, (N,), "data.radio.server_power_w", "(edge servers,)")
-                check(r.server_power_w > 0, "data.radio.server_power_w", "must be > 0")
+                for rate, way in zip(r.rates(), ("uplink", "downlink")):  # the rates must be in range too
+                    check(rate >= MIN_BPS, "data.radio.gain", f"gives an {way} rate below {MIN_BPS:g} bit/s "
+                                                              "(the SNR P G / sigma^2 is too low)")
         supported = set().union(*(s.modalities for s in self.servers)) if N else set()
         for i, job in enumerate(self.jobs):
             J = len(job.tasks)
@@ -133,7 +151,6 @@ class Data(Model):
                     raise InputError(f"{p}.modality", f"{t.modality!r} is supported by no server")
                 if t.exec_s is not None:
                     check_shape(t.exec_s, (S,), f"{p}.exec_s", "(servers incl. cloud,)")
-                    check(t.exec_s >= 0, f"{p}.exec_s", "must be >= 0")
             seen = set()
             for e, edge in enumerate(job.edges):
                 for end in ("src", "dst"):
@@ -247,13 +264,7 @@ class Graph:
         cloud = N if d.cloud is not None else None
         I = len(d.jobs)
         if N:
-            if d.rates is not None:
-                ul, dl = d.rates.ul_bps, d.rates.dl_bps
-            else:
-                r = d.radio
-                noise = _dbm_to_w(r.noise_dbm)
-                ul = r.bandwidth_hz * np.log2(1 + r.device_power_w * r.gain / noise)
-                dl = r.bandwidth_hz * np.log2(1 + r.server_power_w[None, :] * r.gain / noise)
+            ul, dl = (d.rates.ul_bps, d.rates.dl_bps) if d.rates is not None else d.radio.rates()
         else:
             ul = dl = np.zeros((I, 0))
         f = np.array([s.f_hz for s in d.servers] + ([d.cloud.f_hz] if d.cloud else []))
@@ -344,8 +355,9 @@ class Instance(model.Instance):
 
 
 class Solution(Model):
-    order: list[list[tuple[int, int]]] = Field(description="per edge server, its [job, sub-task] in run order")
-    cloud: list[tuple[int, int]] = Field([], description="[job, sub-task] sent to the cloud")
+    order: list[list[SubTask]] = Field(description="per edge server, its [job, sub-task] in run order "
+                                                   "(indices 0 <= x <= 1e7)")
+    cloud: list[SubTask] = Field([], description="[job, sub-task] sent to the cloud (indices 0 <= x <= 1e7)")
 
 
 def placement(instance: Instance, solution: Solution) -> tuple[dict[int, int], list[list[int]]]:
@@ -640,7 +652,7 @@ def import_stg(path: str, processors: int = 4) -> Instance:
             "servers": [{"name": f"p{k}", "modalities": ["any"], "f_hz": 1.0, "price": 0.0} for k in range(P)],
             "rates": {"ul_bps": [[1.0] * P], "dl_bps": [[1.0] * P]},
             "jobs": [{"name": p.stem, "tasks": tasks, "edges": edges}]}
-    from edgeopt.io import validation_error
+    from edgeopt.model import validation_error
     from pydantic import ValidationError
 
     try:

@@ -13,6 +13,7 @@ power in W, energy in J, time in s.
 from __future__ import annotations
 
 from functools import cached_property
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -30,34 +31,44 @@ PRESETS = {
                 "has interior steps (o < o_max or c_min < c < o), so the gap table tests the heuristic",
 }
 TOL = 1e-6  # relative slack the referee grants on resource sums (solver round-off)
+MAX_STEPS = 10_000
 
 
 class Weights(Model):
-    utility: float = Field(ge=0, description="w1, per unit of quality U in [0, 1]")
-    delay_per_s: float = Field(gt=0, description="w2, per second; > 0 or the download rate has no lower bound")
-    energy_per_j: float = Field(ge=0, description="w3, per joule")
+    utility: float = Field(ge=0, le=1e6, description="w1, per unit of quality U in [0, 1] (0 <= w1 <= 1e6)")
+    delay_per_s: float = Field(ge=1e-9, le=1e6, description="w2, per second (1e-9 <= w2 <= 1e6); > 0 or the "
+                                                           "download rate has no lower bound")
+    energy_per_j: float = Field(ge=0, le=1e6, description="w3, per joule (0 <= w3 <= 1e6)")
 
 
 class Server(Model):
     name: str
     model: str = Field(description="diffusion transformer it runs (documentation only)")
-    tflops_per_step: float = Field(gt=0, description="F: TFLOP of one denoising step (classifier-free guidance incl.)")
-    sms: float = Field(gt=0, description="V: streaming multiprocessors to share among its users")
-    j_per_tflop: float = Field(ge=0, description="kappa: energy per TFLOP, J")
+    tflops_per_step: float = Field(ge=1e-6, le=1e6, description="F: TFLOP of one denoising step (classifier-free "
+                                                                "guidance incl.; 1e-6 <= F <= 1e6)")
+    sms: float = Field(ge=1e-3, le=1e6, description="V: streaming multiprocessors to share among its users "
+                                                    "(1e-3 <= V <= 1e6)")
+    j_per_tflop: float = Field(ge=0, le=1e6, description="kappa: energy per TFLOP, J (0 <= kappa <= 1e6)")
 
 
 class Edge(Server):
-    fibre_mbps: float = Field(gt=0, description="R_m: cloud -> edge fibre rate, Mbit/s")
-    bandwidth_mhz: float = Field(gt=0, description="B_m: down-link bandwidth, MHz")
-    power_w: float = Field(gt=0, description="P_m: total transmit power, W")
-    quality_growth: float = Field(gt=0, description="zeta_m: quality 1 - exp(-zeta_m o) of its model")
+    fibre_mbps: float = Field(ge=1e-6, le=1e6, description="R_m: cloud -> edge fibre rate, Mbit/s "
+                                                           "(1e-6 <= R_m <= 1e6)")
+    bandwidth_mhz: float = Field(gt=0, le=1e6, description="B_m: down-link bandwidth, MHz (1e-6 <= B_m <= 1e6)")
+    power_w: float = Field(ge=1e-6, le=1e4, description="P_m: total transmit power, W (1e-6 <= P_m <= 1e4)")
+    quality_growth: float = Field(gt=0, le=1e3, description="zeta_m: quality 1 - exp(-zeta_m o) of its model "
+                                                            "(0 < zeta_m <= 1e3)")
+
+
+Step = Annotated[int, Field(ge=1, le=MAX_STEPS)]
 
 
 class Steps(Model):
-    o_min: int = Field(ge=1)
-    o_max: int = Field(ge=1)
-    c_min: int = Field(ge=1, description="cloud steps at least (the cloud always starts the denoising)")
-    c_max: int = Field(ge=1)
+    o_min: Step = Field(description=f"least total steps (1 <= o <= {MAX_STEPS})")
+    o_max: Step = Field(description=f"most total steps (1 <= o <= {MAX_STEPS})")
+    c_min: Step = Field(description=f"cloud steps at least (the cloud always starts the denoising; "
+                                    f"1 <= c <= {MAX_STEPS})")
+    c_max: Step = Field(description=f"cloud steps at most (1 <= c <= {MAX_STEPS})")
 
     @model_validator(mode="after")
     def _order(self):
@@ -71,25 +82,30 @@ class Steps(Model):
 class Data(Model):
     weights: Weights
     steps: Steps
-    tflops_per_sm: float = Field(gt=0, description="phi: effective TFLOP/s of one SM")
-    latent_mbit: float = Field(ge=0, description="S_lat: latent sent cloud -> edge, Mbit")
-    noise_w_per_hz: float = Field(gt=0, description="N0: noise power spectral density, W/Hz")
-    p_max_w: float = Field(gt=0, description="per-user transmit power cap, W")
+    tflops_per_sm: float = Field(ge=1e-6, le=1e6, description="phi: effective TFLOP/s of one SM (1e-6 <= phi <= 1e6)")
+    latent_mbit: float = Field(ge=0, le=1e6, description="S_lat: latent sent cloud -> edge, Mbit (0 <= S <= 1e6)")
+    noise_w_per_hz: float = Field(ge=1e-30, le=1e-10, description="N0: noise power spectral density, W/Hz "
+                                                                  "(1e-30 <= N0 <= 1e-10)")
+    p_max_w: float = Field(ge=1e-6, le=1e4, description="per-user transmit power cap, W (1e-6 <= p <= 1e4)")
     cloud: Server
     edges: list[Edge] = Field(min_length=1)
-    video_mbit: Array(float, 1)
-    gain: Array(float, 2)
-    alignment: Array(float, 2)
+    video_mbit: Array(float, 1, ge=1e-6, le=1e6) = Field(description="S_n: video of each user, Mbit "
+                                                                     "(1e-6 <= S <= 1e6)")
+    gain: Array(float, 2, ge=1e-30, le=1) = Field(description="g: channel power gain, (users, edges) "
+                                                              "(1e-30 <= g <= 1)")
+    alignment: Array(float, 2) = Field(  # checked below, with the message naming the interval
+        description="A: CLIP alignment of each user's prompt with each edge's model, (users, edges) (0 <= A <= 1)",
+        json_schema_extra={"items": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}}})
 
     @model_validator(mode="after")
     def _consistent(self):
         N, M = len(self.video_mbit), len(self.edges)
         check(N >= 1, "data.video_mbit", "must list at least one user")
-        check(self.video_mbit > 0, "data.video_mbit", "must be > 0")
         check_shape(self.gain, (N, M), "data.gain", "(users, edges)")
         check_shape(self.alignment, (N, M), "data.alignment", "(users, edges)")
-        check(self.gain > 0, "data.gain", "must be > 0")
         check((self.alignment >= 0) & (self.alignment <= 1), "data.alignment", "must be in [0, 1]")
+        for m, e in enumerate(self.edges):  # the floor; <= 0 fails the field's own "greater than 0" rule first
+            check(e.bandwidth_mhz >= 1e-6, f"data.edges[{m}].bandwidth_mhz", "must be >= 1e-06 (1 Hz)")
         return self
 
     @property
@@ -124,14 +140,20 @@ class Instance(model.Instance):
     data: Data
 
 
+Share = Annotated[float, Field(ge=-1e9, le=1e9)]  # the referee judges sign and capacity (solver round-off)
+
+
 class Solution(Model):
-    edge: list[int] = Field(description="edge server of every user")
-    steps: list[int] = Field(description="o_n: total denoising steps")
-    cloud_steps: list[int] = Field(description="c_n: steps on the cloud (the first ones); q_n = o_n - c_n on the edge")
-    cloud_sms: list[float] = Field(description="v_cs_n: cloud SMs")
-    edge_sms: list[float] = Field(description="v_n: SMs of the user's edge server")
-    bandwidth_mhz: list[float] = Field(description="b_n: down-link bandwidth, MHz")
-    power_w: list[float] = Field(description="p_n: down-link transmit power, W")
+    edge: list[Annotated[int, Field(ge=0, le=1_000_000)]] = Field(description="edge server of every user "
+                                                                          "(0 <= x <= 1e6)")
+    steps: list[Annotated[int, Field(ge=0, le=MAX_STEPS)]] = Field(
+        description=f"o_n: total denoising steps (0 <= o <= {MAX_STEPS})")
+    cloud_steps: list[Annotated[int, Field(ge=0, le=MAX_STEPS)]] = Field(
+        description=f"c_n: steps on the cloud (the first ones; 0 <= c <= {MAX_STEPS}); q_n = o_n - c_n on the edge")
+    cloud_sms: list[Share] = Field(description="v_cs_n: cloud SMs (|x| <= 1e9)")
+    edge_sms: list[Share] = Field(description="v_n: SMs of the user's edge server (|x| <= 1e9)")
+    bandwidth_mhz: list[Share] = Field(description="b_n: down-link bandwidth, MHz (|x| <= 1e9)")
+    power_w: list[Share] = Field(description="p_n: down-link transmit power, W (|x| <= 1e9)")
 
 
 def rate_mbps(b: np.ndarray, p: np.ndarray, gamma: np.ndarray) -> np.ndarray:

@@ -7,7 +7,7 @@ the presets are sourced in ``instances/partition/README.md``.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -25,27 +25,36 @@ PRESETS = {
 }
 
 
+MAX_DEVICES = 10_000
+
+
 class Layer(Model):
     name: str
-    mem_gb: float = Field(ge=0, description="weights plus the KV cache reserved for the request, GB")
-    act_mb: float = Field(ge=0, description="size of this layer's output sent to the next layer, Mb")
+    mem_gb: float = Field(ge=0, le=1e6, description="weights plus the KV cache reserved for the request, GB "
+                                                    "(0 <= x <= 1e6)")
+    act_mb: float = Field(ge=0, le=1e9, description="size of this layer's output sent to the next layer, Mb "
+                                                    "(0 <= x <= 1e9)")
 
 
 class Device(Model):
     name: str
     kind: Literal["edge", "cloud"]
-    mem_gb: float = Field(gt=0, description="memory available for layers, GB")
+    mem_gb: float = Field(gt=0, le=1e6, description="memory available for layers, GB (0 < x <= 1e6)")
 
 
 class Data(Model):
     objective: Literal["latency", "throughput"]
-    source: int = Field(ge=0, description="device that holds the input, runs layer 0 and gets the output")
-    out_mb: float = Field(ge=0, description="size of the final output returned to the source, Mb")
+    source: int = Field(ge=0, lt=MAX_DEVICES, description="device that holds the input, runs layer 0 and gets "
+                                                          f"the output (a device index, 0 <= x < {MAX_DEVICES})")
+    out_mb: float = Field(ge=0, le=1e9, description="size of the final output returned to the source, Mb "
+                                                    "(0 <= x <= 1e9)")
     layers: list[Layer] = Field(min_length=1)
-    devices: list[Device] = Field(min_length=1)
-    time_ms: Array(float, 2, nullable=True)
-    bw_mbps: Array(float, 2)
-    lat_ms: Array(float, 2)
+    devices: list[Device] = Field(min_length=1, max_length=MAX_DEVICES)
+    time_ms: Array(float, 2, nullable=True, ge=0, le=1e9) = Field(
+        description="time of layer l on device k, ms (0 <= x <= 1e9); null = the layer cannot run there")
+    bw_mbps: Array(float, 2, ge=0, le=1e9) = Field(
+        description="link rate between devices, Mbit/s (1e-6 <= x <= 1e9 between distinct devices)")
+    lat_ms: Array(float, 2, ge=0, le=1e9) = Field(description="link latency between devices, ms (0 <= x <= 1e9)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -54,12 +63,10 @@ class Data(Model):
         check_shape(self.time_ms, (L, D), "data.time_ms", "(layers, devices)")
         check_shape(self.bw_mbps, (D, D), "data.bw_mbps", "(devices, devices)")
         check_shape(self.lat_ms, (D, D), "data.lat_ms", "(devices, devices)")
-        t = self.time_ms
-        check(np.isnan(t) | (t >= 0), "data.time_ms", "must be >= 0 or null")
         off = ~np.eye(D, dtype=bool)
-        check(~off | (self.bw_mbps > 0), "data.bw_mbps", "must be > 0 between distinct devices")
-        check(self.lat_ms >= 0, "data.lat_ms", "must be >= 0")
-        if np.isnan(t[0, self.source]):
+        check(~off | (self.bw_mbps >= 1e-6), "data.bw_mbps",
+              "must be > 0 between distinct devices (at least 1e-06 Mbit/s, 1 bit/s)")
+        if np.isnan(self.time_ms[0, self.source]):
             raise InputError(f"data.time_ms[0][{self.source}]", "must not be null: layer 0 runs on the source device")
         return self
 
@@ -110,7 +117,8 @@ class Instance(model.Instance):
 
 
 class Solution(Model):
-    place: list[int] = Field(description="device index of every layer")
+    place: list[Annotated[int, Field(ge=0, lt=MAX_DEVICES)]] = Field(
+        description=f"device index of every layer (0 <= x < {MAX_DEVICES})")
 
 
 def _stages(place: list[int]) -> list[tuple[int, int, int]]:
@@ -284,8 +292,8 @@ def generate(preset: str = "llama2-7b", size: int | None = None, seed: int = 0, 
     for the Llama presets (default 4 = fp32 as measured, 1 for 70B so that it fits a small testbed).
     """
     n = 5 if size is None else int(size)
-    if n < 1:
-        raise InputError("--size", "must be >= 1 (devices)")
+    if not 1 <= n <= MAX_DEVICES:
+        raise InputError("--size", f"must be 1..{MAX_DEVICES} (devices)")
     if objective not in ("latency", "throughput"):
         raise InputError("objective", f"must be latency or throughput, got {objective!r}")
     rng = np.random.default_rng(seed)

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import NamedTuple, Optional
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationError, model_validator
 
 from edgeopt import model
 from edgeopt.model import Array, InputError, Model, check, check_shape
@@ -28,28 +28,30 @@ PRESETS = {
     "hetero": "8 GPU types at Lambda Cloud on-demand prices (A10 ... H100), same models and levels",
 }
 _TOL = 1e-9  # relative slack on capacity sums (float cumsums in different orders)
+MAX_INDEX = 10_000_000  # tasks (the paper: 100,000), server types, levels
 
 
 class Task(Model):
     name: str
     model: str = Field(description="model family, e.g. Llama-2-7B")
-    in_tokens: int = Field(ge=0)
-    out_tokens: int = Field(ge=0)
-    slo_lat: float = Field(gt=0, description="latency SLO L_i, s")
-    slo_ppl: float = Field(gt=0, description="perplexity SLO P_i")
-    cloud: Optional[float] = Field(default=None, ge=0, description="cloud fallback cost, $; null = edge only")
+    in_tokens: int = Field(ge=0, le=1_000_000_000, description="prompt tokens (0 <= x <= 1e9)")
+    out_tokens: int = Field(ge=0, le=1_000_000_000, description="response tokens (0 <= x <= 1e9)")
+    slo_lat: float = Field(gt=0, le=1e9, description="latency SLO L_i, s (0 < x <= 1e9)")
+    slo_ppl: float = Field(gt=0, le=1e9, description="perplexity SLO P_i (0 < x <= 1e9)")
+    cloud: Optional[float] = Field(default=None, ge=0, le=1e9, description="cloud fallback cost, $ "
+                                                                           "(0 <= x <= 1e9); null = edge only")
 
 
 class Server(Model):
     name: str
-    gpus: int = Field(ge=1, description="G_j, GPUs of this type")
-    mem_gb: float = Field(gt=0, description="memory per GPU, GB")
-    price: float = Field(ge=0, description="c_j, $ per GPU-hour")
+    gpus: int = Field(ge=1, le=1_000_000_000, description="G_j, GPUs of this type (1 <= x <= 1e9)")
+    mem_gb: float = Field(gt=0, le=1e6, description="memory per GPU, GB (0 < x <= 1e6)")
+    price: float = Field(ge=0, le=1e6, description="c_j, $ per GPU-hour (0 <= x <= 1e6)")
 
 
 class Quant(Model):
     name: str
-    bits: float = Field(gt=0)
+    bits: float = Field(gt=0, le=64, description="bits per weight (0 < x <= 64)")
 
 
 class Observed(NamedTuple):
@@ -60,15 +62,19 @@ class Observed(NamedTuple):
 
 
 class Data(Model):
-    horizon_s: float = Field(gt=0, description="H: server type j offers gpus_j * H GPU-seconds")
+    horizon_s: float = Field(gt=0, le=1e9, description="H: server type j offers gpus_j * H GPU-seconds "
+                                                      "(0 < H <= 1e9 s)")
     tasks: list[Task] = Field(min_length=1)
     servers: list[Server] = Field(min_length=1)
     quants: list[Quant] = Field(min_length=1)
-    lat: Array(float, 3, nullable=True) = Field(description="TRUE latency lat[i][j][q], s; null = not runnable")
-    ppl: Array(float, 2, nullable=True) = Field(description="TRUE perplexity ppl[i][q]; null = not runnable")
-    need: Array(float, 2, nullable=True) = Field(description="memory need[i][q], GB (known); null = not runnable")
-    cost: Optional[Array(float, 3, nullable=True)] = Field(
-        default=None, description="explicit edge cost table, $; default price_j/3600 * lat")
+    lat: Array(float, 3, nullable=True, ge=1e-6, le=1e9) = Field(
+        description="TRUE latency lat[i][j][q], s (0 <= x <= 1e9); null = not runnable")
+    ppl: Array(float, 2, nullable=True, gt=0, le=1e9) = Field(
+        description="TRUE perplexity ppl[i][q] (0 < x <= 1e9); null = not runnable")
+    need: Array(float, 2, nullable=True, ge=0, le=1e6) = Field(
+        description="memory need[i][q], GB (known; 0 <= x <= 1e6); null = not runnable")
+    cost: Optional[Array(float, 3, nullable=True, ge=0, le=1e9)] = Field(
+        default=None, description="explicit edge cost table, $ (0 <= x <= 1e9); default price_j/3600 * lat")
     seen_lat: Optional[Array(bool, 3)] = Field(default=None, description="latency observed? default all")
     seen_ppl: Optional[Array(bool, 2)] = Field(default=None, description="perplexity observed? default all")
 
@@ -84,16 +90,12 @@ class Data(Model):
         check_shape(self.need, (M, Q), "data.need", "(tasks, quants)")
         names = [q.name for q in self.quants]
         check(len(set(names)) == len(names), "data.quants", "must have distinct names")
-        check(np.isnan(self.lat) | (self.lat >= 0), "data.lat", "must be >= 0 or null")
-        check(np.isnan(self.ppl) | (self.ppl > 0), "data.ppl", "must be > 0 or null")
-        check(np.isnan(self.need) | (self.need >= 0), "data.need", "must be >= 0 or null")
         has_lat = ~np.isnan(self.lat).all(axis=1)  # (M, Q): some server has a latency figure
         check(~has_lat | ~np.isnan(self.need), "data.need",
               "must not be null where data.lat has figures (a quantization level with no memory figure)")
         check(~has_lat | ~np.isnan(self.ppl), "data.ppl", "must not be null where data.lat has figures")
         if self.cost is not None:
             check_shape(self.cost, (M, N, Q), "data.cost", "(tasks, servers, quants)")
-            check(np.isnan(self.cost) | (self.cost >= 0), "data.cost", "must be >= 0 or null")
             check(np.isnan(self.lat) | ~np.isnan(self.cost), "data.cost", "must not be null where data.lat is given")
         if self.seen_lat is not None:
             check_shape(self.seen_lat, (M, N, Q), "data.seen_lat", "(tasks, servers, quants)")
@@ -163,10 +165,12 @@ class Instance(model.Instance):
 
 
 class Solution(Model):
-    server: Array(int, 1) = Field(description="server type of every task, -1 = cloud")
-    quant: Array(int, 1) = Field(description="quantization level of every task, -1 for cloud tasks")
-    order: Optional[Array(int, 1)] = Field(
-        default=None, description="the order tasks are listed (a permutation); a server that overflows "
+    server: Array(int, 1, ge=-1, le=MAX_INDEX) = Field(description="server type of every task, -1 = cloud "
+                                                                  "(-1 <= x <= 1e7)")
+    quant: Array(int, 1, ge=-1, le=MAX_INDEX) = Field(description="quantization level of every task, -1 for cloud "
+                                                                 "tasks (-1 <= x <= 1e7)")
+    order: Optional[Array(int, 1, ge=0, le=MAX_INDEX)] = Field(
+        default=None, description="the order tasks are listed (a permutation, 0 <= x <= 1e7); a server that overflows "
                                   "sends the tasks beyond capacity in this order to the cloud. Default: index order")
 
 
@@ -430,20 +434,28 @@ def import_gap(path: str) -> Instance:
     if len(nums) != want:
         raise InputError(str(p), f"must hold 2 + 2*m*n + m = {want} numbers for m={m}, n={n}, got {len(nums)}")
     body = np.array(nums[2:])
+    check(np.isfinite(body), f"{p}: numbers", "must be finite (no inf or nan)")
     cost = body[: m * n].reshape(m, n)
     res = body[m * n: 2 * m * n].reshape(m, n)
     capacity = body[2 * m * n:]
     check(capacity == np.round(capacity), f"{p}: capacities", "must be integers (they become gpus with H = 1)")
     check(capacity >= 1, f"{p}: capacities", "must be >= 1")
     check(res > 0, f"{p}: resources", "must be > 0")
-    data = Data(
-        horizon_s=1.0,
-        tasks=[Task(name=f"job{t}", model="gap", in_tokens=0, out_tokens=0, slo_lat=float(res[:, t].max()),
-                    slo_ppl=1.0) for t in range(n)],
-        servers=[Server(name=f"agent{a}", gpus=int(capacity[a]), mem_gb=1.0, price=0.0) for a in range(m)],
-        quants=[Quant(name="q0", bits=16)],
-        lat=res.T[:, :, None], ppl=np.ones((n, 1)), need=np.zeros((n, 1)), cost=cost.T[:, :, None],
-    )
+    data = {
+        "horizon_s": 1.0,
+        "tasks": [{"name": f"job{t}", "model": "gap", "in_tokens": 0, "out_tokens": 0,
+                   "slo_lat": float(res[:, t].max()), "slo_ppl": 1.0} for t in range(n)],
+        "servers": [{"name": f"agent{a}", "gpus": float(capacity[a]), "mem_gb": 1.0, "price": 0.0} for a in range(m)],
+        "quants": [{"name": "q0", "bits": 16}],
+        "lat": res.T[:, :, None], "ppl": np.ones((n, 1)), "need": np.zeros((n, 1)), "cost": cost.T[:, :, None],
+    }
+    from edgeopt.model import validation_error
+
+    try:
+        data = Data.model_validate(data)
+    except ValidationError as exc:  # a figure of the file outside the ranges of the fields
+        err = validation_error(exc, "data")
+        raise InputError(f"{p}: {err.path}", err.rule) from None
     meta = {"source": "OR-Library generalized assignment (Beasley), via rafaelmartinelli/AssignmentProblems.jl",
             "file": p.name, "importer": "gap"}
     return Instance(name=p.name.split(".")[0], meta=meta, data=data)

@@ -32,11 +32,11 @@ bound on ``Pr(T > T0)`` subject to a quality floor.
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Literal
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
-from scipy.special import exp1
+from scipy.special import exp1, hyperu
 
 from edgeopt import model
 from edgeopt.model import InputError, Model, check
@@ -58,47 +58,56 @@ class Unstable(ValueError):
 
 
 class Downlink(Model):
-    power_dbm: float
-    bandwidth_mhz: float = Field(gt=0)
-    noise_dbm: float
-    path_loss_db: float = Field(ge=0)
+    power_dbm: float = Field(ge=-200, le=100, description="P_dl, dBm (-200 <= P <= 100)")
+    bandwidth_mhz: float = Field(gt=0, le=1e6, description="B_dl, MHz (1e-6 <= B <= 1e6)")
+    noise_dbm: float = Field(ge=-200, le=100, description="sigma^2, dBm (-200 <= sigma^2 <= 100)")
+    path_loss_db: float = Field(ge=0, le=400, description="dB (0 <= PL <= 400)")
     fading: bool = Field(False, description="a Rayleigh block rate per request instead of the mean rate")
-    outage_snr_db: float = Field(0.0, description="with fading: blocks below this SNR are lost and retried")
-    block_s: float = Field(0.001, gt=0, description="with fading: time lost per outage block, s")
+    outage_snr_db: float = Field(0.0, ge=-100, le=100, description="with fading: blocks below this SNR are lost "
+                                                                   "and retried, dB (-100 <= SNR <= 100)")
+    block_s: float = Field(0.001, gt=0, le=1e3, description="with fading: time lost per outage block, s "
+                                                             "(0 < t <= 1e3)")
 
 
 class Quality(Model):
     """Q = base + prior_gain (1 - e^{-prior_growth L_prior}) + dec_gain (1 - e^{-dec_growth L_dec}) (CLIP score)."""
 
-    base: float
-    prior_gain: float = Field(ge=0)
-    prior_growth: float = Field(gt=0)
-    dec_gain: float = Field(ge=0)
-    dec_growth: float = Field(gt=0)
-    floor: float
+    base: float = Field(ge=0, le=1e6, description="Q at no steps (0 <= base <= 1e6)")
+    prior_gain: float = Field(ge=0, le=1e6, description="Q gained by many prior steps (0 <= gain <= 1e6)")
+    prior_growth: float = Field(gt=0, le=1e3, description="per prior step (0 < growth <= 1e3)")
+    dec_gain: float = Field(ge=0, le=1e6, description="Q gained by many decoding steps (0 <= gain <= 1e6)")
+    dec_growth: float = Field(gt=0, le=1e3, description="per decoding step (0 < growth <= 1e3)")
+    floor: float = Field(ge=0, le=1e6, description="least quality Q accepted (0 <= floor <= 1e6)")
+
+
+MAX_STEPS = 10_000
+Steps = Annotated[int, Field(ge=1, le=MAX_STEPS)]
 
 
 class Data(Model):
-    arrival_rate: float = Field(gt=0, description="lambda, requests/s")
-    threshold_s: float = Field(gt=0, description="T0 of the violation probability")
-    edge_tflops: float = Field(gt=0, description="f_ES, TFLOP/s")
-    device_tflops: float = Field(gt=0, description="f_UE, TFLOP/s")
-    encode_tflop: float = Field(ge=0, description="O_E: feature encoding")
-    prior_step_tflop: float = Field(gt=0, description="O_prior: one prior denoising step")
-    decode_tflop: float = Field(ge=0, description="O_D: feature extraction / decoder")
-    dec_step_tflop: float = Field(gt=0, description="O_dec: one decoding denoising step")
-    latent_mbit: float = Field(gt=0, description="J_dl: intermediate latent, Mbit")
-    image_mbit: float = Field(gt=0, description="J_img: final image, Mbit")
+    arrival_rate: float = Field(ge=1e-6, le=1e6, description="lambda, requests/s (1e-6 <= lambda <= 1e6)")
+    threshold_s: float = Field(gt=0, le=1e6, description="T0 of the violation probability, s (0 < T0 <= 1e6)")
+    edge_tflops: float = Field(ge=1e-6, le=1e6, description="f_ES, TFLOP/s (1e-6 <= f <= 1e6)")
+    device_tflops: float = Field(ge=1e-6, le=1e6, description="f_UE, TFLOP/s (1e-6 <= f <= 1e6)")
+    encode_tflop: float = Field(ge=0, le=1e6, description="O_E: feature encoding, TFLOP (0 <= O <= 1e6)")
+    prior_step_tflop: float = Field(ge=1e-9, le=1e6, description="O_prior: one prior denoising step, TFLOP "
+                                                                 "(1e-9 <= O <= 1e6)")
+    decode_tflop: float = Field(ge=0, le=1e6, description="O_D: feature extraction / decoder, TFLOP (0 <= O <= 1e6)")
+    dec_step_tflop: float = Field(ge=1e-9, le=1e6, description="O_dec: one decoding denoising step, TFLOP "
+                                                               "(1e-9 <= O <= 1e6)")
+    latent_mbit: float = Field(gt=0, le=1e6, description="J_dl: intermediate latent, Mbit (0 < J <= 1e6)")
+    image_mbit: float = Field(gt=0, le=1e6, description="J_img: final image, Mbit (0 < J <= 1e6)")
     downlink: Downlink
-    prior_steps: tuple[int, int] = Field(description="[min, max] of L_prior")
-    dec_steps: tuple[int, int] = Field(description="[min, max] of L_dec")
+    prior_steps: tuple[Steps, Steps] = Field(description=f"[min, max] of L_prior (1 <= L <= {MAX_STEPS})")
+    dec_steps: tuple[Steps, Steps] = Field(description=f"[min, max] of L_dec (1 <= L <= {MAX_STEPS})")
     quality: Quality
 
     @model_validator(mode="after")
     def _consistent(self):
+        # the floor; <= 0 fails the field's own "greater than 0" rule first
+        check(self.downlink.bandwidth_mhz >= 1e-6, "data.downlink.bandwidth_mhz", "must be >= 1e-06 (1 Hz)")
         for name in ("prior_steps", "dec_steps"):
             lo, hi = getattr(self, name)
-            check(lo >= 1, f"data.{name}[0]", "must be >= 1")
             check(lo <= hi, f"data.{name}[0]", f"must be <= data.{name}[1] ({hi})")
         return self
 
@@ -109,9 +118,14 @@ class Data(Model):
 
     @cached_property
     def mean_rate_mbps(self) -> float:
-        """E[R] = B E[log2(1 + snr X)], X ~ Exp(1): (B / ln 2) e^{1/snr} E1(1/snr)."""
-        s = self.mean_snr
-        return float(self.downlink.bandwidth_mhz / np.log(2) * np.exp(1 / s) * exp1(1 / s))
+        """E[R] = B E[log2(1 + snr X)], X ~ Exp(1): (B / ln 2) e^{1/snr} E1(1/snr).
+
+        Below -28 dB (x = 1/snr > 700) e^x overflows; there e^x E1(x) is taken as Tricomi's U(1, 1, x),
+        the same function (SciPy's U is less accurate below, around 1e-10).
+        """
+        x = 1 / self.mean_snr
+        ex1 = np.exp(x) * exp1(x) if x < 700 else hyperu(1, 1, x)
+        return float(self.downlink.bandwidth_mhz / np.log(2) * ex1)
 
 
 class Instance(model.Instance):
@@ -121,8 +135,8 @@ class Instance(model.Instance):
 
 class Solution(Model):
     mode: Literal["split", "edge", "device"] = "split"
-    prior_steps: int
-    dec_steps: int
+    prior_steps: Steps = Field(description=f"L_prior (1 <= L <= {MAX_STEPS})")
+    dec_steps: Steps = Field(description=f"L_dec (1 <= L <= {MAX_STEPS})")
 
 
 def quality(d: Data, prior, dec):
@@ -294,8 +308,8 @@ _SEED003 = {
 def generate(preset: str = "seed003", size: int | None = None, seed: int = 0) -> Instance:
     """``size`` = the largest step count of each stage (grid size x size; seed003: 30, random: 8)."""
     n = (8 if preset == "random" else 30) if size is None else int(size)
-    if n < 1:
-        raise InputError("--size", "must be >= 1 (steps per stage)")
+    if not 1 <= n <= MAX_STEPS:
+        raise InputError("--size", f"must be 1..{MAX_STEPS} (steps per stage)")
     data = {k: (dict(v) if isinstance(v, dict) else v) for k, v in _SEED003.items()}
     data["prior_steps"], data["dec_steps"] = [1, n], [1, n]
     if preset == "seed003-fading":

@@ -1,0 +1,25 @@
+"""The two ways a run ends early, which the command line turns into exit codes (kept import-light)."""
+from __future__ import annotations
+
+import signal
+
+
+class InputError(Exception):
+    """Bad input: ``path`` names the offending field, ``rule`` what it must satisfy (exit code 2)."""
+
+    def __init__(self, path: str, rule: str):
+        self.path, self.rule = path, rule
+        super().__init__(f"{path}{'' if rule.startswith('[') else ' '}{rule}")
+
+
+class Interrupted(BaseException):
+    """The run was stopped by SIGINT or SIGTERM; the command line exits with 128 + ``signum``."""
+
+    def __init__(self, signum: int):
+        self.signum = signum
+        super().__init__(f"interrupted by {signal.Signals(signum).name}")
+
+
+def raise_interrupted(signum, frame) -> None:
+    """Signal handler: SIGINT and SIGTERM both unwind the stack, so ``finally`` blocks clean up."""
+    raise Interrupted(signum)

@@ -262,6 +262,10 @@ def import_cmd(kind: str = typer.Argument(..., help="file format (gap, stg; `edg
     if kind not in imps:
         raise InputError("KIND", f"must be one of {', '.join(imps) or '(none installed)'}, got {kind!r}")
     opts = {"processors": processors} if processors is not None else {}
+    import inspect
+
+    if opts and "processors" not in inspect.signature(imps[kind].fn).parameters:
+        raise InputError("--processors", f"is not an option of the {kind} importer")
     inst = imps[kind].fn(file, **opts)
     io.save(inst, output)
     err().print(f"wrote {output} ({inst.name})")

@@ -83,8 +83,11 @@ def add_gaps(rows: list[dict]) -> None:
 def _read_csv(path: Path) -> list[dict]:
     if not path.is_file():
         return []
-    with open(path, newline="", encoding="utf-8") as fh:
-        rows = list(csv.DictReader(fh))
+    try:
+        with open(path, newline="", encoding="utf-8") as fh:
+            rows = list(csv.DictReader(fh))
+    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        raise InputError(str(path), f"cannot be read as an edgeopt compare file ({exc})") from None
     missing = [f for f in FIELDS if rows and f not in rows[0]]
     if missing:
         raise InputError(str(path), f"is not an edgeopt compare file (missing columns {', '.join(missing)})")

@@ -323,3 +323,30 @@ def test_every_number_in_the_schemas_has_a_range(problem_id):
     walk(io.schema(problem_id), "instance")
     walk(registry.problem(problem_id).solution_type.model_json_schema(), "solution")
     assert not missing, missing
+
+
+GARBAGE = {"random bytes": bytes(random.Random(0).randrange(256) for _ in range(3000)), "empty": b"",
+           "non-UTF-8": b"3 4\n\xff\xfe 1 2\n", "numbers too large": b"1 2\n1e400 5\n3 4\n7\n",
+           "truncated": b"2 3\n1 2 3\n4 5"}
+
+
+@pytest.mark.parametrize("kind", sorted(registry.importers()))
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_importer_on_garbage_is_exit_2(cli, tmp_path, kind, case):
+    """An imported benchmark file is input too: one line naming it, never a traceback, nothing written."""
+    path, out = tmp_path / "in.txt", tmp_path / "out.json"
+    path.write_bytes(GARBAGE[case])
+    code, _, err = cli("import", kind, path, "-o", out, *(["--processors", "2"] if kind == "stg" else []))
+    assert code == 2 and err.startswith("error: ") and err.count("\n") == 1 and not out.exists(), err
+
+
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_compare_resume_file_on_garbage_is_exit_2(cli, tmp_path, case):
+    """The CSV `compare -o` resumes from is read back: a broken one is an input error, left as it was."""
+    inst, out = tmp_path / "p.json", tmp_path / "rows.csv"
+    io.save(importlib.import_module("edgeopt.problems.partition").small_instance(0), inst)
+    out.write_bytes(b"problem,instance,method\n" + GARBAGE[case])
+    code, _, err = cli("compare", inst, "-m", "dp-latency", "-o", out)
+    assert code in (0, 2) and "Traceback" not in err
+    if code == 2:
+        assert out.read_bytes() == b"problem,instance,method\n" + GARBAGE[case]

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import json
 import logging
-import signal
 import sys
 from functools import cache
 from typing import List, Optional
 
 import typer
 
-from edgeopt.errors import InputError, Interrupted, raise_interrupted
+from edgeopt.errors import InputError, Interrupted, catch_signals
 
 # NumPy, pydantic, Pyomo and rich load inside the commands that need them: `edgeopt --help` stays fast.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -288,7 +287,7 @@ def main(argv: list[str] | None = None) -> None:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("edgeopt: %(levelname)s: %(message)s"))
     logging.getLogger("edgeopt").addHandler(handler)
-    old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    restore = catch_signals()
     try:
         app(args=argv, prog_name="edgeopt")  # exits itself; usage errors exit 2
         code = 0
@@ -302,7 +301,6 @@ def main(argv: list[str] | None = None) -> None:
         print("error: the input nests too deep to read", file=sys.stderr)
         code = 2
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+        restore()
         logging.getLogger("edgeopt").removeHandler(handler)
     sys.exit(code)

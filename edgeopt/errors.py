@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import signal
+import threading
+from typing import Callable
 
 
 class InputError(Exception):
@@ -23,3 +25,16 @@ class Interrupted(BaseException):
 def raise_interrupted(signum, frame) -> None:
     """Signal handler: SIGINT and SIGTERM both unwind the stack, so ``finally`` blocks clean up."""
     raise Interrupted(signum)
+
+
+def catch_signals() -> Callable[[], None]:
+    """Make SIGINT and SIGTERM raise Interrupted (main thread only); returns what restores the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return lambda: None
+    old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def restore() -> None:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+    return restore

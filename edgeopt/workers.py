@@ -19,14 +19,13 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-import threading
 import time
 from dataclasses import dataclass
 from multiprocessing.connection import wait
 from typing import Any, Callable
 
 from edgeopt import registry
-from edgeopt.errors import raise_interrupted
+from edgeopt.errors import catch_signals
 from edgeopt.result import Result
 
 KILL_GRACE_S = 0.8  # on top of 10 % of the limit; 0.2 s short of the rule (limit + 10 % + 1 s) for the kill itself
@@ -117,7 +116,7 @@ def run_tasks(tasks: list[Task], on_done: Callable[[int, Result], None], *, jobs
     workers = [_Worker(ctx) for _ in range(max(1, min(jobs, len(tasks))))]
     todo = list(enumerate(tasks))[::-1]
     started: dict[int, float] = {}
-    restore = _catch_signals()
+    restore = catch_signals()
     try:
         while todo or any(w.task for w in workers):
             for w in workers:
@@ -153,17 +152,11 @@ def run_tasks(tasks: list[Task], on_done: Callable[[int, Result], None], *, jobs
                 else:
                     continue
                 w.stop()
-                workers[i] = _Worker(ctx)
+                w.task = None
+                if todo:
+                    workers[i] = _Worker(ctx)
                 on_done(k, result)
     finally:
         for w in workers:
             w.stop()
         restore()
-
-
-def _catch_signals() -> Callable[[], None]:
-    """SIGINT and SIGTERM raise Interrupted in the waiting parent; returns what restores the old handlers."""
-    if threading.current_thread() is not threading.main_thread():
-        return lambda: None
-    old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
-    return lambda: [signal.signal(s, h) for s, h in old.items()] and None

@@ -278,6 +278,39 @@ def schema(problem: str = typer.Argument(..., help="problem id")):
     print(json.dumps(io.schema(problem), indent=1))
 
 
+experiment_app = typer.Typer(no_args_is_help=True, help="Sweeps over generator options, sizes, seeds and methods.")
+app.add_typer(experiment_app, name="experiment")
+
+
+@experiment_app.command("run")
+def experiment_run(file: str = typer.Argument(..., help="experiment file (.toml)"),
+                   output: Optional[str] = typer.Option(None, "-o", "--output",
+                                                        help="run directory (default runs/<name>); resumed if it exists"),
+                   jobs: int = typer.Option(1, "--jobs", help="worker processes (local) or workers of a local Dask cluster"),
+                   executor: str = typer.Option("local", "--executor", help="local or dask"),
+                   scheduler: Optional[str] = typer.Option(None, "--scheduler",
+                                                           help="address of a running Dask scheduler (tcp://host:8786)")):
+    """Run (or resume) an experiment; rows go to DIR/results.parquet."""
+    from edgeopt import experiment, report
+
+    exp = experiment.read(file)
+    if scheduler and executor != "dask":
+        executor = "dask"
+    with report.RunProgress(console=err()) as progress:
+        run_dir = experiment.run(exp, output, jobs=jobs, executor=executor, scheduler=scheduler,
+                                 on_plan=progress.planned, on_start=progress.started, on_row=progress.finished)
+    err().print(f"wrote {run_dir / experiment.RESULTS}")
+
+
+@experiment_app.command("plot")
+def experiment_plot(run_dir: str = typer.Argument(..., help="run directory of `edgeopt experiment run`")):
+    """Draw the experiment's plots (PNG and PDF) into DIR/figures."""
+    from edgeopt import experiment
+
+    for path in experiment.plot(run_dir):
+        err().print(f"wrote {path} (and .pdf)")
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input and usage errors print one line and exit 2, never a traceback.
 

@@ -25,6 +25,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable
 
 from edgeopt import registry
+from edgeopt.compare import run_one
 from edgeopt.errors import catch_signals
 from edgeopt.result import Result
 
@@ -33,6 +34,9 @@ KILL_GRACE_S = 0.8  # on top of 10 % of the limit; 0.2 s short of the rule (limi
 
 @dataclass
 class Task:
+    """One method on one instance; ``instance`` may be a recipe (``build()``, ``problem``, ``name``) that
+    the worker turns into the instance, so that a sweep sends only small descriptions."""
+
     instance: Any
     method: str
     seed: int = 0
@@ -41,6 +45,16 @@ class Task:
 
     def hard_limit(self) -> float | None:
         return None if self.time_limit is None else self.time_limit * 1.1 + KILL_GRACE_S
+
+
+def run_task(task: Task) -> Result:
+    """What a worker (or a Dask task) does with a Task; whatever goes wrong comes back as an error row."""
+    start = time.perf_counter()
+    try:
+        instance = task.instance.build() if hasattr(task.instance, "build") else task.instance
+        return run_one(instance, task.method, seed=task.seed, time_limit=task.time_limit, **(task.options or {}))
+    except Exception as exc:
+        return _failed(task, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
 
 
 def _die_with_parent() -> None:
@@ -63,15 +77,12 @@ def _serve(conn, parent: int) -> None:
     _die_with_parent()
     if os.getppid() != parent:  # the parent died before the kernel was asked to watch it
         return
-    from edgeopt.compare import run_one
-
     while True:
         try:
             task = conn.recv()
         except EOFError:
             return
-        conn.send(run_one(task.instance, task.method, seed=task.seed, time_limit=task.time_limit,
-                          **(task.options or {})))
+        conn.send(run_task(task))
 
 
 class _Worker:

@@ -1,0 +1,447 @@
+"""Experiments: a sweep over generator options, sizes, seeds and methods, as one file and one table.
+
+An experiment file (TOML) is a typed record, validated like an instance file (key path, rule, exit 2):
+
+    name = "qllms-observed"
+    problem = "qllms"
+    preset = "qllms"
+    sizes = [20]
+    seeds = 3                       # or a list of seeds
+    methods = ["milp", "daa", {name = "random"}, {name = "daa", label = "daa-nnm", options = {completer = "nnm"}}]
+    time_limit = 30
+    reference = "auto"              # gaps to the optimum, else the best bound, else the best found; or "best"
+    [grid]                          # cartesian axes: generator options
+    observe = [1.0, 0.5, 0.2]
+    [zip]                           # axes that move together (equal lengths)
+    [[plots]]
+    x = "observe"
+    y = "objective"
+
+``run`` is a loop over ``compare``'s per-row work (one method on one instance, judged by the referee):
+each (grid point, seed) becomes an instance *recipe*, built where the method runs, so that only small
+task descriptions travel to worker processes or to a Dask cluster. Rows go to ``results.parquet`` in the
+run directory, rewritten atomically as they arrive; a re-run skips the rows already there.
+"""
+from __future__ import annotations
+
+import inspect
+import itertools
+import json
+import math
+import platform
+import statistics
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from io import BytesIO
+from pathlib import Path
+from typing import Annotated, Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from edgeopt import io, registry
+from edgeopt.compare import add_gaps
+from edgeopt.model import InputError, validation_error
+from edgeopt.result import Result
+from edgeopt.workers import Task, run_task
+
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10
+    import tomli as tomllib
+
+RESULTS = "results.parquet"
+BATCH_S = 2.0  # the table is rewritten at most this often while rows arrive (and once at the end)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+
+
+class MethodSpec(_Record):
+    name: str = Field(min_length=1, description="method name as `edgeopt list` shows it")
+    label: str | None = Field(None, description="name in the table and plots (default: the method name)")
+    options: dict[str, Any] = Field(default_factory=dict, description="method options, e.g. {completer = 'nnm'}")
+
+    @property
+    def key(self) -> str:
+        return self.label or self.name
+
+
+class Plot(_Record):
+    x: str = Field(description="column on the x axis: a grid or zip axis, size or seed")
+    y: str = Field("gap_to_best", description="column to aggregate: objective, gap_to_best, wall_s, details.<key>")
+    group: str = Field("method", description="one series per value of this column")
+    kind: Literal["line", "bar"] = "line"
+    agg: Literal["mean", "median"] = "mean"
+    ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the band (normal approximation)")
+    logx: bool = False
+    logy: bool = False
+    name: str | None = Field(None, description="file name (default: <y>-vs-<x>)")
+    title: str | None = None
+
+
+class Experiment(_Record):
+    name: str = Field(min_length=1)
+    problem: str
+    preset: str | None = None
+    sizes: list[Annotated[int, Field(ge=0, le=10_000_000)]] = Field(
+        default_factory=lambda: [0], min_length=1, description="instance sizes (0: the preset's default)")
+    seeds: int | list[int] = Field(3, description="a count (0 .. n-1) or a list of seeds")
+    grid: dict[str, list[Any]] = Field(default_factory=dict, description="cartesian axes over generator options")
+    zip: dict[str, list[Any]] = Field(default_factory=dict, description="generator options that move together")
+    methods: list[str | MethodSpec] = Field(min_length=1)
+    time_limit: float = Field(60.0, gt=0, le=86400)
+    reference: Literal["auto", "best"] = "auto"
+    plots: list[Plot] = Field(default_factory=list)
+
+    @field_validator("seeds")
+    @classmethod
+    def _seeds(cls, v):
+        if isinstance(v, int) and not 1 <= v <= 10_000:
+            raise ValueError("must be a count from 1 to 10000, or a list of seeds")
+        if isinstance(v, list) and not v:
+            raise ValueError("must not be empty")
+        return v
+
+    @field_validator("grid", "zip")
+    @classmethod
+    def _axes(cls, axes: dict, info):
+        for key, values in axes.items():
+            if not values:
+                raise InputError(f"{info.field_name}.{key}", "must have at least one value")
+        return axes
+
+    @model_validator(mode="after")
+    def _known(self):
+        prob = registry.problem(self.problem)
+        if self.preset is not None and self.preset not in prob.presets:
+            raise InputError("preset", f"must be one of {', '.join(prob.presets)} for {self.problem}, got {self.preset!r}")
+        lengths = {len(v) for v in self.zip.values()}
+        if len(lengths) > 1:
+            raise InputError("zip", "axes must all have the same length")
+        shared = set(self.grid) & set(self.zip)
+        if shared:
+            raise InputError(f"zip.{sorted(shared)[0]}", "is already a grid axis")
+        params = inspect.signature(prob.module.generate).parameters
+        for section in ("grid", "zip"):
+            for key in getattr(self, section):
+                if key not in params or key in ("preset", "size", "seed"):
+                    raise InputError(f"{section}.{key}", f"is not an option of the {self.problem} generator")
+        specs = self.method_specs()
+        keys = [s.key for s in specs]
+        for k, spec in enumerate(specs):
+            if keys.count(spec.key) > 1:
+                raise InputError(f"methods[{k}]", f"repeats {spec.key!r}: give it a distinct label")
+            if spec.name not in prob.methods:
+                raise InputError(f"methods[{k}]", f"must be a method of {self.problem} ({', '.join(prob.methods)}), "
+                                                  f"got {spec.name!r}")
+            m = prob.method(spec.name)
+            for opt in spec.options:
+                if not m.takes(opt):
+                    raise InputError(f"methods[{k}].options.{opt}", f"is not an option of method {spec.name!r}")
+        return self
+
+    def method_specs(self) -> list[MethodSpec]:
+        return [MethodSpec(name=m) if isinstance(m, str) else m for m in self.methods]
+
+    def seed_list(self) -> list[int]:
+        return list(range(self.seeds)) if isinstance(self.seeds, int) else list(self.seeds)
+
+    def points(self) -> list[dict]:
+        """Every generator setting of the sweep: grid axes crossed, zip axes side by side, times each size."""
+        grid = [dict(zip(self.grid, values)) for values in itertools.product(*self.grid.values())]
+        zipped = [dict(zip(self.zip, values)) for values in zip(*self.zip.values())] or [{}]
+        return [{**g, **z, "size": size} for size in self.sizes for g in grid for z in zipped]
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """How to generate one instance: small enough to send anywhere, built where the method runs."""
+
+    problem: str
+    preset: str | None
+    size: int
+    seed: int
+    options: tuple[tuple[str, Any], ...]
+    name: str
+
+    def build(self):
+        inst = registry.problem(self.problem).generate(self.preset, self.size or None, self.seed, **dict(self.options))
+        return inst.model_copy(update={"name": self.name})
+
+
+def read(path: str | Path) -> Experiment:
+    """An experiment file (TOML) -> a validated Experiment; every fault is an InputError naming the key."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError(str(path), "does not exist (expected an experiment file, .toml)")
+    try:
+        doc = tomllib.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(str(path), f"is not UTF-8 text (byte {exc.start})") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise InputError(str(path), f"is not valid TOML: {exc}") from None
+    try:
+        return Experiment.model_validate(doc)
+    except ValidationError as exc:
+        raise _in(path, validation_error(exc)) from None
+    except InputError as exc:
+        raise _in(path, exc) from None
+
+
+def _in(path: Path, exc: InputError) -> InputError:
+    return InputError(f"{path}: {exc.path}", exc.rule)
+
+
+@dataclass
+class Row:
+    """One (grid point, seed, method) task: what to build, what to run, and the columns it fills."""
+
+    point: int
+    seed: int
+    method: MethodSpec
+    recipe: Recipe
+    params: dict
+
+
+def tasks(exp: Experiment) -> list[Row]:
+    out = []
+    for p, point in enumerate(exp.points()):
+        options = tuple(sorted((k, v) for k, v in point.items() if k != "size"))
+        for seed in exp.seed_list():
+            recipe = Recipe(exp.problem, exp.preset, point["size"], seed, options, f"p{p}-s{seed}")
+            out += [Row(p, seed, spec, recipe, point) for spec in exp.method_specs()]
+    return out
+
+
+def check_generator(exp: Experiment) -> None:
+    """Build every generator setting once, at the smallest size, so that a bad option value is an input
+    error before anything runs (not an error row per task)."""
+    seen = set()
+    for t in tasks(exp):
+        if t.recipe.options in seen:
+            continue
+        seen.add(t.recipe.options)
+        small = Recipe(exp.problem, exp.preset, min(exp.sizes), t.seed, t.recipe.options, t.recipe.name)
+        try:
+            small.build()
+        except (InputError, ValueError, TypeError) as exc:
+            where = ", ".join(f"{k}={v!r}" for k, v in t.recipe.options) or "the preset's defaults"
+            raise InputError("grid", f"the {exp.problem} generator rejects {where}: {exc}") from None
+
+
+def _versions() -> dict:
+    out = {"python": platform.python_version()}
+    for dist in ("edgeopt", "numpy", "pyomo", "highspy", "pyscipopt", "ortools", "pyarrow", "dask", "distributed"):
+        try:
+            out[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _flat(row: Row, exp: Experiment, result: Result) -> dict:
+    out = {"experiment": exp.name, "problem": exp.problem, "preset": exp.preset, "point": row.point,
+           **row.params, "seed": row.seed, "method": row.method.key, "method_name": row.method.name,
+           "kind": result.kind, "instance": result.instance, "status": result.status, "objective": result.objective,
+           "feasible": result.feasible, "bound": result.bound, "gap": result.gap, "wall_s": result.wall_s,
+           "message": result.message}
+    for key, value in (result.details or {}).items():
+        out[f"details.{key}"] = value
+    return out
+
+
+def _table(rows: list[dict]):
+    """A pyarrow Table: columns in first-seen order, numbers as float, anything nested as JSON text."""
+    import pyarrow as pa
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    data = {}
+    for col in columns:
+        values = [r.get(col) for r in rows]
+        present = [v for v in values if v is not None]
+        if all(isinstance(v, bool) for v in present):
+            data[col] = pa.array(values, pa.bool_())
+        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
+            kind = pa.int64() if col in ("point", "seed", "size") else pa.float64()
+            data[col] = pa.array(values, kind)
+        elif all(isinstance(v, str) for v in present):
+            data[col] = pa.array(values, pa.string())
+        else:
+            data[col] = pa.array([None if v is None else io.dumps(v, indent=False).decode() for v in values],
+                                 pa.string())
+    return pa.table(data)
+
+
+def _write(rows: list[dict], path: Path, exp: Experiment) -> None:
+    import pyarrow.parquet as pq
+
+    done = [dict(r) for r in rows]
+    for r in done:  # add_gaps groups rows by instance; here an instance is (grid point, seed)
+        r["problem"], r["instance"] = exp.problem, f"p{r['point']}-s{r['seed']}"
+    if exp.reference == "best":
+        for r in done:
+            r["kind"] = "heuristic"  # no optimum or bound is taken: the gap is to the best found
+    add_gaps(done)
+    for r, orig in zip(done, rows):
+        r["kind"] = orig["kind"]
+    buf = BytesIO()
+    pq.write_table(_table(done), buf)
+    io.write_bytes(buf.getvalue(), path)
+
+
+def load_rows(run_dir: str | Path) -> list[dict]:
+    """The rows of a run directory's table, as dicts (empty when there is none yet)."""
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        return []
+    import pyarrow.parquet as pq
+
+    try:
+        return pq.read_table(path).to_pylist()
+    except Exception as exc:  # pyarrow raises several types for a damaged file
+        raise InputError(str(path), f"cannot be read as a results table ({type(exc).__name__}: {exc})") from None
+
+
+def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: int = 1, executor: str = "local",
+        scheduler: str | None = None, on_plan: Callable[[int], None] | None = None,
+        on_start: Callable[[str], None] | None = None, on_row: Callable[[dict], None] | None = None) -> Path:
+    """Run (or resume) an experiment; returns its run directory.
+
+    ``executor``: ``local`` (worker processes, see ``edgeopt.workers``) or ``dask`` (``scheduler`` an address
+    like ``tcp://host:8786``, or None to start a local Dask cluster of ``jobs`` workers).
+    """
+    exp = exp if isinstance(exp, Experiment) else read(exp)
+    if executor not in ("local", "dask"):
+        raise InputError("--executor", f"must be local or dask, got {executor!r}")
+    check_generator(exp)
+    run_dir = Path(out) if out else Path("runs") / exp.name
+    rows = [{k: v for k, v in r.items() if k not in ("gap_to_best", "gap_ref")} for r in load_rows(run_dir)]
+    done = {(r["point"], r["seed"], r["method"]) for r in rows}
+    todo = [t for t in tasks(exp) if (t.point, t.seed, t.method.key) not in done]
+    if on_plan:
+        on_plan(len(todo))
+    run_dir.mkdir(parents=True, exist_ok=True)
+    io.write_bytes(io.dumps(exp.model_dump(mode="json")), run_dir / "experiment.json")
+    io.write_bytes(io.dumps({"versions": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                             "executor": executor, "jobs": jobs}), run_dir / "run.json")
+    last = [time.monotonic()]
+
+    def finish(k: int, result: Result) -> None:
+        rows.append(_flat(todo[k], exp, result))
+        if on_row:
+            on_row({**rows[-1], "method": todo[k].method.key})
+        if time.monotonic() - last[0] >= BATCH_S:
+            _write(rows, run_dir / RESULTS, exp)
+            last[0] = time.monotonic()
+
+    def start(k: int) -> None:
+        if on_start:
+            on_start(f"{todo[k].recipe.name} · {todo[k].method.key}")
+
+    work = [Task(t.recipe, t.method.name, t.seed, exp.time_limit, t.method.options) for t in todo]
+    try:
+        if executor == "local":
+            from edgeopt.workers import run_tasks
+
+            run_tasks(work, finish, jobs=jobs, on_start=start)
+        else:
+            _run_dask(work, exp.name, finish, start, jobs, scheduler)
+    finally:  # finished rows are kept even when the run is interrupted
+        _write(rows, run_dir / RESULTS, exp)
+    return run_dir
+
+
+def _run_dask(work: list[Task], name: str, finish, start, jobs: int, scheduler: str | None) -> None:
+    """Tasks on a Dask cluster (an address, or a local cluster of ``jobs`` worker processes)."""
+    try:
+        from dask.distributed import Client, LocalCluster, as_completed
+    except ImportError:
+        raise InputError("--executor", "dask needs the dask extra: pip install 'edgeopt[dask]'") from None
+    cluster = None if scheduler else LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
+                                                  host="127.0.0.1", dashboard_address=None)
+    with Client(scheduler or cluster) as client:
+        try:
+            futures = {}
+            for k, task in enumerate(work):
+                futures[client.submit(run_task, task, pure=False, key=f"edgeopt-{name}-{k}-{time.time_ns()}")] = k
+                start(k)
+            for fut in as_completed(futures):
+                finish(futures[fut], fut.result())
+        except BaseException:
+            client.cancel(list(futures))
+            raise
+    if cluster is not None:
+        cluster.close()
+
+
+# --- plots ----------------------------------------------------------------------------------------
+
+def _z(level: float) -> float:
+    return statistics.NormalDist().inv_cdf(0.5 + level / 2)
+
+
+def series(rows: list[dict], plot: Plot) -> dict[Any, list[tuple[Any, float, float, int]]]:
+    """group value -> [(x, aggregate of y, half-width of the CI, n)] over the feasible rows with a y."""
+    cells: dict[tuple, list[float]] = {}
+    for r in rows:
+        y = r.get(plot.y)
+        if r.get("feasible") and isinstance(y, (int, float)) and math.isfinite(y):
+            cells.setdefault((r.get(plot.group), r.get(plot.x)), []).append(float(y))
+    out: dict[Any, list] = {}
+    for (g, x), ys in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
+        centre = statistics.fmean(ys) if plot.agg == "mean" else statistics.median(ys)
+        half = _z(plot.ci) * statistics.stdev(ys) / math.sqrt(len(ys)) if len(ys) > 1 else 0.0
+        out.setdefault(g, []).append((x, centre, half, len(ys)))
+    return out
+
+
+def plot(run_dir: str | Path) -> list[Path]:
+    """Draw every plot of the run's experiment as PNG and PDF under ``run_dir/figures``; returns the PNGs."""
+    from matplotlib.figure import Figure
+
+    run_dir = Path(run_dir)
+    exp_path = run_dir / "experiment.json"
+    if not exp_path.is_file():
+        raise InputError(str(run_dir), "is not an experiment run directory (no experiment.json)")
+    exp = Experiment.model_validate(json.loads(exp_path.read_text(encoding="utf-8")))
+    rows = load_rows(run_dir)
+    if not rows:
+        raise InputError(str(run_dir), f"has no rows in {RESULTS} yet")
+    written = []
+    for p in exp.plots:
+        if p.x not in rows[0] or p.y not in {k for r in rows for k in r}:
+            missing = p.x if p.x not in rows[0] else p.y
+            raise InputError(f"plots.{missing}", f"is not a column of {RESULTS}")
+        data = series(rows, p)
+        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+        ax = fig.add_subplot()
+        xs = sorted({x for pts in data.values() for x, *_ in pts}, key=lambda v: (isinstance(v, str), v))
+        width = 0.8 / max(1, len(data))
+        for k, (g, pts) in enumerate(data.items()):
+            x, y, h = [q[0] for q in pts], [q[1] for q in pts], [q[2] for q in pts]
+            if p.kind == "line":
+                (line,) = ax.plot(x, y, marker="o", label=str(g))
+                ax.fill_between(x, [a - b for a, b in zip(y, h)], [a + b for a, b in zip(y, h)],
+                                color=line.get_color(), alpha=0.2, linewidth=0)
+            else:
+                pos = [xs.index(v) + (k - (len(data) - 1) / 2) * width for v in x]
+                ax.bar(pos, y, width=width, yerr=h, capsize=2, label=str(g))
+        if p.kind == "bar":
+            ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+        if p.logx:
+            ax.set_xscale("log")
+        if p.logy:
+            ax.set_yscale("symlog" if any(q[1] <= 0 for pts in data.values() for q in pts) else "log")
+        ax.set_xlabel(p.x)
+        ax.set_ylabel(f"{p.y} ({p.agg}, {int(p.ci * 100)} % CI)")
+        ax.set_title(p.title or f"{exp.name}: {p.y} vs {p.x}")
+        ax.legend(fontsize="small")
+        stem = p.name or f"{p.y}-vs-{p.x}".replace(".", "_")
+        for suffix in ("png", "pdf"):
+            buf = BytesIO()
+            fig.savefig(buf, format=suffix, dpi=150)
+            io.write_bytes(buf.getvalue(), run_dir / "figures" / f"{stem}.{suffix}")
+        written.append(run_dir / "figures" / f"{stem}.png")
+    return written

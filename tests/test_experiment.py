@@ -1,0 +1,170 @@
+"""Experiments: one file, one table, the same rows on any executor, resumable, strict about bad files."""
+from __future__ import annotations
+
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT
+from edgeopt import experiment
+
+TINY = """
+name = "tiny"
+problem = "qllms"
+preset = "qllms"
+sizes = [6]
+seeds = 2
+methods = ["milp", "daa", {name = "random", label = "rand"}]
+time_limit = 20
+[grid]
+observe = [1.0, 0.5]
+[[plots]]
+x = "observe"
+y = "gap_to_best"
+[[plots]]
+x = "observe"
+y = "objective"
+kind = "bar"
+logy = true
+"""
+TIMING = {"wall_s"}  # the only columns two runs of the same experiment may differ in
+
+
+def _file(tmp_path: Path, text: str = TINY) -> Path:
+    path = tmp_path / "exp.toml"
+    path.write_text(text)
+    return path
+
+
+def _key(rows):
+    return sorted(({k: v for k, v in r.items() if k not in TIMING} for r in rows),
+                  key=lambda r: (r["point"], r["seed"], r["method"]))
+
+
+def test_local_run_writes_one_row_per_point_seed_method_and_plots(tmp_path):
+    run_dir = experiment.run(_file(tmp_path), tmp_path / "run", jobs=2)
+    rows = experiment.load_rows(run_dir)
+    assert len(rows) == 2 * 2 * 3
+    assert {r["method"] for r in rows} == {"milp", "daa", "rand"}
+    assert all(r["feasible"] and r["gap_to_best"] >= -1e-9 for r in rows)
+    assert all(r["gap_ref"] == "optimum" for r in rows)  # milp proves every tiny instance
+    assert (run_dir / "experiment.json").is_file() and "edgeopt" in (run_dir / "run.json").read_text()
+    figures = experiment.plot(run_dir)
+    assert [p.name for p in figures] == ["gap_to_best-vs-observe.png", "objective-vs-observe.png"]
+    assert all(p.stat().st_size > 0 and p.with_suffix(".pdf").is_file() for p in figures)
+    again = experiment.run(_file(tmp_path), run_dir)  # everything done: nothing re-runs
+    assert _key(experiment.load_rows(again)) == _key(rows)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def dask_cluster():
+    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, always shut down."""
+    pytest.importorskip("distributed")
+    port = _free_port()
+    address = f"tcp://127.0.0.1:{port}"
+    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
+    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
+    try:
+        worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
+                  "--no-dashboard", "--host", "127.0.0.1"]
+        procs += [subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
+        from distributed import Client
+
+        with Client(address, timeout=60) as client:
+            client.wait_for_workers(2, timeout=60)
+        yield address
+    finally:
+        for p in procs[::-1]:
+            p.terminate()
+        for p in procs[::-1]:
+            try:
+                p.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+
+
+@pytest.mark.slow
+def test_dask_cluster_gives_the_same_rows_as_local(tmp_path, dask_cluster):
+    local = experiment.load_rows(experiment.run(_file(tmp_path), tmp_path / "local", jobs=2))
+    remote = experiment.load_rows(experiment.run(_file(tmp_path), tmp_path / "dask", executor="dask",
+                                                 scheduler=dask_cluster))
+    assert _key(remote) == _key(local)
+
+
+@pytest.mark.slow
+def test_interrupt_and_resume_complete_the_table_once(tmp_path):
+    """Ctrl-C keeps the finished rows; the re-run adds exactly the missing ones."""
+    text = TINY.replace("sizes = [6]", "sizes = [6, 80]").replace("time_limit = 20", "time_limit = 120")
+    path, run_dir = _file(tmp_path, text), tmp_path / "run"
+    cmd = [sys.executable, "-c", "from edgeopt.cli import main; main()", "experiment", "run", str(path),
+           "-o", str(run_dir)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    end = time.monotonic() + 120
+    while time.monotonic() < end and not (run_dir / experiment.RESULTS).exists():
+        time.sleep(0.2)
+    time.sleep(1.0)
+    proc.send_signal(signal.SIGINT)
+    proc.wait(timeout=20)
+    assert proc.returncode == 130, proc.stderr.read()
+    partial = experiment.load_rows(run_dir)
+    total = 2 * 2 * 2 * 3  # sizes x observe x seeds x methods
+    assert 0 < len(partial) < total
+    path.write_text(text.replace("time_limit = 120", "time_limit = 5"))  # the rest need not prove anything
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = experiment.load_rows(run_dir)
+    keys = [(r["point"], r["seed"], r["method"]) for r in rows]
+    assert len(keys) == len(set(keys)) == total
+
+
+BAD = {
+    "unknown problem": ('problem = "qllms"', 'problem = "nope"', "problem must be one of"),
+    "unknown method": ('"daa"', '"magic"', "methods[1] must be a method of qllms"),
+    "unknown method option": ('label = "rand"}', 'label = "rand", options = {warp = 9}}',
+                              "methods[2].options.warp is not an option"),
+    "unknown preset": ('preset = "qllms"', 'preset = "nope"', "preset must be one of"),
+    "unknown generator option": ("observe = [1.0, 0.5]", "warp = [1, 2]", "grid.warp is not an option"),
+    "empty grid axis": ("observe = [1.0, 0.5]", "observe = []", "grid.observe must have at least one value"),
+    "wrong type": ("seeds = 2", 'seeds = "two"', "seeds"),
+    "bad generator value": ("observe = [1.0, 0.5]", "observe = [1.0, -3.0]", "grid the qllms generator rejects"),
+    "not TOML": ("[grid]", "[grid", "is not valid TOML"),
+    "unknown key": ('name = "tiny"', 'name = "tiny"\nwarp = 1', "warp is not a known field"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(BAD))
+def test_bad_experiment_file_is_exit_2_with_the_key_and_writes_nothing(cli, tmp_path, case):
+    old, new, message = BAD[case]
+    assert old in TINY
+    path = _file(tmp_path, TINY.replace(old, new, 1))
+    code, _, err = cli("experiment", "run", path, "-o", tmp_path / "run")
+    assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "experiments").glob("*.toml")), ids=lambda p: p.stem)
+def test_every_shipped_experiment_validates(path):
+    exp = experiment.read(path)
+    assert experiment.tasks(exp) and exp.plots
+
+
+def test_a_shipped_experiment_runs_at_a_tiny_scale(tmp_path):
+    exp = experiment.read(ROOT / "experiments" / "qllms-observed.toml")
+    tiny = exp.model_copy(update={"sizes": [6], "seeds": 1, "time_limit": 10.0})
+    run_dir = experiment.run(tiny, tmp_path / "run", jobs=2)
+    rows = experiment.load_rows(run_dir)
+    assert len(rows) == len(experiment.tasks(tiny)) and all(r["status"] != "error" for r in rows)
+    assert experiment.plot(run_dir)

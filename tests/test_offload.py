@@ -1,4 +1,4 @@
-"""``offload``: KKT split vs CVXPY, referee checks, SCIP optimum vs heuristics, FLOPs, bad input."""
+"""``offload``: KKT splits vs CVXPY and SLSQP, search screening, referee checks, SCIP optimum vs heuristics, FLOPs, input."""
 from __future__ import annotations
 
 import json
@@ -6,10 +6,12 @@ import json
 import cvxpy as cp
 import numpy as np
 import pytest
+from scipy.optimize import minimize
 
 from conftest import INSTANCES
 from edgeopt import io, registry
 from edgeopt.compare import run_one
+from edgeopt.heuristics import offload as H
 from edgeopt.problems import offload as P
 
 PAPER = INSTANCES / "offload" / "paper-n15-m3-s0.json"
@@ -27,6 +29,102 @@ def test_closed_form_split_equals_cvxpy(seed):
     assert closed == pytest.approx(v.value, rel=1e-3)  # the interior-point solve is accurate to ~1e-4
     assert np.sum(a / closed) == pytest.approx(prob.value, rel=1e-6)
     assert np.sum(a / closed) == pytest.approx(np.sqrt(a).sum() ** 2 / total, rel=1e-12)
+
+
+def _edge_radio(preset, size, seed, energy_per_j=None):
+    """One edge's radio problem of a generated instance: the users the generator puts first, edge 0."""
+    d = P.generate(preset, size=size, seed=seed, edges=2, energy_per_j=energy_per_j).data
+    e, w = d.edges[0], d.weights
+    return d.snr_per_w_mhz[:, 0], d.video_mbit, e.bandwidth_mhz, e.power_w, d.p_max_w, w.delay_per_s, w.energy_per_j
+
+
+def _radio_cost(b, p, gamma, size, w2, w3):
+    return np.sum((w2 + w3 * p) * size / P.rate_mbps(b, p, gamma))
+
+
+def _slsqp(gamma, size, B, P_, pmax, w2, w3):
+    """Reference: SciPy's SLSQP from the equal split (what ts-mito used before the Newton-KKT solver)."""
+    k = len(size)
+    z0 = np.r_[np.full(k, 1.0 / k), np.full(k, min(P_ / k, pmax) / pmax)]
+    scale = _radio_cost(B * z0[:k], pmax * z0[k:], gamma, size, w2, w3)
+    res = minimize(lambda z: _radio_cost(B * z[:k], pmax * z[k:], gamma, size, w2, w3) / scale, z0, method="SLSQP",
+                   bounds=[(1e-6, 1.0)] * (2 * k), options={"maxiter": 500, "ftol": 1e-14},
+                   constraints=[{"type": "ineq", "fun": lambda z: 1.0 - z[:k].sum()},
+                                {"type": "ineq", "fun": lambda z: P_ / pmax - z[k:].sum()}])
+    return _radio_cost(B * res.x[:k], pmax * res.x[k:], gamma, size, w2, w3)
+
+
+@pytest.mark.parametrize("preset,size,seed,energy", [
+    ("small", 3, 0, None),     # few users: every one at p_max, power budget slack
+    ("paper", 12, 1, None),    # budget binds, some users capped
+    ("paper", 30, 2, None),    # budget binds, nobody capped
+    ("paper", 12, 3, 1.0),     # heavy energy weight: p S / r nonconvex, budget slack
+])
+def test_radio_newton_matches_slsqp(preset, size, seed, energy):
+    """The Newton-KKT radio allocation reaches the optimum a generic solver (SLSQP) finds, feasibly."""
+    args = _edge_radio(preset, size, seed, energy)
+    gamma, size_, B, P_, pmax, w2, w3 = args
+    cost, b, p, lam, mu = H.radio_kkt(*args)
+    assert cost == pytest.approx(_radio_cost(b, p, gamma, size_, w2, w3), rel=1e-12)  # its cost is the referee's
+    assert b.sum() <= B * (1 + 1e-12) and p.sum() <= P_ * (1 + 1e-12) and np.all(p <= pmax) and np.all(p > 0)
+    assert cost == pytest.approx(_slsqp(*args), rel=1e-7)
+
+
+@pytest.mark.parametrize("preset,size,seed", [("small", 3, 0), ("paper", 12, 1), ("paper", 30, 2)])
+def test_radio_newton_satisfies_the_kkt_conditions(preset, size, seed):
+    """Bandwidth and power are priced by lambda and mu: -df/db = lambda, -df/dp = mu unless capped (then >= mu)."""
+    gamma, size_, B, P_, pmax, w2, w3 = args = _edge_radio(preset, size, seed)
+    _, b, p, lam, mu = H.radio_kkt(*args)
+
+    def f(bb, pp):
+        return (w2 + w3 * pp) * size_ / P.rate_mbps(bb, pp, gamma)
+
+    hb, hp = 1e-6 * b, 1e-6 * p  # central differences of the referee's per-user cost
+    dfdb = (f(b + hb, p) - f(b - hb, p)) / (2 * hb)
+    dfdp = (f(b, p + hp) - f(b, p - hp)) / (2 * hp)
+    capped = p >= pmax * (1 - 1e-12)
+    assert b.sum() == pytest.approx(B, rel=1e-12) and lam > 0
+    np.testing.assert_allclose(-dfdb, lam, rtol=1e-6)
+    np.testing.assert_allclose(-dfdp[~capped], mu, rtol=1e-6)
+    assert np.all(-dfdp[capped] >= mu * (1 - 1e-6))
+    assert mu >= 0 and mu * (P_ - p.sum()) == pytest.approx(0.0, abs=1e-9 * mu * P_)
+
+
+def test_join_price_is_the_lagrangian_minimum():
+    """The Lambert-W price of adding a user is min_{b,p} w2 S / r + lam b + mu p, attained at the (b, p) it returns."""
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        g, size = 10 ** rng.uniform(1, 7), rng.uniform(200, 750)
+        lam, mu = 10 ** rng.uniform(-4, -2), 10 ** rng.uniform(-3, 0)
+        price, b, p = (float(a[0]) for a in H._join_price(np.array([g]), size, np.array([lam]), np.array([mu]), 0.01))
+
+        def lagrangian(z):
+            b, p = np.exp(z)
+            return 0.01 * size / P.rate_mbps(b, p, g) + lam * b + mu * p
+
+        best = min(minimize(lagrangian, z0, method="Nelder-Mead", options={"xatol": 1e-10, "fatol": 1e-14}).fun
+                   for z0 in ([0.0, -2.0], [-4.0, -6.0], [3.0, 0.0]))
+        assert price <= best * (1 + 1e-12)
+        assert price == pytest.approx(best, rel=1e-6)
+        assert lagrangian(np.log([b, p])) == pytest.approx(price, rel=1e-12)
+
+
+def test_screened_search_chooses_what_full_search_chooses(monkeypatch):
+    """Skipping edge moves whose radio bound cannot win must not change ts-mito's answer."""
+    inst = P.generate("paper", size=40, seed=1)
+    screened = H.ts_mito(inst).solution
+    monkeypatch.setattr(H._Stage2, "leave_bound", lambda self, n: np.inf)  # every edge move re-solved
+    assert H.ts_mito(inst).solution == screened
+
+
+def test_ts_mito_is_deterministic_and_returns_its_start_at_a_zero_time_limit():
+    """Same answer twice; a time limit that hits at once still yields a feasible, truthfully claimed answer."""
+    inst = io.load(PAPER)
+    first, again = run_one(inst, "ts-mito"), run_one(inst, "ts-mito")
+    assert first.solution == again.solution
+    cut = run_one(inst, "ts-mito", time_limit=0.0)
+    assert cut.feasible and cut.claimed == pytest.approx(cut.objective, rel=1e-9)
+    assert cut.objective <= first.objective
 
 
 @pytest.mark.slow

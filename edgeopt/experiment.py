@@ -359,11 +359,17 @@ def _run_dask(work: list[Task], name: str, finish, start, jobs: int, scheduler: 
         from dask.distributed import Client, LocalCluster, as_completed
     except ImportError:
         raise InputError("--executor", "dask needs the dask extra: pip install 'edgeopt[dask]'") from None
-    cluster = None if scheduler else LocalCluster(n_workers=max(1, jobs), threads_per_worker=1, processes=True,
-                                                  host="127.0.0.1", dashboard_address=None)
-    with Client(scheduler or cluster) as client:
+    import contextlib
+    import logging
+
+    with contextlib.ExitStack() as stack:
+        if scheduler is None:  # a local cluster of worker processes, closed after its client
+            scheduler = stack.enter_context(LocalCluster(
+                n_workers=max(1, jobs), threads_per_worker=1, processes=True, host="127.0.0.1",
+                dashboard_address=None, silence_logs=logging.CRITICAL))
+        client = stack.enter_context(Client(scheduler))
+        futures = {}
         try:
-            futures = {}
             for k, task in enumerate(work):
                 futures[client.submit(run_task, task, pure=False, key=f"edgeopt-{name}-{k}-{time.time_ns()}")] = k
                 start(k)
@@ -372,8 +378,6 @@ def _run_dask(work: list[Task], name: str, finish, start, jobs: int, scheduler: 
         except BaseException:
             client.cancel(list(futures))
             raise
-    if cluster is not None:
-        cluster.close()
 
 
 # --- plots ----------------------------------------------------------------------------------------

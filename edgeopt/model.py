@@ -226,7 +226,7 @@ def validation_error(exc: ValidationError, prefix: str = "") -> InputError:
     msg = err["msg"].removeprefix("Value error, ")
     if err["type"] == "missing":
         msg = "is required"
-    elif err["type"] == "extra_forbidden":
+    elif err["type"] in ("extra_forbidden", "unexpected_keyword_argument"):
         msg = "is not a known field"
     elif err["type"] == "literal_error":
         msg = msg.replace("Input should be", "must be")

@@ -162,14 +162,21 @@ class Problem:
         preset = preset or next(iter(self.presets))
         if preset not in self.presets:
             raise InputError("--preset", f"must be one of {', '.join(self.presets)} for {self.id}, got {preset!r}")
-        from pydantic import ValidationError
+        from pydantic import ConfigDict, ValidationError, validate_call
 
         from edgeopt.model import validation_error
 
-        try:
-            return self.module.generate(preset=preset, size=size, seed=seed, **options)
-        except ValidationError as exc:  # an option that makes a field leave its range
-            raise validation_error(exc, "generated data") from None
+        checked = validate_call(self.module.generate, config=ConfigDict(allow_inf_nan=False))
+        try:  # option values are checked against the generator's annotations before it runs
+            return checked(preset=preset, size=size, seed=seed, **options)
+        except ValidationError as exc:
+            if exc.title == self.module.generate.__name__:  # an argument of the generator
+                err = validation_error(exc)
+                name = err.path.split(".")[0].split("[")[0]
+                flag = f"--{name}" if name in ("size", "seed", "preset") else f"--option {name}"
+                rule = err.rule.replace("is not a known field", f"is not an option of the {self.id} generator")
+                raise InputError(flag, rule) from None
+            raise validation_error(exc, "generated data") from None  # an option that makes a field leave its range
 
     def formulation(self) -> ModuleType | None:
         """The problem's formulations module (``build_model`` for export), or None."""

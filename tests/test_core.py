@@ -166,3 +166,22 @@ def test_every_method_returns_an_outcome():
         for m in prob.methods.values():
             if m.kind != "exact" and not m.not_applicable(inst):
                 assert isinstance(m(inst, seed=0), Outcome), f"{pid}.{m.name}"
+
+
+@pytest.mark.parametrize("problem_id", sorted(registry.problems()))
+def test_bad_generator_options_are_exit_2(cli, tmp_path, problem_id):
+    """Option values are checked against the generator's signature: wrong types, NaN and unknown names."""
+    import inspect
+
+    params = [p for p in inspect.signature(registry.problem(problem_id).module.generate).parameters
+              if p not in ("preset", "size", "seed")]
+    out = tmp_path / "g.json"
+    cases = [["--option", "warp=1"], ["--size", "-1"]]
+    cases += [["--option", f"{p}={v}"] for p in params for v in ("NaN", "[[1]]", "{}")]
+    for args in cases:
+        code, _, err = cli("generate", problem_id, *args, "-o", out)
+        if code == 0:  # a generator may take any value of a free-form option (a name, say)
+            out.unlink()
+            continue
+        assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (args, err)
+        assert not out.exists()

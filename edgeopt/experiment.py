@@ -72,6 +72,7 @@ class Plot(_Record):
     x: str = Field(description="column on the x axis: a grid or zip axis, size or seed")
     y: str = Field("gap_to_best", description="column to aggregate: objective, gap_to_best, wall_s, details.<key>")
     group: str = Field("method", description="one series per value of this column")
+    where: dict[str, Any] = Field(default_factory=dict, description="only rows with these column values")
     kind: Literal["line", "bar"] = "line"
     agg: Literal["mean", "median"] = "mean"
     ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the band (normal approximation)")
@@ -88,7 +89,8 @@ class Experiment(_Record):
     sizes: list[Annotated[int, Field(ge=0, le=10_000_000)]] = Field(
         default_factory=lambda: [0], min_length=1, description="instance sizes (0: the preset's default)")
     seeds: int | list[int] = Field(3, description="a count (0 .. n-1) or a list of seeds")
-    grid: dict[str, list[Any]] = Field(default_factory=dict, description="cartesian axes over generator options")
+    grid: dict[str, list[Any]] = Field(default_factory=dict,
+                                       description="cartesian axes over generator options (and preset)")
     zip: dict[str, list[Any]] = Field(default_factory=dict, description="generator options that move together")
     methods: list[str | MethodSpec] = Field(min_length=1)
     time_limit: float = Field(60.0, gt=0, le=86400)
@@ -115,8 +117,14 @@ class Experiment(_Record):
     @model_validator(mode="after")
     def _known(self):
         prob = registry.problem(self.problem)
-        if self.preset is not None and self.preset not in prob.presets:
-            raise InputError("preset", f"must be one of {', '.join(prob.presets)} for {self.problem}, got {self.preset!r}")
+        presets = [("preset", self.preset)] if self.preset is not None else []
+        for section in ("grid", "zip"):  # the preset may also be an axis (e.g. constellations, GPU mixes)
+            presets += [(f"{section}.preset[{k}]", v) for k, v in enumerate(getattr(self, section).get("preset", []))]
+        for where, name in presets:
+            if name not in prob.presets:
+                raise InputError(where, f"must be one of {', '.join(prob.presets)} for {self.problem}, got {name!r}")
+        if self.preset is not None and len(presets) > 1:
+            raise InputError("preset", "is also an axis: give it in one place")
         lengths = {len(v) for v in self.zip.values()}
         if len(lengths) > 1:
             raise InputError("zip", "axes must all have the same length")
@@ -126,7 +134,9 @@ class Experiment(_Record):
         params = inspect.signature(prob.module.generate).parameters
         for section in ("grid", "zip"):
             for key in getattr(self, section):
-                if key not in params or key in ("preset", "size", "seed"):
+                if key == "preset":
+                    continue
+                if key not in params or key in ("size", "seed"):
                     raise InputError(f"{section}.{key}", f"is not an option of the {self.problem} generator")
         specs = self.method_specs()
         keys = [s.key for s in specs]
@@ -208,9 +218,9 @@ class Row:
 def tasks(exp: Experiment) -> list[Row]:
     out = []
     for p, point in enumerate(exp.points()):
-        options = tuple(sorted((k, v) for k, v in point.items() if k != "size"))
+        options = tuple(sorted((k, v) for k, v in point.items() if k not in ("size", "preset")))
         for seed in exp.seed_list():
-            recipe = Recipe(exp.problem, exp.preset, point["size"], seed, options, f"p{p}-s{seed}")
+            recipe = Recipe(exp.problem, point.get("preset", exp.preset), point["size"], seed, options, f"p{p}-s{seed}")
             out += [Row(p, seed, spec, recipe, point) for spec in exp.method_specs()]
     return out
 
@@ -220,10 +230,10 @@ def check_generator(exp: Experiment) -> None:
     error before anything runs (not an error row per task)."""
     seen = set()
     for t in tasks(exp):
-        if t.recipe.options in seen:
+        if (t.recipe.preset, t.recipe.options) in seen:
             continue
-        seen.add(t.recipe.options)
-        small = Recipe(exp.problem, exp.preset, min(exp.sizes), t.seed, t.recipe.options, t.recipe.name)
+        seen.add((t.recipe.preset, t.recipe.options))
+        small = Recipe(exp.problem, t.recipe.preset, min(exp.sizes), t.seed, t.recipe.options, t.recipe.name)
         try:
             small.build()
         except (InputError, ValueError, TypeError) as exc:
@@ -242,7 +252,7 @@ def _versions() -> dict:
 
 
 def _flat(row: Row, exp: Experiment, result: Result) -> dict:
-    out = {"experiment": exp.name, "problem": exp.problem, "preset": exp.preset, "point": row.point,
+    out = {"experiment": exp.name, "problem": exp.problem, "preset": row.recipe.preset, "point": row.point,
            **row.params, "seed": row.seed, "method": row.method.key, "method_name": row.method.name,
            "kind": result.kind, "instance": result.instance, "status": result.status, "objective": result.objective,
            "feasible": result.feasible, "bound": result.bound, "gap": result.gap, "wall_s": result.wall_s,
@@ -390,6 +400,8 @@ def series(rows: list[dict], plot: Plot) -> dict[Any, list[tuple[Any, float, flo
     """group value -> [(x, aggregate of y, half-width of the CI, n)] over the feasible rows with a y."""
     cells: dict[tuple, list[float]] = {}
     for r in rows:
+        if any(r.get(k) != v for k, v in plot.where.items()):
+            continue
         y = r.get(plot.y)
         if r.get("feasible") and isinstance(y, (int, float)) and math.isfinite(y):
             cells.setdefault((r.get(plot.group), r.get(plot.x)), []).append(float(y))
@@ -440,7 +452,8 @@ def plot(run_dir: str | Path) -> list[Path]:
             ax.set_yscale("symlog" if any(q[1] <= 0 for pts in data.values() for q in pts) else "log")
         ax.set_xlabel(p.x)
         ax.set_ylabel(f"{p.y} ({p.agg}, {int(p.ci * 100)} % CI)")
-        ax.set_title(p.title or f"{exp.name}: {p.y} vs {p.x}")
+        where = ", ".join(f"{k} = {v}" for k, v in p.where.items())
+        ax.set_title((p.title or f"{exp.name}: {p.y} vs {p.x}") + (f"\n({where})" if where else ""))
         ax.legend(fontsize="small")
         stem = p.name or f"{p.y}-vs-{p.x}".replace(".", "_")
         for suffix in ("png", "pdf"):

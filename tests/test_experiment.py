@@ -136,6 +136,7 @@ BAD = {
     "unknown method option": ('label = "rand"}', 'label = "rand", options = {warp = 9}}',
                               "methods[2].options.warp is not an option"),
     "unknown preset": ('preset = "qllms"', 'preset = "nope"', "preset must be one of"),
+    "unknown preset axis": ('preset = "qllms"', "", "grid.preset[1] must be one of"),
     "unknown generator option": ("observe = [1.0, 0.5]", "warp = [1, 2]", "grid.warp is not an option"),
     "empty grid axis": ("observe = [1.0, 0.5]", "observe = []", "grid.observe must have at least one value"),
     "wrong type": ("seeds = 2", 'seeds = "two"', "seeds"),
@@ -149,7 +150,10 @@ BAD = {
 def test_bad_experiment_file_is_exit_2_with_the_key_and_writes_nothing(cli, tmp_path, case):
     old, new, message = BAD[case]
     assert old in TINY
-    path = _file(tmp_path, TINY.replace(old, new, 1))
+    text = TINY.replace(old, new, 1)
+    if case == "unknown preset axis":
+        text = text.replace("[grid]", '[grid]\npreset = ["qllms", "nope"]')
+    path = _file(tmp_path, text)
     code, _, err = cli("experiment", "run", path, "-o", tmp_path / "run")
     assert code == 2 and message in err and err.count("\n") == 1 and "Traceback" not in err, err
     assert not (tmp_path / "run").exists()
@@ -168,3 +172,11 @@ def test_a_shipped_experiment_runs_at_a_tiny_scale(tmp_path):
     rows = experiment.load_rows(run_dir)
     assert len(rows) == len(experiment.tasks(tiny)) and all(r["status"] != "error" for r in rows)
     assert experiment.plot(run_dir)
+
+
+def test_preset_is_an_axis_too(tmp_path):
+    text = TINY.replace('preset = "qllms"\n', "").replace("[grid]", '[grid]\npreset = ["qllms", "rtx3090"]')
+    text = text.replace('methods = ["milp", "daa", {name = "random", label = "rand"}]', 'methods = ["daa"]')
+    rows = experiment.load_rows(experiment.run(_file(tmp_path, text), tmp_path / "run"))
+    assert sorted({(r["preset"], r["observe"]) for r in rows}) == [
+        ("qllms", 0.5), ("qllms", 1.0), ("rtx3090", 0.5), ("rtx3090", 1.0)]

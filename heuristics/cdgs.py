@@ -73,7 +73,7 @@ def cgsc(instance: Instance, *, n_max: int | None = None, m: int = 10) -> Candid
     idx = np.flatnonzero(ok)
     idx = idx[np.lexsort((idx, b.cost[idx], b.task[idx]))]
     layers = [idx[:, None]]
-    layer_task, layer_cost = b.task[idx], b.cost[idx]
+    layer_task = b.task[idx]
     T = len(tk.source)
     for n in range(2, n_max + 1):
         # the m cheapest groups of the previous layer, as a (T, m) table of row numbers (-1 = none)
@@ -102,7 +102,7 @@ def cgsc(instance: Instance, *, n_max: int | None = None, m: int = 10) -> Candid
         groups, gtask, gcost = groups[good], gtask[good], gcost[good]
         order = np.lexsort((gcost, gtask))
         layers.append(groups[order])
-        layer_task, layer_cost = gtask[order], gcost[order]
+        layer_task = gtask[order]
     members = _pad(layers, n_max)
     task = b.task[members[:, 0]]
     cand = _score_groups(instance, task, members)

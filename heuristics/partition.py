@@ -30,7 +30,7 @@ def dp_latency(instance: Instance, *, seed: int = 0, time_limit: float | None = 
     memory-blind DP path is returned and the referee reports it infeasible.
     """
     d = instance.data
-    L, D = len(d.layers), len(d.devices)
+    L = len(d.layers)
     t, mem, cap = d.t, d.mem, d.cap
     hop = d.comm(d.act)
     back = d.comm(d.out_mb)[:, d.source]

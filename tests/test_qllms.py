@@ -197,6 +197,16 @@ def test_svt_recovers_a_low_rank_matrix_from_30_percent():
     assert err < 0.03, err  # stated: relative Frobenius error on the unseen entries below 3 %
 
 
+@pytest.mark.parametrize("shape,rank,p", [((100, 80), 3, 0.3), ((60, 400), 4, 0.4)], ids=["tall", "wide"])
+def test_svt_stops_on_its_own_well_before_its_iteration_cap_on_exact_low_rank_data(shape, rank, p):
+    """On noise-free low-rank data SVT ends by its stopping rules, not by running out of iterations."""
+    A, seen, obs = _low_rank(0, *shape, rank, p)
+    X = H.svt(obs)  # default cap: 500 iterations
+    np.testing.assert_array_equal(H.svt(obs, max_iter=250), X)  # same answer under half the cap: it stopped sooner
+    err = np.linalg.norm((X - A)[~seen]) / np.linalg.norm(A[~seen])
+    assert err < 0.03, err
+
+
 def test_svt_approaches_nuclear_norm_minimization_as_tau_grows():
     A, seen, obs = _low_rank(1, 20, 15, 2, 0.6)
     N = H.nnm(obs)

@@ -1,6 +1,6 @@
-"""Exact MILP for ``dagsched``: assignment, start/finish times, pairwise queue order, exact start rule.
+"""Exact models for ``dagsched``: a MILP (HiGHS) and a CP-SAT model, both started from a referee-checked schedule.
 
-Variables: ``x[t,s]`` sub-task t on server s (modality-feasible pairs only); ``S[t]``, ``E[t]`` its
+MILP variables: ``x[t,s]`` sub-task t on server s (modality-feasible pairs only); ``S[t]``, ``E[t]`` its
 start and finish; ``y[e,a,b]`` the assignment pair of DAG edge e (k on a, t on b; continuous, exact
 because its row and column sums are ``x[k,a]`` and ``x[t,b]``), which prices the transfer; ``o[p,q]``
 p before q when both share an edge server (only for pairs not ordered by precedence).
@@ -13,14 +13,40 @@ before it on the same edge). Every big-M is ``H``, the sum over sub-tasks of the
 plus every edge's longest transfer: no start or finish of a schedule without voluntary waits exceeds it
 (follow the chain of whatever each start waited for back to time 0; it visits each sub-task and edge
 at most once).
+
+The CP-SAT model (``cpsat``) forbids waits with circuits instead; see its docstring. Both take a
+``start`` (e.g. the ``list`` heuristic's solution: formulations never import the heuristics, so callers
+pass it) and build their own ``greedy_start``.
 """
 from __future__ import annotations
 
+import itertools
+import math
+import time
+
 import pyomo.environ as pe
 
-from edgeopt.problems.dagsched import Instance, Solution
+from edgeopt.problems.dagsched import Instance, Solution, evaluate, placement
 from edgeopt.registry import method
+from edgeopt.result import Evaluation, Outcome
 from edgeopt.solvers import exact_method
+from edgeopt.solvers.pyomo import DEFAULT_GAP
+
+
+def _fixed(instance: Instance) -> tuple[dict[int, int], list[list[int]]]:
+    """``data.fixed`` as (server of every fixed sub-task, the fixed prefix of every edge queue)."""
+    d, g = instance.data, instance.data.graph
+    if d.fixed is None:
+        return {}, [[] for _ in range(g.N)]
+    prefixes = [[g.index(i, j) for i, j in q] for q in d.fixed.prefix] or [[] for _ in range(g.N)]
+    fixed_at = {t: n for n, q in enumerate(prefixes) for t in q}
+    fixed_at.update({g.index(i, j): g.cloud for i, j in d.fixed.cloud})
+    return fixed_at, prefixes
+
+
+def _servers(g, fixed_at: dict[int, int]) -> dict[int, list[int]]:
+    """The servers each sub-task may run on: its fixed one, else every modality-feasible one."""
+    return {t: ([fixed_at[t]] if t in fixed_at else [s for s in range(g.S) if g.ok[t, s]]) for t in range(g.T)}
 
 
 def _ancestors(g) -> list[set[int]]:
@@ -35,16 +61,10 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     """Exact MILP (HiGHS by default): assignment x order with big-M from the instance, exact start times."""
     d = instance.data
     g = d.graph
-    T, N, cloud = g.T, g.N, g.cloud
-    fixed_at: dict[int, int] = {}
-    prefix_pos: dict[int, int] = {}
-    if d.fixed is not None:
-        for n, q in enumerate(d.fixed.prefix):
-            for k, (i, j) in enumerate(q):
-                fixed_at[g.index(i, j)] = n
-                prefix_pos[g.index(i, j)] = k
-        fixed_at.update({g.index(i, j): cloud for i, j in d.fixed.cloud})
-    srv = {t: ([fixed_at[t]] if t in fixed_at else [s for s in range(g.S) if g.ok[t, s]]) for t in range(T)}
+    T, cloud = g.T, g.cloud
+    fixed_at, prefixes = _fixed(instance)
+    prefix_pos = {t: k for q in prefixes for k, t in enumerate(q)}
+    srv = _servers(g, fixed_at)
     X = [(t, s) for t in range(T) for s in srv[t]]
     edges = [(k, t, bits) for t in range(T) for k, bits in g.preds[t]]
     xfer = {(e, a, b): bits * g.inv[a, b] for e, (k, t, bits) in enumerate(edges) for a in srv[k] for b in srv[t]}
@@ -172,4 +192,375 @@ def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     return Solution(order=order, cloud=cloud)
 
 
-milp = method("dagsched", "milp", "exact")(exact_method(build_model, read_solution))
+def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> None:
+    """Set the MILP's variables to ``solution`` timed as the referee times it: a MIP start.
+
+    Each ``u`` picks the lower bound its start equals: the latest data arrival, else the finish of the
+    one before it in its queue, else 0 (a source).
+    """
+    g = instance.data.graph
+    where, queues = placement(instance, solution)
+    start, finish, _ = g.times(where, queues)
+    before = {b: a for q in queues for a, b in itertools.pairwise(q)}
+    rank = {t: k for q in queues for k, t in enumerate(q)}
+    for (t, s), v in m.x.items():
+        v.set_value(float(where[t] == s))
+    for t in range(g.T):
+        m.S[t].set_value(start[t])
+        m.E[t].set_value(finish[t])
+    edges = [(k, t) for t in range(g.T) for k, _ in g.preds[t]]
+    for (e, a, b), v in m.y.items():
+        v.set_value(float(where[edges[e][0]] == a and where[edges[e][1]] == b))
+    for (p, q), v in m.o.items():
+        if not v.fixed:
+            v.set_value(float(where[p] == where[q] and p in rank and rank[p] < rank[q]))
+    tight = {}
+    for e, (k, t) in enumerate(edges):
+        bits = next(b for kk, b in g.preds[t] if kk == k)
+        if finish[k] + bits * g.inv[where[k], where[t]] >= start[t]:
+            tight.setdefault(t, (t, "pred", e))
+    for t in range(g.T):
+        if t not in tight:
+            tight[t] = (t, "queue", before[t]) if t in before else (t, "src", -1)
+    for k, v in m.u.items():
+        v.set_value(float(tight[k[0]] == k))
+    for i, ents in enumerate(g.entries):
+        m.first[i].set_value(min(start[t] for t in ents))
+
+
+@method("dagsched", "milp", "exact")
+def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs",
+         mip_gap: float | None = None, threads: int | None = None, start: Solution | None = None) -> Outcome:
+    """Exact MILP (HiGHS by default): assignment x order with big-M from the instance, exact start times.
+
+    ``start`` (e.g. the ``list`` heuristic's solution) and the greedy of ``greedy_start`` are checked by
+    the referee; the better one is the model's initial values (``warm_start``) and is returned whenever
+    the solver's incumbent is worse or missing.
+    """
+    began = time.perf_counter()
+    first = _best_start(instance, start)
+
+    def build(inst):
+        m = build_model(inst)
+        warm_start(m, inst, first[0])
+        return m
+
+    left = None if time_limit is None else time_limit - (time.perf_counter() - began)
+    out = (exact_method(build, read_solution)(instance, seed=seed, time_limit=left, solver=solver, mip_gap=mip_gap,
+                                               threads=threads)
+           if left is None or left > 0 else Outcome(None, status="time_limit", solver=solver))
+    return _no_worse(instance, out, first)
+
+
+# --- starts ---------------------------------------------------------------------------------------
+
+def greedy_start(instance: Instance) -> Solution:
+    """Append-only list schedule, the exact methods' own start: cheap, and never needs the heuristics.
+
+    Sub-tasks job by job in topological order (after the fixed ones); each goes to the server where
+    gamma * (its job's latency so far) + (1 - gamma) * cost is least, ties to the earliest finish.
+    """
+    d, g = instance.data, instance.data.graph
+    where, queues = _fixed(instance)
+    queues = [list(q) for q in queues]
+    start, finish, _ = g.times(where, queues)
+    I = len(d.jobs)
+    first, last = [math.inf] * I, [-math.inf] * I
+    for t in where:
+        i = g.job[t]
+        first[i], last[i] = min(first[i], start[t]), max(last[i], finish[t])
+    tail = [finish[q[-1]] if q else 0.0 for q in queues]
+    for t in g.order:
+        if t in where:
+            continue
+        i, best = g.job[t], None
+        for s in range(g.S):
+            if not g.ok[t, s]:
+                continue
+            st = max((finish[k] + bits * g.inv[where[k], s] for k, bits in g.preds[t]), default=0.0)
+            if s != g.cloud:
+                st = max(st, tail[s])
+            en = st + g.dur[t, s]
+            lat = max(last[i], en) - min(first[i], st) + (g.ret[t, s] if t == g.sink[i] else 0.0)
+            score = (d.gamma * lat + (1 - d.gamma) * g.cost[t, s], en, s, st)
+            best = score if best is None or score < best else best
+        _, en, s, st = best
+        where[t], start[t], finish[t] = s, st, en
+        first[i], last[i] = min(first[i], st), max(last[i], en)
+        if s != g.cloud:
+            queues[s].append(t)
+            tail[s] = en
+    return Solution(order=[[g.name(t) for t in q] for q in queues],
+                    cloud=[g.name(t) for t in range(g.T) if where[t] == g.cloud])
+
+
+def _best_start(instance: Instance, *starts: Solution | None) -> tuple[Solution, Evaluation]:
+    """The best of ``starts`` and the greedy by the referee (feasible first, then objective)."""
+    cands = [(s, evaluate(instance, s)) for s in [*starts, greedy_start(instance)] if s is not None]
+    return min(cands, key=lambda c: (not c[1].feasible, c[1].objective if c[1].objective is not None else math.inf))
+
+
+def _no_worse(instance: Instance, out: Outcome, first: tuple[Solution, Evaluation]) -> Outcome:
+    """``out``, with the start instead of an incumbent that is missing, infeasible or worse (by the referee)."""
+    sol, ev = first
+    if not ev.feasible or out.status not in ("optimal", "feasible", "time_limit"):
+        return out
+    mine = evaluate(instance, out.solution) if out.solution is not None else None
+    if mine is not None and mine.feasible and mine.objective <= ev.objective:
+        return out
+    # a worse incumbent leaves the proof intact; an infeasible one (rounding at T_max) does not
+    status = "feasible" if out.status == "optimal" and mine is not None and not mine.feasible else out.status
+    gap = None if out.bound is None else abs(ev.objective - out.bound) / max(abs(ev.objective), 1e-10)
+    return Outcome(sol, claimed=ev.objective, status=status, bound=out.bound, gap=gap, solver=out.solver)
+
+
+# --- CP-SAT ---------------------------------------------------------------------------------------
+
+MAX_TICKS_PER_S = 1e9  # nanoseconds, unless the objective would pass 2**50
+
+
+@method("dagsched", "cpsat", "exact")
+def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None, mip_gap: float | None = None,
+          threads: int | None = None, start: Solution | None = None) -> Outcome:
+    """Exact CP-SAT model (OR-Tools): optional intervals, one circuit per edge queue, exact start times.
+
+    Each (sub-task, server) option is an optional interval; the edge queues are no-overlap sets and
+    also circuits whose arcs name the sub-task run just before each one, so that a start is exactly
+    ``max(data arrivals, finish of the one before)`` as the referee computes it (no voluntary waits:
+    delaying a job's first sub-task would shorten its T_i). Times relative to each job's first start
+    repeat the DAG's precedence, so that CP-SAT propagates a lower bound of every T_i. Each job is
+    first solved alone: in any schedule its sub-tasks start no earlier than in its schedule alone
+    (same servers, same order) shifted to its first start, so that optimum bounds its share of the
+    objective; these cuts are most of the bound on large instances, and the jobs' schedules alone,
+    merged by start time, are one more candidate start.
+
+    CP-SAT needs integers: times are ticks of 1/K s (K = 1e9 unless the objective would pass 2**50),
+    each duration at least one tick on an edge, costs in units of gamma / K. The claim is CP-SAT's
+    objective in seconds and dollars; the referee's value of the same schedule differs from it by at
+    most ``delta`` (see ``_scale``, about 1e-7 relative on the presets), which is also subtracted from
+    the bound and added to T_max so that the bound stays valid. ``threads`` workers (default 1:
+    deterministic for a seed); ``mip_gap`` as the MILP's (default 1e-6). ``start`` and
+    ``greedy_start`` are the hint, and the better of them is returned if CP-SAT ends with nothing better.
+    """
+    from ortools.sat.python import cp_model
+
+    began = time.perf_counter()
+    d, g = instance.data, instance.data.graph
+    first = _best_start(instance, start)
+    fixed_at, prefixes = _fixed(instance)
+    srv = _servers(g, fixed_at)
+    cp = _CpSat(instance, srv, prefixes)
+    bound_of = lambda sv: sv.best_objective_bound * cp.sc["unit"] - cp.sc["delta"]
+    gap = DEFAULT_GAP if mip_gap is None else float(mip_gap)
+
+    def run(model, budget):
+        solver = cp_model.CpSolver()
+        prm = solver.parameters
+        prm.num_workers = 1 if threads is None else int(threads)
+        prm.random_seed = int(seed)
+        prm.relative_gap_limit = gap
+        if budget is not None:
+            prm.max_time_in_seconds = budget
+        return solver, solver.solve(model)
+
+    def left():
+        return None if time_limit is None else time_limit - (time.perf_counter() - began)
+
+    try:
+        model, x, arcs_of, job_obj, _ = cp.model(range(g.T), None if time_limit is None else began + time_limit)
+    except TimeoutError:  # building alone took the whole limit
+        return _no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
+    I = len(d.jobs)
+    alone: dict[int, tuple[int, float]] = {}  # sub-task -> (server, start) in its job's schedule alone
+    for i in range(I if I > 1 else 0):  # each job alone: a bound on its part (half the time left at most)
+        budget = left()
+        if budget is not None and budget <= 0:
+            break
+        m_i, x_i, _, _, S_i = cp.model(range(g.offset[i], g.offset[i] + len(d.jobs[i].tasks)))
+        solver, code = run(m_i, None if budget is None else budget / 2 / (I - i))
+        if code == cp_model.INFEASIBLE:
+            return Outcome(None, status="infeasible", solver="cp-sat")
+        if code in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            model.add(job_obj[i] >= math.ceil(solver.best_objective_bound - 1e-6))
+            alone.update({t: (s, solver.value(S_i[t])) for (t, s), lit in x_i.items() if solver.boolean_value(lit)})
+    if len(alone) == g.T:  # the jobs' own best schedules, merged into the queues by start time
+        first = _best_start(instance, first[0], _merge(g, prefixes, alone))
+    where, queues = placement(instance, first[0])
+    for ts, lit in x.items():
+        model.add_hint(lit, where[ts[0]] == ts[1])
+    for n, arcs in enumerate(arcs_of):
+        chain = set(zip([-1] + queues[n], queues[n] + [-1])) if queues[n] else {(-1, -1)}
+        for ab, lit in arcs.items():
+            model.add_hint(lit, ab in chain)
+    budget = left()
+    if budget is not None and budget <= 0:
+        return _no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
+    solver, code = run(model, budget)
+    if code == cp_model.INFEASIBLE:
+        return Outcome(None, status="infeasible", solver="cp-sat")
+    if code == cp_model.MODEL_INVALID:
+        raise RuntimeError(f"CP-SAT rejected the model: {model.validate()}")
+    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return _no_worse(instance, Outcome(None, status="time_limit", bound=bound_of(solver), solver="cp-sat"), first)
+    claimed, bound = solver.objective_value * cp.sc["unit"], bound_of(solver)
+    out = Outcome(_read_cpsat(g, solver, x, arcs_of), claimed=claimed,
+                  status="optimal" if code == cp_model.OPTIMAL else "time_limit", bound=bound,
+                  gap=abs(claimed - bound) / max(abs(claimed), 1e-10), solver="cp-sat")
+    return _no_worse(instance, out, first)
+
+
+class _CpSat:
+    """Builds the CP-SAT model of any set of whole jobs of an instance, on one integer scale."""
+
+    def __init__(self, instance: Instance, srv: dict[int, list[int]], prefixes: list[list[int]]):
+        self.srv, self.prefixes = srv, prefixes
+        g = self.g = instance.data.graph
+        self.anc = _ancestors(g)
+        self.edges = [(k, t, bits) for t in range(g.T) for k, bits in g.preds[t]]
+        self.sc = _scale(instance, srv, self.edges)
+        K = self.sc["K"]
+        self.dur = {(t, s): max(round(g.dur[t, s] * K), int(s != g.cloud)) for t in range(g.T) for s in srv[t]}
+        self.xfer = [{(a, b): round(bits * g.inv[a, b] * K) for a in srv[k] for b in srv[t]}
+                     for k, t, bits in self.edges]
+
+    def model(self, tasks, deadline: float | None = None):
+        """(model, x[t, s], per edge server {(a, b): arc literal} with -1 the depot, per job its objective, S[t]).
+
+        Raises TimeoutError once ``deadline`` (``time.perf_counter()``) has passed: the queue arcs grow
+        with the square of the sub-tasks a server may run.
+        """
+        from ortools.sat.python import cp_model
+
+        g, srv, anc, sc, dur = self.g, self.srv, self.anc, self.sc, self.dur
+        tasks = list(tasks)
+        inside = set(tasks)
+        edges = [(e, k, t) for e, (k, t, _) in enumerate(self.edges) if t in inside]
+        H = sum(max(dur[t, s] for s in srv[t]) for t in tasks) + sum(max(self.xfer[e].values()) for e, _, _ in edges)
+        m = cp_model.CpModel()
+        S = {t: m.new_int_var(0, H, f"S{t}") for t in tasks}
+        E = {t: m.new_int_var(0, H, f"E{t}") for t in tasks}
+        x = {(t, s): m.new_bool_var(f"x{t}_{s}") for t in tasks for s in srv[t]}
+        run = {t: sum(dur[t, s] * x[t, s] for s in srv[t]) for t in tasks}
+        for t in tasks:
+            m.add_exactly_one(x[t, s] for s in srv[t])
+            m.add(E[t] == S[t] + run[t])
+        # data transfer along each DAG edge, priced by both ends' servers
+        delay = {}
+        for e, k, t in edges:
+            vals = sorted(set(self.xfer[e].values()))
+            delay[e] = vals[0] if len(vals) == 1 else m.new_int_var_from_domain(cp_model.Domain.from_values(vals), f"d{e}")
+            if len(vals) > 1:
+                for (a, b), v in self.xfer[e].items():
+                    m.add(delay[e] == v).only_enforce_if(x[k, a], x[t, b])
+        # edge queues: no overlap, and a circuit through the depot whose arcs fix the finish just before
+        prev = {t: m.new_int_var(0, H, f"P{t}") if any(s != g.cloud for s in srv[t]) else 0 for t in tasks}
+        arcs_of = []
+        for n in range(g.N):
+            on = [t for t in tasks if n in srv[t]]
+            m.add_no_overlap([m.new_optional_fixed_size_interval_var(S[t], dur[t, n], x[t, n], f"I{t}_{n}")
+                              for t in on])
+            pre = [t for t in self.prefixes[n] if t in inside]
+            pos = {t: k for k, t in enumerate(pre)}
+            arcs = {}
+            for a in [-1] + on:
+                if deadline is not None and time.perf_counter() > deadline:
+                    raise TimeoutError
+                arcs.update({(a, b): m.new_bool_var(f"a{n}_{a}_{b}") for b in on + [-1]
+                             if a != b and _arc_allowed(a, b, pre, pos, anc)})
+            node = {t: j + 1 for j, t in enumerate(on)}
+            circuit = [(node.get(a, 0), node.get(b, 0), lit) for (a, b), lit in arcs.items()]
+            circuit += [(node[t], node[t], ~x[t, n]) for t in on]
+            if not pre:
+                arcs[-1, -1] = m.new_bool_var(f"empty{n}")
+                circuit.append((0, 0, arcs[-1, -1]))
+            m.add_circuit(circuit)
+            for (a, b), lit in arcs.items():
+                if b != -1:
+                    m.add(prev[b] == (E[a] if a != -1 else 0)).only_enforce_if(lit)
+            arcs_of.append(arcs)
+        # exact start: the latest of the data arrivals and the finish just before (0 on the cloud)
+        arrivals: dict[int, list] = {t: [] for t in tasks}
+        for e, k, t in edges:
+            arrivals[t].append(E[k] + delay[e])
+        for t in tasks:
+            if g.cloud in srv[t] and len(srv[t]) > 1:
+                m.add(prev[t] == 0).only_enforce_if(x[t, g.cloud])
+            m.add_max_equality(S[t], arrivals[t] + [prev[t]])
+        # T_i runs from the job's first start F_i; times relative to it repeat the DAG's precedence
+        # so that CP-SAT propagates a lower bound of every T_i (absolute times alone do not)
+        jobs = sorted({int(g.job[t]) for t in tasks})
+        F = {i: m.new_int_var(0, H, f"F{i}") for i in jobs}
+        rel = {t: m.new_int_var(0, H, f"R{t}") for t in tasks}
+        for i in jobs:
+            m.add_min_equality(F[i], [S[t] for t in g.entries[i]])
+        for t in tasks:
+            m.add(rel[t] == S[t] - F[g.job[t]])
+        for e, k, t in edges:
+            m.add(rel[t] >= rel[k] + run[k] + delay[e])
+        job_obj = {}  # the objective, job by job (see _scale)
+        for i in jobs:
+            sink = g.sink[i]
+            lat = rel[sink] + run[sink] + sum(round(g.ret[sink, s] * sc["K"]) * x[sink, s] for s in srv[sink])
+            if sc["t_max"] is not None:
+                m.add(lat <= sc["t_max"])
+            job_obj[i] = sc["lat"] * lat
+        for (t, s), lit in x.items():
+            job_obj[g.job[t]] += round(sc["cost_k"] * g.cost[t, s]) * lit
+        m.minimize(sum(job_obj.values()))
+        return m, x, arcs_of, job_obj, S
+
+
+def _arc_allowed(a: int, b: int, pre: list[int], pos: dict[int, int], anc: list[set[int]]) -> bool:
+    """Whether b may run just after a in an edge queue (-1 the depot): a fixed prefix ``pre`` (``pos`` its
+    positions) leads the queue in its order, and nothing runs before one of its ancestors."""
+    if b in pos:
+        return a == (pre[pos[b] - 1] if pos[b] else -1)
+    if (a in pos and pos[a] < len(pre) - 1) or (a == -1 and pre):
+        return False
+    return b == -1 or a == -1 or b not in anc[a]
+
+
+def _scale(instance: Instance, srv: dict[int, list[int]], edges: list) -> dict:
+    """CP-SAT's integers: K ticks per second, the objective as ``lat * sum_i T_i + sum round(cost_k * cost)``
+    in units of ``unit`` (gamma / K; 1 / K when gamma = 0), T_max in ticks, and the rounding bound ``delta``.
+
+    That objective is within delta of the referee's value of the same schedule: a duration or transfer
+    is off by at most a tick; a start or finish is a sum along the chain of what each start waited for,
+    which visits a sub-task or an edge at most once (L terms), so a tick-rounded T_i is off by at most
+    2L + 1 ticks; a cost by half a unit.
+    """
+    d, g = instance.data, instance.data.graph
+    w = d.gamma or 1.0
+    lat = 1 if d.gamma else 0
+    I, L = len(d.jobs), g.T + len(edges)
+    horizon = (sum(max(g.dur[t, s] for s in srv[t]) for t in range(g.T))
+               + sum(bits * max(g.inv[a, b] for a in srv[k] for b in srv[t]) for k, t, bits in edges))
+    ret = max(g.ret[t, s] for t in g.sink for s in srv[t])
+    cost = sum(max(g.cost[t, s] for s in srv[t]) for t in range(g.T)) * (1 - d.gamma) / w
+    K = min(MAX_TICKS_PER_S, 10.0 ** math.floor(math.log10(2 ** 50 / max(I * (horizon + ret) + cost, 1e-300))))
+    delta = w / K * (lat * I * (2 * L + 1) + g.T / 2)
+    t_max = None if d.t_max_s is None else math.floor(d.t_max_s * (1 + 1e-9) * K) + 2 * L + 1
+    return {"K": K, "unit": w / K, "lat": lat, "cost_k": K * (1 - d.gamma) / w, "delta": delta, "t_max": t_max}
+
+
+def _merge(g, prefixes: list[list[int]], alone: dict[int, tuple[int, float]]) -> Solution:
+    """Every sub-task on its server of ``alone``; each edge queue its fixed prefix, then by start time alone."""
+    pos = {t: k for q in prefixes for k, t in enumerate(q)}
+    order = [sorted((t for t, (s, _) in alone.items() if s == n),
+                    key=lambda t: (0, pos[t], 0) if t in pos else (1, alone[t][1], g.job[t])) for n in range(g.N)]
+    return Solution(order=[[g.name(t) for t in q] for q in order],
+                    cloud=[g.name(t) for t, (s, _) in alone.items() if s == g.cloud])
+
+
+def _read_cpsat(g, solver, x: dict, arcs_of: list[dict]) -> Solution:
+    """Servers from the presence literals; each edge queue by following its circuit from the depot."""
+    order = []
+    for arcs in arcs_of:
+        nxt = {a: b for (a, b), lit in arcs.items() if solver.boolean_value(lit)}
+        queue, t = [], nxt[-1]
+        while t != -1:
+            queue.append(g.name(t))
+            t = nxt[t]
+        order.append(queue)
+    cloud = [g.name(t) for t in range(g.T) if (t, g.cloud) in x and solver.boolean_value(x[t, g.cloud])]
+    return Solution(order=order, cloud=cloud)

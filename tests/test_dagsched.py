@@ -10,6 +10,7 @@ import pytest
 
 from conftest import INSTANCES, shipped
 from edgeopt import InputError, evaluate, io, solve
+from edgeopt.formulations.dagsched import greedy_start
 from edgeopt.heuristics.dagsched import Dispatcher, run_policy
 from edgeopt.problems.dagsched import Instance, Solution, generate, import_stg, small_instance
 
@@ -200,16 +201,18 @@ def brute_force(inst: Instance):
     return best
 
 
+@pytest.mark.parametrize("name", ["milp", "cpsat"])
 @pytest.mark.parametrize("seed", range(9))
-def test_milp_equals_brute_force(seed):
+def test_exact_equals_brute_force(seed, name):
     inst = tiny(seed)
     best = brute_force(inst)
-    r = solve(inst, "milp")
+    r = solve(inst, name)
     if best is None:
         assert r.status == "infeasible" and r.solution is None
     else:
         assert r.status == "optimal" and r.feasible, r.violations
         assert r.objective == pytest.approx(best, rel=1e-6, abs=1e-9)
+        assert r.bound <= best + 1e-12
 
 
 @pytest.mark.parametrize("preset,seed", [("paper", 11), ("paper", 12), ("layered", 13)])
@@ -232,6 +235,102 @@ def test_methods_reproduce_for_a_seed():
     inst = small_instance(5)
     for name in ("cs-ucb", "random"):
         assert solve(inst, name, seed=3).solution == solve(inst, name, seed=3).solution
+
+
+# --- CP-SAT, starts, and the MILP's initial values ------------------------------------------------
+
+def paper_case(case: str) -> Instance:
+    """small_instance seeds, the paper preset at 2-3 jobs (T_max 3 s), and the same with a 2.5 GHz cloud."""
+    kind, seed = case.split("-")
+    if kind == "small":
+        return small_instance(int(seed))
+    if kind == "slow":
+        return slow_cloud(int(seed))
+    return generate("paper", size=2 + int(seed) % 2, seed=int(seed), mix="random")
+
+
+CASES = [f"small-{s}" for s in range(4)] + [f"paper-{s}" for s in range(10, 14)] + [f"slow-{s}" for s in range(3)]
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_cpsat_optimum_equals_the_milp_optimum(case):
+    """Two independent exact models of the referee's timing must agree, and CP-SAT's bound stay valid."""
+    inst = paper_case(case)
+    milp, cp = solve(inst, "milp"), solve(inst, "cpsat")
+    assert milp.status == cp.status == "optimal" and cp.feasible, cp.violations
+    assert cp.objective == pytest.approx(milp.objective, rel=1e-6)
+    assert cp.claimed == pytest.approx(cp.objective, rel=1e-6)  # tick rounding: see formulations._scale
+    assert cp.bound <= milp.objective and cp.gap < 1e-5
+
+
+def test_cpsat_finds_the_known_optimum_of_the_heft_example():
+    """73 (HEFT's list schedule gives 80), proven in about a second."""
+    inst = io.load(INSTANCES / "dagsched" / "heft-topcuoglu.json")
+    r = solve(inst, "cpsat", time_limit=60)
+    assert r.status == "optimal" and r.feasible and r.objective == pytest.approx(73)
+    assert r.claimed == pytest.approx(73, abs=1e-6) and 73 - 1e-6 <= r.bound <= 73
+
+
+@pytest.mark.parametrize("source", ["fork_join.stg", "layered12.stg"])
+def test_cpsat_proves_stg_makespans(source):
+    """Zero-work entry and exit sub-tasks (one tick each in CP-SAT) keep the optimum of the MILP."""
+    inst = import_stg(DATA / source, processors=2)
+    cp, milp = solve(inst, "cpsat"), solve(inst, "milp")
+    assert cp.status == "optimal" and cp.objective == pytest.approx(milp.objective)
+
+
+def test_cpsat_is_deterministic_for_a_seed():
+    inst = slow_cloud(1)
+    assert solve(inst, "cpsat", seed=3).solution == solve(inst, "cpsat", seed=3).solution
+
+
+@pytest.mark.parametrize("name", ["milp", "cpsat"])
+def test_time_limited_exact_run_is_no_worse_than_its_start(name):
+    """Cut short, an exact method reports time_limit with an incumbent no worse than the list start."""
+    inst = generate("layered", size=24, seed=0, tasks=6)
+    start = io.parse_solution(inst, solve(inst, "list").solution)
+    greedy = evaluate(inst, greedy_start(inst)).objective
+    for limit, given in ((2.0, None), (2.0, start), (1e-3, start)):
+        r = solve(inst, name, time_limit=limit, start=given)
+        assert r.status in ("time_limit", "feasible") and r.feasible and r.wall_s < limit + 1.5
+        assert r.objective <= min(greedy, evaluate(inst, start).objective if given else greedy) + 1e-12
+        if r.bound is not None:
+            assert r.bound <= r.objective
+
+
+def test_cpsat_certifies_a_small_gap_where_it_cannot_prove():
+    """Each job's optimum alone bounds its share: at 144 sub-tasks the gap left is far below 1 %."""
+    inst = generate("layered", size=24, seed=0, tasks=6)
+    r = solve(inst, "cpsat", time_limit=5)
+    assert r.feasible and r.gap < 0.005 and r.bound <= r.objective
+
+
+@pytest.mark.parametrize("source", ["tiny-1", "tiny-3", "small-0", "small-2", "slow-0"])
+def test_milp_initial_values_of_a_schedule_are_feasible_with_the_referees_value(source):
+    """warm_start times any schedule as the referee does; the MILP must accept it at the same value."""
+    import pyomo.environ as pe
+
+    from edgeopt.formulations.dagsched import build_model, warm_start
+
+    kind, seed = source.split("-")
+    inst = tiny(int(seed)) if kind == "tiny" else paper_case(source)
+    for name in ("list", "random", "greedy-edge"):
+        sol = io.parse_solution(inst, solve(inst, name, seed=1).solution)
+        if not evaluate(inst, sol).feasible:  # over T_max
+            continue
+        m = build_model(inst)
+        warm_start(m, inst, sol)
+        for c in m.component_data_objects(pe.Constraint, active=True):
+            v = pe.value(c.body)
+            assert (c.lb is None or v >= pe.value(c.lb) - 1e-9) and (c.ub is None or v <= pe.value(c.ub) + 1e-9), c.name
+        assert pe.value(m.obj) == pytest.approx(evaluate(inst, sol).objective, rel=1e-12)
+
+
+def test_greedy_start_plans_around_fixed_subtasks():
+    fixed = {"prefix": [[[0, 0], [0, 1]], [], []], "cloud": [[1, 0]]}
+    inst = with_fixed(slow_cloud(2), fixed)
+    sol = greedy_start(inst)
+    assert evaluate(inst, sol).feasible and sol.order[0][:2] == [(0, 0), (0, 1)] and (1, 0) in sol.cloud
 
 
 # --- Kasahara STG ----------------------------------------------------------------------------------
@@ -343,7 +442,9 @@ def test_methods_plan_around_fixed_subtasks():
     free = solve(base, "milp")
     pinned = solve(inst, "milp")
     assert pinned.status == "optimal" and pinned.objective >= free.objective - 1e-9
-    for r in [pinned] + [solve(inst, m) for m in HEURISTICS]:
+    cp = solve(inst, "cpsat")
+    assert cp.status == "optimal" and cp.objective == pytest.approx(pinned.objective, rel=1e-6)
+    for r in [pinned, cp] + [solve(inst, m) for m in HEURISTICS]:
         assert r.feasible, (r.method, r.violations)
         assert r.solution["order"][0][:4] == fixed["prefix"][0], r.method
         assert [1, 0] in r.solution["cloud"], r.method
@@ -360,7 +461,7 @@ def test_fixed_prefix_keeps_its_order_when_the_planner_prefers_another():
     # reverse-looking but valid: job 2's decompose before job 0's on the text edge
     fixed = {"prefix": [[[2, 0], [1, 0], [0, 0]], [], []], "cloud": []}
     inst = with_fixed(base, fixed)
-    for name in ["milp"] + HEURISTICS:
+    for name in ["milp", "cpsat"] + HEURISTICS:
         r = solve(inst, name)
         assert r.solution["order"][0][:3] == fixed["prefix"][0] and r.feasible, name
 
@@ -479,11 +580,12 @@ def test_cli_generate_solve_validate(cli, tmp_path):
     assert code == 2 and "--size must be 1" in err
 
 
-def test_milp_reports_infeasible_when_no_schedule_meets_t_max():
+def test_exact_methods_report_infeasible_when_no_schedule_meets_t_max():
     inst = make([CHAIN], t_max=0.5)  # the chain needs more than 1 s of compute anywhere
     assert brute_force(inst) is None
-    r = solve(inst, "milp")
-    assert r.status == "infeasible" and r.solution is None and not r.feasible
+    for name in ("milp", "cpsat"):
+        r = solve(inst, name)
+        assert r.status == "infeasible" and r.solution is None and not r.feasible, name
     assert not solve(inst, "list").feasible
 
 
@@ -492,7 +594,7 @@ def test_cli_solves_around_fixed_subtasks(cli, tmp_path):
     doc["data"]["fixed"] = {"prefix": [[[0, 0], [1, 0]], [], []], "cloud": [[2, 0]]}
     path = tmp_path / "fixed.json"
     path.write_text(json.dumps(doc))
-    code, out, _ = cli("solve", path, "-m", "list", "-m", "milp", "--json")
+    code, out, _ = cli("solve", path, "-m", "list", "-m", "milp", "-m", "cpsat", "--json")
     assert code == 0
     for r in json.loads(out):
         assert r["feasible"] and r["solution"]["order"][0][:2] == [[0, 0], [1, 0]] and [2, 0] in r["solution"]["cloud"]

@@ -51,8 +51,9 @@ def _row(result: Result, file: str) -> dict:
     return row
 
 
-def add_gaps(rows: list[dict]) -> None:
-    """Fill ``gap_to_best``: relative gap to the proven optimum, else the best bound, else the best found.
+def add_gaps(rows: list[dict], reference: str = "auto") -> None:
+    """Fill ``gap_to_best``: relative gap to the proven optimum, else the best bound, else the best found
+    (``reference="best"``: always the best found).
 
     ``gap_ref`` says which of the three the gap is measured against.
     """
@@ -63,8 +64,9 @@ def add_gaps(rows: list[dict]) -> None:
         sense = registry.problem(group[0]["problem"]).sense
         better = min if sense == "min" else max
         feasible = [r["objective"] for r in group if r["feasible"] and r["objective"] is not None]
-        optimal = [r["objective"] for r in group if r["kind"] == "exact" and r["status"] == "optimal" and r["feasible"]]
-        bounds = [r["bound"] for r in group if r["kind"] == "exact" and r["bound"] is not None]
+        proofs = [r for r in group if r["kind"] == "exact"] if reference == "auto" else []
+        optimal = [r["objective"] for r in proofs if r["status"] == "optimal" and r["feasible"]]
+        bounds = [r["bound"] for r in proofs if r["bound"] is not None]
         if optimal:
             ref, how = better(optimal), "optimum"
         elif bounds:  # the tightest bound: largest lower bound (min) or smallest upper bound (max)

@@ -287,17 +287,9 @@ def _table(rows: list[dict]):
 def _write(rows: list[dict], path: Path, exp: Experiment) -> None:
     import pyarrow.parquet as pq
 
-    done = [dict(r) for r in rows]
-    for r in done:  # add_gaps groups rows by instance; here an instance is (grid point, seed)
-        r["problem"], r["instance"] = exp.problem, f"p{r['point']}-s{r['seed']}"
-    if exp.reference == "best":
-        for r in done:
-            r["kind"] = "heuristic"  # no optimum or bound is taken: the gap is to the best found
-    add_gaps(done)
-    for r, orig in zip(done, rows):
-        r["kind"] = orig["kind"]
+    add_gaps(rows, exp.reference)  # by instance: here a (grid point, seed), named p<point>-s<seed>
     buf = BytesIO()
-    pq.write_table(_table(done), buf)
+    pq.write_table(_table(rows), buf)
     io.write_bytes(buf.getvalue(), path)
 
 
@@ -341,7 +333,7 @@ def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: in
     def finish(k: int, result: Result) -> None:
         rows.append(_flat(todo[k], exp, result))
         if on_row:
-            on_row({**rows[-1], "method": todo[k].method.key})
+            on_row(rows[-1])
         if time.monotonic() - last[0] >= BATCH_S:
             _write(rows, run_dir / RESULTS, exp)
             last[0] = time.monotonic()

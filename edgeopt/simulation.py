@@ -1,0 +1,237 @@
+"""Simulation: a system's state over intervals, with any registered method as the per-interval policy.
+
+    edgeopt simulate cdgs --preset starlink-550 --intervals 100 -m cgsc-cstp -o runs/susco
+    run = edgeopt.simulate("qllms", "daa", intervals=50, seed=1)
+
+The loop in ``simulate`` is the whole contract. At each interval the problem's ``Simulation`` (a class in
+``edgeopt/problems/<id>.py``) turns its state into an Instance, the method decides through the registry
+(``Method.run``: the referee judges the decision), and the Simulation carries the decision out and advances
+its state, returning that interval's metrics by family. A problem simulates when its module has a
+``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s auctions,
+scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes and tasks.
+
+A ``Simulation`` has ``instance(t)`` (None: nothing arrives in interval t), ``fallback(instance)`` (the
+decision applied when the method returns none), ``advance(t, instance, solution)`` -> {family: {metric:
+value}}, optionally ``reference_instance(instance)`` (what the reference method solves, e.g. with full
+information) and ``REFERENCE`` (its default reference method), and ``PLOTS``, ``CDF``, ``SUMMARY`` (what the
+figures and the summary show). Randomness is drawn from ``numpy.random.default_rng([seed, t, ...])``, never
+from the policy's choices, so every method meets the same arrivals and failures and a seed repeats a run.
+"""
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from io import BytesIO
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from edgeopt import io, registry
+from edgeopt.model import InputError, validation_error
+
+RESULTS = "simulation.parquet"
+MAX_INTERVALS = 100_000
+
+
+@dataclass
+class Run:
+    """One simulated run: one row per interval and metric family, and the summary over the run."""
+
+    problem: str
+    preset: str | None
+    method: str
+    seed: int
+    intervals: int
+    rows: list[dict]
+    summary: dict[str, float | None]
+    path: Path | None = None
+
+    def column(self, family: str, metric: str) -> list:
+        """A metric's values over the intervals, in order (None where an interval has no value)."""
+        return [r.get(metric) for r in self.rows if r["family"] == family]
+
+
+def _system_class(prob: registry.Problem):
+    cls = getattr(prob.module, "Simulation", None)
+    if cls is None:
+        have = [p for p, q in registry.problems().items() if hasattr(q.module, "Simulation")]
+        raise InputError("problem", f"{prob.id!r} has no simulation (simulated: {', '.join(have)})")
+    return cls
+
+
+def _parameters(cls) -> list[str]:
+    return [n for n in inspect.signature(cls).parameters if n not in ("preset", "seed")]
+
+
+def _build(cls, prob: registry.Problem, preset: str | None, seed: int, params: dict):
+    """The Simulation, its parameters checked against the annotations of its constructor (exit 2 on a bad one)."""
+    from pydantic import ConfigDict, ValidationError, validate_call
+
+    if preset is not None and preset not in prob.presets:
+        raise InputError("--preset", f"must be one of {', '.join(prob.presets)} for {prob.id}, got {preset!r}")
+    args = {"seed": seed, **({"preset": preset} if preset is not None else {}), **params}
+    system = cls.__new__(cls)
+    try:
+        validate_call(cls.__init__, config=ConfigDict(allow_inf_nan=False))(system, **args)
+        return system
+    except ValidationError as exc:
+        err = validation_error(exc)
+        name = err.path.split(".")[0].split("[")[0]
+        raise InputError("--seed" if name == "seed" else f"--option {name}", err.rule) from None
+
+
+def _gap(policy: float | None, reference: float | None, sense: str) -> float | None:
+    """How much worse the policy is than the reference, relative to the reference (sense-aware)."""
+    if policy is None or reference is None:
+        return None
+    diff = policy - reference if sense == "min" else reference - policy
+    return diff / max(abs(reference), 1e-12)
+
+
+def simulate(problem: str, method: str, *, preset: str | None = None, intervals: int = 100, seed: int = 0,
+             out: str | Path | None = None, reference: str | None = "auto", time_limit: float | None = None,
+             on_interval: Callable[[int, dict], None] | None = None, **options: Any) -> Run:
+    """Simulate ``problem`` for ``intervals`` intervals with ``method`` as the policy; returns the Run.
+
+    ``options`` are the Simulation's parameters (``edgeopt.problem(id).module.Simulation``) or options of the
+    method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
+    ``REFERENCE``, None: none). With ``out`` the table, the parameters and the figures are written there.
+    """
+    if isinstance(intervals, bool) or not isinstance(intervals, (int, np.integer)) or not 1 <= intervals <= MAX_INTERVALS:
+        raise InputError("--intervals", f"must be an integer 1..{MAX_INTERVALS}, got {intervals!r}")
+    if time_limit is not None and not 0 < time_limit <= 86400:
+        raise InputError("--time-limit", f"must be in (0, 86400] s, got {time_limit!r}")
+    prob = registry.problem(problem)
+    cls = _system_class(prob)
+    policy = prob.method(method)
+    names = _parameters(cls)
+    params = {k: v for k, v in options.items() if k in names}
+    method_opts = {k: v for k, v in options.items() if k not in names}
+    for key in method_opts:
+        if not policy.takes(key):
+            raise InputError(f"--option {key}", f"is neither a parameter of the {problem} simulation "
+                                                f"({', '.join(names)}) nor an option of method {method!r}")
+    if reference == "auto":
+        reference = getattr(cls, "REFERENCE", None)
+    ref = prob.method(reference) if reference else None
+    system = _build(cls, prob, preset, seed, params)
+    rows: list[dict] = []
+    for t in range(intervals):
+        instance = system.instance(t)
+        families: dict[str, dict] = {}
+        if instance is None:
+            families["decision"] = {"status": "idle"}
+            families.update(system.advance(t, None, None))
+        else:
+            result = policy.run(instance, seed=seed + t, time_limit=time_limit, **method_opts)
+            solution = (prob.solution_type.model_validate(result.solution) if result.solution is not None
+                        else system.fallback(instance))
+            families["decision"] = {"status": result.status, "objective": result.objective,
+                                    "feasible": result.feasible, "violations": len(result.violations),
+                                    "wall_s": result.wall_s}
+            families.update(system.advance(t, instance, solution))
+            if ref is not None:
+                r = ref.run(getattr(system, "reference_instance", lambda i: i)(instance), seed=seed + t,
+                            time_limit=time_limit)
+                families["reference"] = {"reference": ref.name, "ref_status": r.status, "ref_objective": r.objective,
+                                         "gap": _gap(result.objective, r.objective, prob.sense)}
+        rows += [{"problem": problem, "method": method, "seed": seed, "interval": t, "family": f, **m}
+                 for f, m in families.items()]
+        if on_interval:
+            on_interval(t, families)
+    run = Run(problem, getattr(system, "preset", preset), method, seed, intervals, rows, summary(rows, cls))
+    if out is not None:
+        run.path = write(run, out, {"params": params, "method_options": method_opts, "reference": reference,
+                                    "time_limit": time_limit})
+    return run
+
+
+def summary(rows: list[dict], cls) -> dict[str, float | None]:
+    """The Simulation's SUMMARY over the run: sum, mean or last value of a metric over the intervals."""
+    out = {}
+    for name, (family, metric, how) in getattr(cls, "SUMMARY", {}).items():
+        values = [r[metric] for r in rows if r["family"] == family and r.get(metric) is not None]
+        out[name] = (None if not values else float(np.sum(values)) if how == "sum" else
+                     float(np.mean(values)) if how == "mean" else float(values[-1]))
+    return out
+
+
+def table(rows: list[dict]):
+    """The rows as a pyarrow Table (families' metrics side by side; a family's absent metrics are null)."""
+    import pyarrow as pa
+
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    return pa.Table.from_pylist([{c: r.get(c) for c in columns} for r in rows])
+
+
+def load_rows(run_dir: str | Path) -> list[dict]:
+    """The rows of a simulation's table, as dicts."""
+    import pyarrow.parquet as pq
+
+    path = Path(run_dir) / RESULTS
+    if not path.is_file():
+        raise InputError(str(run_dir), f"is not a simulation run directory (no {RESULTS})")
+    return pq.read_table(path).to_pylist()
+
+
+def write(run: Run, out: str | Path, settings: dict) -> Path:
+    """The table, the run's parameters and summary (simulation.json) and its figures, each written atomically."""
+    import pyarrow.parquet as pq
+
+    from edgeopt.experiment import _versions
+
+    out = Path(out)
+    buf = BytesIO()
+    pq.write_table(table(run.rows), buf)
+    io.write_bytes(buf.getvalue(), out / RESULTS)
+    doc = {"problem": run.problem, "preset": run.preset, "method": run.method, "seed": run.seed,
+           "intervals": run.intervals, **settings, "summary": run.summary, "versions": _versions()}
+    io.write_bytes(io.dumps(doc), out / "simulation.json")
+    plot([run], out / "figures")
+    return out
+
+
+def _save(fig, path: Path) -> None:
+    for suffix in ("png", "pdf"):
+        buf = BytesIO()
+        fig.savefig(buf, format=suffix, dpi=150)
+        io.write_bytes(buf.getvalue(), path.with_suffix(f".{suffix}"))
+
+
+def plot(runs: list[Run], folder: str | Path) -> list[Path]:
+    """Time series of the Simulation's PLOTS and the CDF of its CDF metric, one line per run (PNG and PDF)."""
+    from matplotlib.figure import Figure
+
+    folder = Path(folder)
+    cls = _system_class(registry.problem(runs[0].problem))
+    label = (lambda r: r.method) if len({r.method for r in runs}) == len(runs) else (lambda r: f"{r.method} s{r.seed}")
+    panels = [p for p in cls.PLOTS if any(r.column(p[0], p[1]) for r in runs)]
+    fig = Figure(figsize=(11, 2.6 * ((len(panels) + 1) // 2)), layout="constrained")
+    axes = fig.subplots((len(panels) + 1) // 2, 2, squeeze=False).ravel()
+    for ax, (family, metric, title) in zip(axes, panels):
+        for r in runs:
+            y = [np.nan if v is None else v for v in r.column(family, metric)]
+            ax.plot(range(len(y)), y, label=label(r), linewidth=1.2)
+        ax.set_title(title, fontsize="medium")
+        ax.set_xlabel("interval")
+    for ax in axes[len(panels):]:
+        ax.set_visible(False)
+    axes[0].legend(fontsize="small")
+    fig.suptitle(f"{runs[0].problem} ({runs[0].preset}) over time")
+    written = [folder / "timeseries.png"]
+    _save(fig, written[0])
+    family, metric, title = cls.CDF
+    fig = Figure(figsize=(6.4, 4.2), layout="constrained")
+    ax = fig.add_subplot()
+    for r in runs:
+        values = [v for v in r.column(family, metric) if v is not None]
+        flat = np.sort(np.concatenate([np.atleast_1d(v) for v in values])) if values else np.zeros(0)
+        ax.step(flat, np.arange(1, len(flat) + 1) / max(len(flat), 1), where="post", label=label(r))
+    ax.set_xlabel(title)
+    ax.set_ylabel("CDF over the run")
+    ax.legend(fontsize="small")
+    written.append(folder / "cdf.png")
+    _save(fig, written[1])
+    return written

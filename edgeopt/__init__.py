@@ -14,10 +14,10 @@ import importlib
 from edgeopt.errors import InputError
 
 _LAZY = {"solve": "edgeopt.compare", "load": "edgeopt.io", "load_solution": "edgeopt.io", "save": "edgeopt.io",
-         "problem": "edgeopt.registry", "problems": "edgeopt.registry"}
+         "problem": "edgeopt.registry", "problems": "edgeopt.registry", "simulate": "edgeopt.simulation"}
 
 
-_SUBMODULES = {"compare", "errors", "io", "model", "registry", "report", "result", "workers"}
+_SUBMODULES = {"compare", "errors", "io", "model", "registry", "report", "result", "simulation", "workers"}
 
 
 def __getattr__(name: str):

@@ -32,7 +32,7 @@ def err():
     return Console(stderr=True)
 
 
-MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|all (repeatable)")
+MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|bound|all (repeatable)")
 SolverOpt = typer.Option(None, "--solver", help="solver for exact methods: highs, scip, gurobi, cbc, ... ")
 TimeOpt = typer.Option(60.0, "--time-limit", help="seconds per method call, model building included; "
                                                    "a run cut short is reported as time_limit")
@@ -153,7 +153,7 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
 
     inst = io.load(file)
     prob = registry.problem(inst.problem)
-    chosen = prob.select(method or ["all"], inst)
+    chosen = prob.select(method, inst)
     opts = _method_options(solver, mip_gap, threads, option)
     cmp.check_options(chosen, opts)
     if opts.get("solver"):  # a solver the user names must exist: exit 2 before anything runs
@@ -183,7 +183,8 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
         for col in ("method", "kind", "status", "objective", "feasible", "bound", "gap", "wall_s"):
             t.add_column(col, justify="right" if col in ("objective", "bound", "gap", "wall_s") else "left")
         for r in results:
-            t.add_row(r.method, r.kind, r.status, _num(r.objective), str(r.feasible), _num(r.bound),
+            t.add_row(r.method, r.kind, r.status, _num(r.objective), "" if r.status == "bound" else str(r.feasible),
+                      _num(r.bound),
                       "" if r.gap is None else f"{r.gap:.2e}", f"{r.wall_s:.3f}")
         out().print(t)
         for r in results:
@@ -191,7 +192,8 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
                 out().print(f"  {r.method}: {v}")
             if r.message:
                 out().print(f"  {r.method}: {r.message}")
-    raise typer.Exit(0 if any(r.feasible for r in results) else 1)  # 1: no method found a feasible solution
+    # 1: no method found a feasible solution or proved a bound
+    raise typer.Exit(0 if any(r.feasible or r.status == "bound" for r in results) else 1)
 
 
 def _print_json(obj) -> None:
@@ -250,11 +252,11 @@ def export(file: str = typer.Argument(..., help="instance file"),
 
 
 @app.command("import")
-def import_cmd(kind: str = typer.Argument(..., help="file format (gap, stg; `edgeopt list` shows all)"),
+def import_cmd(kind: str = typer.Argument(..., help="file format (gap, stg, gxl, dot; `edgeopt list` shows all)"),
                file: str = typer.Argument(..., help="file to convert"),
-               processors: Optional[int] = typer.Option(None, "--processors", help="processors (stg)"),
+               processors: Optional[int] = typer.Option(None, "--processors", help="identical processors (stg, gxl, dot)"),
                output: str = typer.Option(..., "-o", "--output", help="instance file to write")):
-    """Convert a classic benchmark file (OR-Library GAP, Kasahara STG) into an instance file."""
+    """Convert a classic benchmark file (OR-Library GAP, Kasahara STG, GXL/DOT task graph) into an instance file."""
     from edgeopt import io, registry
 
     imps = registry.importers()
@@ -268,6 +270,83 @@ def import_cmd(kind: str = typer.Argument(..., help="file format (gap, stg; `edg
     inst = imps[kind].fn(file, **opts)
     io.save(inst, output)
     err().print(f"wrote {output} ({inst.name})")
+
+
+@app.command()
+def adversary(problem: str = typer.Argument(..., help="problem id"),
+              method: str = typer.Option(..., "-m", "--method", help="the heuristic (or baseline) to attack"),
+              preset: Optional[str] = typer.Option(None, "--preset", help="generator preset (default: the first)"),
+              size: Optional[int] = typer.Option(None, "--size", help="count of the main entity; keep it small "
+                                                                      "enough for the exact method"),
+              budget: float = typer.Option(60.0, "--budget", help="seconds of search (wall time, every run included)"),
+              evaluations: Optional[int] = typer.Option(None, "--evaluations", help="stop after this many candidates"),
+              seed: int = typer.Option(0, "--seed", help="seed of the search and the first generator instance"),
+              reference: Optional[str] = typer.Option(None, "--reference",
+                                                      help="exact method proving each optimum (default: the first)"),
+              time_limit: float = typer.Option(10.0, "--time-limit", help="seconds per method call; a candidate "
+                                                                            "not proven optimal within it is skipped"),
+              option: List[str] = typer.Option([], "--option", help="generator option KEY=VALUE (repeatable)"),
+              output: str = typer.Option(..., "-o", "--output", help="worst instance file to write")):
+    """Search for the instance where a heuristic is furthest from the proven optimum, and write it."""
+    from edgeopt import adversary as adv
+
+    def improved(elapsed: float, evals: int, gap: float) -> None:
+        out().print(f"{elapsed:8.1f} s  {evals:6d} evaluations  gap {gap:.4%}")
+
+    found = adv.search(problem, method, size=size, preset=preset, budget=budget, evaluations=evaluations, seed=seed,
+                       reference=reference, time_limit=time_limit, generator=_parse_options(option),
+                       on_improve=improved)
+    counts = (f"{found.evaluations} evaluations, {found.unproven} not proven optimal (skipped), "
+              f"{found.heuristic_failed} with no feasible {method} solution, {found.invalid} invalid proposals")
+    if found.best is None:
+        err().print(f"no candidate was proven optimal by {found.reference}: {counts}; nothing written")
+        raise typer.Exit(1)
+    adv.write(found, output)
+    b = found.best
+    out().print(f"worst gap {b.gap:.4%}: {method} {b.objective:.6g} vs optimum {b.optimum:.6g} ({found.reference}); "
+                f"{counts}")
+    err().print(f"wrote {output}")
+
+
+@app.command()
+def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms)"),
+             method: str = typer.Option(..., "-m", "--method", help="the policy: any method of the problem"),
+             preset: Optional[str] = typer.Option(None, "--preset", help="preset of the system (default: the "
+                                                                         "simulation's)"),
+             intervals: int = typer.Option(100, "--intervals", help="intervals to simulate"),
+             seed: int = typer.Option(0, "--seed", help="seed of arrivals, failures and the method"),
+             reference: str = typer.Option("auto", "--reference", help="method run on the same state each interval "
+                                                                       "(auto: the simulation's, none: no reference)"),
+             time_limit: Optional[float] = typer.Option(None, "--time-limit", help="seconds per method call"),
+             option: List[str] = typer.Option([], "--option", help="simulation parameter or method option "
+                                                                   "KEY=VALUE (repeatable)"),
+             output: Optional[str] = typer.Option(None, "-o", "--output", help="run directory (default "
+                                                                               "runs/simulate-<id>-<method>-s<seed>)")):
+    """Simulate a system over intervals with a method as the per-interval policy; table and figures to DIR."""
+    from edgeopt import report
+    from edgeopt.simulation import RESULTS
+    from edgeopt.simulation import simulate as run_simulation
+
+    out_dir = output or f"runs/simulate-{problem}-{method}-s{seed}"
+    with report.RunProgress(total=intervals, console=err()) as progress:
+        def step(t: int, families: dict) -> None:
+            decision = families["decision"]  # an idle interval (nothing arrived) has no decision to judge
+            progress.finished({"instance": f"interval {t}", "method": method, "status": decision["status"],
+                               "feasible": decision.get("feasible", True), "objective": decision.get("objective"),
+                               "wall_s": decision.get("wall_s", 0.0)})
+
+        run = run_simulation(problem, method, preset=preset, intervals=intervals, seed=seed, out=out_dir,
+                             reference=None if reference == "none" else reference, time_limit=time_limit,
+                             on_interval=step, **_parse_options(option))
+    from rich.table import Table
+
+    t = Table(title=f"{problem} ({run.preset}), {method}, {intervals} intervals, seed {seed}", title_justify="left")
+    t.add_column("over the run")
+    t.add_column("value", justify="right")
+    for key, value in run.summary.items():
+        t.add_row(key, _num(value))
+    out().print(t)
+    err().print(f"wrote {run.path / RESULTS} and figures in {run.path / 'figures'}")
 
 
 @app.command()

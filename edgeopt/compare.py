@@ -34,7 +34,7 @@ def solve(source, method: str | list[str] | None = None, *, seed: int = 0, time_
           **options) -> Result | list[Result]:
     """Solve an instance (file path, dict or Instance) with one method (-> Result) or several (-> list).
 
-    ``method`` may be a method name, a kind (``exact``, ``heuristic``, ``baseline``), ``all`` or a list.
+    ``method`` may be a method name, a kind (``exact``, ``heuristic``, ``baseline``, ``bound``), ``all`` or a list.
     """
     instance = source if isinstance(source, Instance) else io.load(source)
     prob = registry.problem(instance.problem)
@@ -52,10 +52,11 @@ def _row(result: Result, file: str) -> dict:
 
 
 def add_gaps(rows: list[dict], reference: str = "auto") -> None:
-    """Fill ``gap_to_best``: relative gap to the proven optimum, else the best bound, else the best found
-    (``reference="best"``: always the best found).
+    """Fill ``gap_to_best``: relative gap to the proven optimum, else the tightest proven bound (of exact
+    and bound methods), else the best found (``reference="best"``: always the best found).
 
-    ``gap_ref`` says which of the three the gap is measured against.
+    ``gap_ref`` says which of the three the gap is measured against. A bound row's ``gap_to_best`` is how
+    far its bound lies from that reference (0 for the tightest bound when it is the reference).
     """
     by_instance: dict[str, list[dict]] = {}
     for r in rows:
@@ -64,7 +65,7 @@ def add_gaps(rows: list[dict], reference: str = "auto") -> None:
         sense = registry.problem(group[0]["problem"]).sense
         better = min if sense == "min" else max
         feasible = [r["objective"] for r in group if r["feasible"] and r["objective"] is not None]
-        proofs = [r for r in group if r["kind"] == "exact"] if reference == "auto" else []
+        proofs = [r for r in group if r["kind"] in ("exact", "bound")] if reference == "auto" else []
         optimal = [r["objective"] for r in proofs if r["status"] == "optimal" and r["feasible"]]
         bounds = [r["bound"] for r in proofs if r["bound"] is not None]
         if optimal:
@@ -76,8 +77,10 @@ def add_gaps(rows: list[dict], reference: str = "auto") -> None:
         else:
             continue
         for r in group:
-            if r["feasible"] and r["objective"] is not None:
-                diff = r["objective"] - ref if sense == "min" else ref - r["objective"]
+            is_bound = r["status"] == "bound"
+            value = r["bound"] if is_bound else r["objective"] if r["feasible"] else None
+            if value is not None:  # > 0: a solution worse than the reference, a bound on its safe side
+                diff = value - ref if (sense == "min") != is_bound else ref - value
                 r["gap_to_best"] = diff / max(abs(ref), 1e-9)
                 r["gap_ref"] = how
 

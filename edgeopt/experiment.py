@@ -43,7 +43,7 @@ from edgeopt import io, registry
 from edgeopt.compare import add_gaps
 from edgeopt.model import InputError, validation_error
 from edgeopt.result import Result
-from edgeopt.workers import Task, run_task
+from edgeopt.workers import Task, checked_input, run_task
 
 try:
     import tomllib
@@ -376,7 +376,7 @@ def _run_dask(work: list[Task], name: str, finish, start, jobs: int, scheduler: 
                 futures[client.submit(run_task, task, pure=False, key=f"edgeopt-{name}-{k}-{time.time_ns()}")] = k
                 start(k)
             for fut in as_completed(futures):
-                finish(futures[fut], fut.result())
+                finish(futures[fut], checked_input(fut.result()))
         except BaseException:
             client.cancel(list(futures))
             raise
@@ -389,13 +389,18 @@ def _z(level: float) -> float:
 
 
 def series(rows: list[dict], plot: Plot) -> dict[Any, list[tuple[Any, float, float, int]]]:
-    """group value -> [(x, aggregate of y, half-width of the CI, n)] over the feasible rows with a y."""
+    """group value -> [(x, aggregate of y, half-width of the CI, n)] over the feasible rows with a y.
+
+    A bound method's rows are a series too: its bound stands for the objective, and its ``gap_to_best`` is
+    how far the bound lies from the reference.
+    """
     cells: dict[tuple, list[float]] = {}
     for r in rows:
         if any(r.get(k) != v for k, v in plot.where.items()):
             continue
-        y = r.get(plot.y)
-        if r.get("feasible") and isinstance(y, (int, float)) and math.isfinite(y):
+        is_bound = r.get("status") == "bound"
+        y = r.get("bound") if is_bound and plot.y == "objective" else r.get(plot.y)
+        if (r.get("feasible") or is_bound) and isinstance(y, (int, float)) and math.isfinite(y):
             cells.setdefault((r.get(plot.group), r.get(plot.x)), []).append(float(y))
     out: dict[Any, list] = {}
     for (g, x), ys in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):

@@ -6,9 +6,14 @@ file never reaches a method.
 """
 from __future__ import annotations
 
+import functools
 from functools import partial
-from itertools import chain
-from typing import Annotated, Any, ClassVar
+from itertools import chain, repeat
+from operator import contains, itemgetter
+from collections.abc import Sequence
+from dataclasses import dataclass
+from types import UnionType
+from typing import Annotated, Any, ClassVar, Union, get_args, get_origin
 
 import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema,
@@ -25,6 +30,7 @@ def _index(idx: tuple) -> str:
 
 
 _KIND = {bool: "true/false", int: "an integer", float: "a number"}
+_JSON_LEAVES = {str, int, float, bool, type(None)}
 _LEAF_TYPES = {bool: {bool}, int: {int, float}, float: {int, float}}
 
 
@@ -203,8 +209,12 @@ class Instance(Model):
     def _meta_depth(cls, meta: dict) -> dict:
         level, depth = [meta], 1
         while level:
-            level = [v for x in level for v in (x.values() if isinstance(x, dict) else x)
-                     if isinstance(v, (list, dict))]
+            deeper = []
+            for x in level:
+                values = x.values() if isinstance(x, dict) else x
+                if not set(map(type, values)) <= _JSON_LEAVES:  # a list of numbers is skipped at C speed
+                    deeper += [v for v in values if isinstance(v, (list, dict))]
+            level = deeper
             depth += 1
             if depth > META_DEPTH and level:
                 raise ValueError(f"must not nest lists or objects more than {META_DEPTH} levels deep")
@@ -245,6 +255,206 @@ def shown(value: Any) -> str:
         return f"{'an object' if isinstance(value, dict) else 'a list'}"
     text = repr(value) if not isinstance(value, bool) else str(value).lower()
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --- column stores: many small records checked column by column ------------------------------------
+
+class NotPlain(Exception):
+    """Values that are not plain JSON-shaped data inside every range: pydantic checks them one by one instead."""
+
+
+def plain_floats(values: list, lo: float, hi: float) -> np.ndarray:
+    """A column of JSON numbers, each in [lo, hi], as floats (else NotPlain)."""
+    if not set(map(type, values)) <= {int, float}:
+        raise NotPlain
+    try:
+        arr = np.array(values, dtype=float)
+    except OverflowError:
+        raise NotPlain from None
+    if not (np.isfinite(arr).all() and (arr >= lo).all() and (arr <= hi).all()):
+        raise NotPlain
+    return arr
+
+
+def plain_columns(rows: list, required: tuple, optional: dict) -> dict[str, list]:
+    """Per key, its values in ``rows``, which must be dicts with the ``required`` keys and no others."""
+    n = len(rows)
+    if not set(map(type, rows)) <= {dict}:
+        raise NotPlain
+    try:
+        out = {k: list(map(itemgetter(k), rows)) for k in required}
+    except KeyError:
+        raise NotPlain from None
+    present = 0
+    for k, default in optional.items():
+        has = sum(map(contains, rows, repeat(k, n)))
+        out[k] = list(map(itemgetter(k), rows)) if has == n else list(map(dict.get, rows, repeat(k, n), repeat(default, n)))
+        present += has
+    if sum(map(len, rows)) != n * len(required) + present:
+        raise NotPlain  # a key that is not a field
+    return out
+
+
+def plain_indices(values: list, hi: int) -> np.ndarray:
+    """A column of JSON integers in [0, hi] (else NotPlain)."""
+    if not set(map(type, values)) <= {int} or (values and not 0 <= min(values) <= max(values) <= hi):
+        raise NotPlain
+    return np.array(values, dtype=np.int64)
+
+
+def _in_range(arr: np.ndarray, bounds: tuple) -> bool:
+    ge, gt, le, lt = bounds
+    return bool((ge is None or (arr >= ge).all()) and (gt is None or (arr > gt).all())
+                and (le is None or (arr <= le).all()) and (lt is None or (arr < lt).all()))
+
+
+@dataclass(frozen=True)
+class _Column:
+    """How one field of a flat record is checked as a column: its type, whether null is allowed, its range."""
+
+    kind: type  # str, int or float
+    nullable: bool
+    bounds: tuple  # (ge, gt, le, lt), None where absent
+    default: Any  # NotPlain: required
+
+    @classmethod
+    def of(cls, info) -> _Column | None:
+        """The column check of a pydantic field, or None when it has a rule the column check does not know."""
+        ann, nullable = info.annotation, False
+        if get_origin(ann) in (Union, UnionType) and type(None) in get_args(ann) and len(get_args(ann)) == 2:
+            ann, nullable = next(a for a in get_args(ann) if a is not type(None)), True
+        if ann not in (str, int, float) or (nullable and ann is not float):
+            return None
+        bounds = {"ge": None, "gt": None, "le": None, "lt": None}
+        for rule in info.metadata:
+            name = type(rule).__name__.lower()
+            if name not in bounds or ann is str:
+                return None
+            bounds[name] = getattr(rule, name)
+        default = NotPlain if info.is_required() else info.default
+        return cls(ann, nullable, tuple(bounds.values()), default)
+
+    def convert(self, values: list) -> Any:
+        """The column as a list (str) or an array (NaN for null); NotPlain unless every value is plainly valid."""
+        if self.kind is str:
+            if not set(map(type, values)) <= {str}:
+                raise NotPlain
+            return values
+        given = np.ones(len(values), dtype=bool)
+        if self.nullable and values.count(None):
+            given = np.fromiter((v is not None for v in values), dtype=bool, count=len(values))
+            values = [v for v in values if v is not None]
+        if not set(map(type, values)) <= ({int} if self.kind is int else {int, float}):
+            raise NotPlain
+        try:
+            arr = np.array(values, dtype=np.int64 if self.kind is int else float)
+        except OverflowError:
+            raise NotPlain from None
+        if not ((self.kind is int or np.isfinite(arr).all()) and _in_range(arr, self.bounds)):
+            raise NotPlain
+        if given.all():
+            return arr
+        out = np.full(len(given), np.nan)
+        out[given] = arr
+        return out
+
+
+class Records(Sequence):
+    """A ``list[record model]`` field held as one column per field (``records(Model)`` makes the type).
+
+    Validating 100,000 small records as pydantic models takes longer than parsing the file they come
+    from; plain JSON-shaped records are checked column by column instead, and read by column
+    (``column(name)``). A record object is made only when code asks for one. Anything the column check
+    does not accept as plainly valid goes through pydantic record by record, which names the first bad
+    field exactly as before.
+    """
+
+    model: ClassVar[type[BaseModel]]
+    spec: ClassVar[dict[str, _Column]]
+
+    def __init__(self, rows: list, made: list | None = None):
+        if type(rows) is not list or not rows:
+            raise NotPlain
+        required = tuple(k for k, c in self.spec.items() if c.default is NotPlain)
+        optional = {k: c.default for k, c in self.spec.items() if c.default is not NotPlain}
+        cols = plain_columns(rows, required, optional)
+        self._cols = {k: c.convert(cols[k]) for k, c in self.spec.items()}
+        self._made: list = made if made is not None else [None] * len(rows)
+
+    @classmethod
+    def _validate(cls, value: Any, objects) -> Records:
+        if isinstance(value, cls):
+            return value
+        try:
+            return cls(value)
+        except NotPlain:
+            made = objects(value)  # pydantic: raises with the first bad field's path and rule
+            return cls([r.model_dump() for r in made], made)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler) -> Any:
+        from pydantic_core import core_schema
+
+        objects = core_schema.list_schema(handler.generate_schema(cls.model), min_length=1)
+        return core_schema.no_info_wrap_validator_function(
+            cls._validate, objects,
+            serialization=core_schema.plain_serializer_function_ser_schema(Records.rows))
+
+    def __reduce__(self):
+        """Pickled (to worker processes) by its record model: the class is made by ``records``, not a module."""
+        return _restore, (self.model, self.__dict__)
+
+    def column(self, name: str) -> Any:
+        """One field of every record: an array (NaN for null) or, for text, a list."""
+        return self._cols[name]
+
+    def _values(self, name: str) -> list:
+        col = self._cols[name]
+        if isinstance(col, list):
+            return col
+        out = col.tolist()
+        return [None if v != v else v for v in out] if self.spec[name].nullable else out
+
+    def rows(self) -> list[dict]:
+        """The records as the file's dicts (the column store's serialization)."""
+        names = list(self._cols)
+        return [dict(zip(names, vals)) for vals in zip(*(self._values(k) for k in names))]
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        if self._made[i] is None:
+            self._made[i] = self.model.model_construct(**{k: self._value(k, i) for k in self._cols})
+        return self._made[i]
+
+    def _value(self, name: str, i: int) -> Any:
+        v = self._cols[name][i]
+        if isinstance(v, str):
+            return v
+        v = v.item()
+        return None if v != v else v
+
+
+def _restore(model_type: type[BaseModel], state: dict) -> Records:
+    out = Records.__new__(records(model_type))
+    out.__dict__.update(state)
+    return out
+
+
+@functools.cache
+def records(model_type: type[BaseModel]) -> type[Records]:
+    """The field type of a list of ``model_type`` records held as columns (see ``Records``)."""
+    spec = {k: _Column.of(f) for k, f in model_type.model_fields.items()}
+    unknown = [k for k, c in spec.items() if c is None]
+    if unknown:
+        raise TypeError(f"{model_type.__name__}.{unknown[0]}: records hold text, integers and (optional) numbers "
+                        "with range rules only")
+    return type(f"{model_type.__name__}Records", (Records,),
+                {"model": model_type, "spec": spec, "__module__": model_type.__module__})
 
 
 def check(ok: Any, path: str, rule: str) -> None:

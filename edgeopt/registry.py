@@ -22,7 +22,8 @@ from edgeopt.result import Outcome, Result
 
 log = logging.getLogger("edgeopt")
 
-KINDS = ("exact", "heuristic", "baseline")
+# A bound method returns Outcome(None, status="bound", bound=...): a proven bound on the optimum, no solution.
+KINDS = ("exact", "heuristic", "baseline", "bound")
 
 
 class NotApplicable(Exception):
@@ -191,15 +192,16 @@ class Problem:
         return self.methods[name]
 
     def select(self, names: list[str] | None, instance=None) -> list[Method]:
-        """Methods by name; ``exact``, ``heuristic``, ``baseline`` and ``all`` select by kind.
+        """Methods by name; ``exact``, ``heuristic``, ``baseline`` and ``bound`` select by kind, ``all`` every
+        method that returns a solution; no names: ``all`` and ``bound`` (so gaps can be certified).
 
         With an ``instance``, methods selected by kind that do not apply to it are left out (a
         method asked for by name stays, and reports why it does not apply).
         """
         chosen: list[Method] = []
-        for name in names or ["all"]:
+        for name in names or ["all", "bound"]:
             if name in KINDS or name == "all":
-                chosen += [m for m in self.methods.values() if name in (m.kind, "all")
+                chosen += [m for m in self.methods.values() if (name == m.kind or (name == "all" and m.kind != "bound"))
                            and not (instance is not None and m.not_applicable(instance))]
             else:
                 chosen.append(self.method(name))

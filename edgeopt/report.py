@@ -11,13 +11,15 @@ from edgeopt.io import write_bytes
 # Statuses that come without a solution to judge; any other result the referee rejects is "infeasible".
 _FAILED = {"error": "error", "time_limit": "timeout", "unavailable": "n/a"}
 _MARKS = {"×": "infeasible", "timeout": "no solution within the time limit", "n/a": "solver not installed"}
-_KIND_ORDER = {"exact": 0, "heuristic": 1, "baseline": 2}
+_KIND_ORDER = {"exact": 0, "bound": 1, "heuristic": 2, "baseline": 3}
+_BOUND_NOTE = "(…) = a bound method: how far its bound lies from the reference, not a solution's gap"
 _STAR_NOTE = "* = gap to a bound or the best found solution, not a proven optimum"
 
 
 def _methods(rows: list[dict]) -> list[str]:
-    """Methods in first-seen order within kind: exact (the reference) first, then heuristics, then baselines."""
-    first = {r["method"]: (_KIND_ORDER.get(r["kind"], 3), k) for k, r in reversed(list(enumerate(rows)))}
+    """Methods in first-seen order within kind: exact and bound (the references) first, then heuristics, then
+    baselines."""
+    first = {r["method"]: (_KIND_ORDER.get(r["kind"], 4), k) for k, r in reversed(list(enumerate(rows)))}
     return sorted(first, key=first.get)
 
 
@@ -60,7 +62,12 @@ def _percent(gap: float) -> str:
 
 def _verdict(row: dict) -> str:
     """A result's status as the referee sees it: a claimed solution it rejects is infeasible."""
-    return row["status"] if row["feasible"] or row["status"] in _FAILED else "infeasible"
+    return row["status"] if row["feasible"] or row["status"] in _FAILED or _is_bound(row) else "infeasible"
+
+
+def _is_bound(row: dict) -> bool:
+    """A proven bound: a result without a solution that is not a failure."""
+    return row["status"] == "bound"
 
 
 def _title(rows: list[dict]) -> str:
@@ -99,6 +106,8 @@ def gap_table(rows: list[dict], width: int = 80):
         r = cell.get((i, m))
         if r is None:
             return ""
+        if _is_bound(r):
+            return "(?)" if r["gap_to_best"] is None else f"({_percent(r['gap_to_best'])})"
         if not r["feasible"]:
             return _FAILED.get(r["status"], "×")
         return "?" if r["gap_to_best"] is None else _percent(r["gap_to_best"])
@@ -108,7 +117,8 @@ def gap_table(rows: list[dict], width: int = 80):
         for m in methods:
             columns[m].append(_percent(sum(cell[i, m]["gap_to_best"] for i in common) / len(common)))
     for m in methods:
-        columns[m].append(str(sum(1 for i in instances if (i, m) in cell and not cell[i, m]["feasible"])))
+        columns[m].append(str(sum(1 for i in instances if (i, m) in cell and not cell[i, m]["feasible"]
+                                  and not _is_bound(cell[i, m]))))
     footer = ([f"mean over {len(common)} common"] if common else []) + ["infeasible/failed"]
 
     # a rule under the header and one above the summary rows, broken between columns
@@ -147,6 +157,7 @@ def gap_table(rows: list[dict], width: int = 80):
     shown = {s for col in columns.values() for s in col}
     notes = [f"{mark} = {what}" for mark, what in _MARKS.items() if mark in shown]
     notes += [_STAR_NOTE] if starred else []
+    notes += [_BOUND_NOTE] if any(_is_bound(r) for r in rows) else []
     parts = [Text(title, style="bold")]
     for k, t in enumerate(tables):
         parts += [Text(), t] if k else [t]
@@ -177,9 +188,12 @@ def plot_gaps(rows: list[dict], path: str | Path):
         xs = [x + (k - (len(methods) - 1) / 2) * width for x in range(len(instances))]
         gaps = [cell[i, m]["gap_to_best"] if (i, m) in cell else None for i in instances]
         # an edge of the bar's own colour draws a zero gap as a line instead of nothing
-        ax.bar(xs, [math.nan if g is None else 100 * g for g in gaps], width=width, label=m,
-               color=f"C{k % 10}", edgecolor=f"C{k % 10}", linewidth=1.5, zorder=3)
-        failed = [x for x, i in zip(xs, instances) if (i, m) in cell and not cell[i, m]["feasible"]]
+        bound = any(_is_bound(cell[i, m]) for i in instances if (i, m) in cell)  # hatched: a bound's distance
+        ax.bar(xs, [math.nan if g is None else 100 * g for g in gaps], width=width, label=m + (" (bound)" if bound else ""),
+               color=f"C{k % 10}", edgecolor=f"C{k % 10}", linewidth=1.5, zorder=3, hatch="//" if bound else None,
+               fill=not bound)
+        failed = [x for x, i in zip(xs, instances)
+                  if (i, m) in cell and not cell[i, m]["feasible"] and not _is_bound(cell[i, m])]
         failed_any = failed_any or bool(failed)
         ax.plot(failed, [0] * len(failed), "x", color=f"C{k % 10}", markersize=7, mew=2, zorder=4)
     positive = [100 * r["gap_to_best"] for r in rows if r["gap_to_best"]]
@@ -267,7 +281,8 @@ class RunProgress:
             self._bar.advance(self._task)
             self._describe()
         elif self._plain:
-            objective = "-" if row["objective"] is None else f"{row['objective']:.6g}"
+            objective = (f"bound {row['bound']:.6g}" if _is_bound(row) else
+                         "-" if row["objective"] is None else f"{row['objective']:.6g}")
             line = (f"[{self.done}/{self.total or '?'}] {row['instance']} {row['method']} {_verdict(row)} {objective}"
                     f" ({row['wall_s']:.2f} s)")
             if row["status"] in _FAILED and row.get("message"):

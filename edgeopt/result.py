@@ -4,7 +4,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "unavailable", "error")
+# "bound": a bound method proved a bound on the optimum and returns no solution
+STATUSES = ("optimal", "feasible", "infeasible", "time_limit", "unavailable", "error", "bound")
 
 
 @dataclass
@@ -31,7 +32,7 @@ class Outcome:
 
     solution: Any | None
     claimed: float | None = None
-    status: str | None = None  # solver status for exact methods (see STATUSES)
+    status: str | None = None  # solver status for exact methods, "bound" for bound methods (see STATUSES)
     bound: float | None = None
     gap: float | None = None
     solver: str | None = None

@@ -26,7 +26,7 @@ from typing import Any, Callable
 
 from edgeopt import registry
 from edgeopt.compare import run_one
-from edgeopt.errors import catch_signals
+from edgeopt.errors import InputError, catch_signals
 from edgeopt.result import Result
 
 KILL_GRACE_S = 0.8  # on top of 10 % of the limit; 0.2 s short of the rule (limit + 10 % + 1 s) for the kill itself
@@ -53,8 +53,19 @@ def run_task(task: Task) -> Result:
     try:
         instance = task.instance.build() if hasattr(task.instance, "build") else task.instance
         return run_one(instance, task.method, seed=task.seed, time_limit=task.time_limit, **(task.options or {}))
+    except InputError as exc:  # e.g. an option value the method refuses: the run stops with exit 2 (checked_input)
+        failed = _failed(task, "error", str(exc), time.perf_counter() - start)
+        failed.details["input_error"] = [exc.path, exc.rule]
+        return failed
     except Exception as exc:
         return _failed(task, "error", f"{type(exc).__name__}: {exc}", time.perf_counter() - start)
+
+
+def checked_input(result: Result) -> Result:
+    """``result``, unless the worker found the user's input bad: then that InputError, raised here."""
+    if "input_error" in result.details:
+        raise InputError(*result.details["input_error"])
+    return result
 
 
 def _die_with_parent() -> None:
@@ -152,7 +163,7 @@ def run_tasks(tasks: list[Task], on_done: Callable[[int, Result], None], *, jobs
                         result = None
                     if result is not None:
                         w.task = None
-                        on_done(k, result)
+                        on_done(k, checked_input(result))
                         continue
                 if w.conn in ready or w.process.sentinel in ready:  # died without an answer
                     code = w.process.exitcode

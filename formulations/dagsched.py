@@ -14,9 +14,10 @@ plus every edge's longest transfer: no start or finish of a schedule without vol
 (follow the chain of whatever each start waited for back to time 0; it visits each sub-task and edge
 at most once).
 
-The CP-SAT model (``cpsat``) forbids waits with circuits instead; see its docstring. Both take a
-``start`` (e.g. the ``list`` heuristic's solution: formulations never import the heuristics, so callers
-pass it) and build their own ``greedy_start``.
+The CP-SAT model (``cpsat``) forbids waits with circuits instead; see its docstring. Both start, by
+default, from the better by the referee of the ``list`` heuristic (found through the registry: formulations
+never import the heuristics) and their own ``greedy_start``; ``start=`` gives another start or none
+(``solvers.choose_start``), and neither returns anything worse than its start (``solvers.no_worse``).
 """
 from __future__ import annotations
 
@@ -24,12 +25,13 @@ import itertools
 import math
 import time
 
+import numpy as np
 import pyomo.environ as pe
 
-from edgeopt.problems.dagsched import Instance, Solution, evaluate, placement
+from edgeopt.problems.dagsched import Instance, Solution, placement
 from edgeopt.registry import method
-from edgeopt.result import Evaluation, Outcome
-from edgeopt.solvers import exact_method
+from edgeopt.result import Outcome
+from edgeopt.solvers import AUTO, Start, choose_start, exact_method, no_worse
 from edgeopt.solvers.pyomo import DEFAULT_GAP
 
 
@@ -228,30 +230,6 @@ def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> N
         m.first[i].set_value(min(start[t] for t in ents))
 
 
-@method("dagsched", "milp", "exact")
-def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs",
-         mip_gap: float | None = None, threads: int | None = None, start: Solution | None = None) -> Outcome:
-    """Exact MILP (HiGHS by default): assignment x order with big-M from the instance, exact start times.
-
-    ``start`` (e.g. the ``list`` heuristic's solution) and the greedy of ``greedy_start`` are checked by
-    the referee; the better one is the model's initial values (``warm_start``) and is returned whenever
-    the solver's incumbent is worse or missing.
-    """
-    began = time.perf_counter()
-    first = _best_start(instance, start)
-
-    def build(inst):
-        m = build_model(inst)
-        warm_start(m, inst, first[0])
-        return m
-
-    left = None if time_limit is None else time_limit - (time.perf_counter() - began)
-    out = (exact_method(build, read_solution)(instance, seed=seed, time_limit=left, solver=solver, mip_gap=mip_gap,
-                                               threads=threads)
-           if left is None or left > 0 else Outcome(None, status="time_limit", solver=solver))
-    return _no_worse(instance, out, first)
-
-
 # --- starts ---------------------------------------------------------------------------------------
 
 def greedy_start(instance: Instance) -> Solution:
@@ -294,24 +272,9 @@ def greedy_start(instance: Instance) -> Solution:
                     cloud=[g.name(t) for t in range(g.T) if where[t] == g.cloud])
 
 
-def _best_start(instance: Instance, *starts: Solution | None) -> tuple[Solution, Evaluation]:
-    """The best of ``starts`` and the greedy by the referee (feasible first, then objective)."""
-    cands = [(s, evaluate(instance, s)) for s in [*starts, greedy_start(instance)] if s is not None]
-    return min(cands, key=lambda c: (not c[1].feasible, c[1].objective if c[1].objective is not None else math.inf))
-
-
-def _no_worse(instance: Instance, out: Outcome, first: tuple[Solution, Evaluation]) -> Outcome:
-    """``out``, with the start instead of an incumbent that is missing, infeasible or worse (by the referee)."""
-    sol, ev = first
-    if not ev.feasible or out.status not in ("optimal", "feasible", "time_limit"):
-        return out
-    mine = evaluate(instance, out.solution) if out.solution is not None else None
-    if mine is not None and mine.feasible and mine.objective <= ev.objective:
-        return out
-    # a worse incumbent leaves the proof intact; an infeasible one (rounding at T_max) does not
-    status = "feasible" if out.status == "optimal" and mine is not None and not mine.feasible else out.status
-    gap = None if out.bound is None else abs(ev.objective - out.bound) / max(abs(ev.objective), 1e-10)
-    return Outcome(sol, claimed=ev.objective, status=status, bound=out.bound, gap=gap, solver=out.solver)
+STARTS = ("list", greedy_start)  # the exact methods' default starts, the better by the referee wins
+milp = method("dagsched", "milp", "exact")(
+    exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS))
 
 
 # --- CP-SAT ---------------------------------------------------------------------------------------
@@ -321,7 +284,7 @@ MAX_TICKS_PER_S = 1e9  # nanoseconds, unless the objective would pass 2**50
 
 @method("dagsched", "cpsat", "exact")
 def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None, mip_gap: float | None = None,
-          threads: int | None = None, start: Solution | None = None) -> Outcome:
+          threads: int | None = None, start=AUTO) -> Outcome:
     """Exact CP-SAT model (OR-Tools): optional intervals, one circuit per edge queue, exact start times.
 
     Each (sub-task, server) option is an optional interval; the edge queues are no-overlap sets and
@@ -339,14 +302,14 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     objective in seconds and dollars; the referee's value of the same schedule differs from it by at
     most ``delta`` (see ``_scale``, about 1e-7 relative on the presets), which is also subtracted from
     the bound and added to T_max so that the bound stays valid. ``threads`` workers (default 1:
-    deterministic for a seed); ``mip_gap`` as the MILP's (default 1e-6). ``start`` and
-    ``greedy_start`` are the hint, and the better of them is returned if CP-SAT ends with nothing better.
+    deterministic for a seed); ``mip_gap`` as the MILP's (default 1e-6). The start (``STARTS`` by default)
+    is the hint, and is returned if CP-SAT ends with nothing better.
     """
     from ortools.sat.python import cp_model
 
     began = time.perf_counter()
     d, g = instance.data, instance.data.graph
-    first = _best_start(instance, start)
+    first = choose_start(instance, start, STARTS, seed=seed)
     fixed_at, prefixes = _fixed(instance)
     srv = _servers(g, fixed_at)
     cp = _CpSat(instance, srv, prefixes)
@@ -369,14 +332,14 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     try:
         model, x, arcs_of, job_obj, _ = cp.model(range(g.T), None if time_limit is None else began + time_limit)
     except TimeoutError:  # building alone took the whole limit
-        return _no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
+        return no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
     I = len(d.jobs)
     alone: dict[int, tuple[int, float]] = {}  # sub-task -> (server, start) in its job's schedule alone
     for i in range(I if I > 1 else 0):  # each job alone: a bound on its part (half the time left at most)
         budget = left()
         if budget is not None and budget <= 0:
             break
-        m_i, x_i, _, _, S_i = cp.model(range(g.offset[i], g.offset[i] + len(d.jobs[i].tasks)))
+        m_i, x_i, _, _, S_i = cp.model(range(g.offset[i], g.offset[i] + d.jobs.sizes[i]))
         solver, code = run(m_i, None if budget is None else budget / 2 / (I - i))
         if code == cp_model.INFEASIBLE:
             return Outcome(None, status="infeasible", solver="cp-sat")
@@ -384,29 +347,33 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
             model.add(job_obj[i] >= math.ceil(solver.best_objective_bound - 1e-6))
             alone.update({t: (s, solver.value(S_i[t])) for (t, s), lit in x_i.items() if solver.boolean_value(lit)})
     if len(alone) == g.T:  # the jobs' own best schedules, merged into the queues by start time
-        first = _best_start(instance, first[0], _merge(g, prefixes, alone))
-    where, queues = placement(instance, first[0])
-    for ts, lit in x.items():
-        model.add_hint(lit, where[ts[0]] == ts[1])
-    for n, arcs in enumerate(arcs_of):
-        chain = set(zip([-1] + queues[n], queues[n] + [-1])) if queues[n] else {(-1, -1)}
-        for ab, lit in arcs.items():
-            model.add_hint(lit, ab in chain)
+        merged = choose_start(instance, _merge(g, prefixes, alone))
+        if merged.solution is not None and (first.solution is None
+                                            or merged.evaluation.objective < first.evaluation.objective):
+            first = Start("jobs alone, merged", merged.solution, merged.evaluation)
+    if first.solution is not None:
+        where, queues = placement(instance, first.solution)
+        for ts, lit in x.items():
+            model.add_hint(lit, where[ts[0]] == ts[1])
+        for n, arcs in enumerate(arcs_of):
+            chain = set(zip([-1] + queues[n], queues[n] + [-1])) if queues[n] else {(-1, -1)}
+            for ab, lit in arcs.items():
+                model.add_hint(lit, ab in chain)
     budget = left()
     if budget is not None and budget <= 0:
-        return _no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
+        return no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
     solver, code = run(model, budget)
     if code == cp_model.INFEASIBLE:
         return Outcome(None, status="infeasible", solver="cp-sat")
     if code == cp_model.MODEL_INVALID:
         raise RuntimeError(f"CP-SAT rejected the model: {model.validate()}")
     if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return _no_worse(instance, Outcome(None, status="time_limit", bound=bound_of(solver), solver="cp-sat"), first)
+        return no_worse(instance, Outcome(None, status="time_limit", bound=bound_of(solver), solver="cp-sat"), first)
     claimed, bound = solver.objective_value * cp.sc["unit"], bound_of(solver)
     out = Outcome(_read_cpsat(g, solver, x, arcs_of), claimed=claimed,
                   status="optimal" if code == cp_model.OPTIMAL else "time_limit", bound=bound,
                   gap=abs(claimed - bound) / max(abs(claimed), 1e-10), solver="cp-sat")
-    return _no_worse(instance, out, first)
+    return no_worse(instance, out, first)
 
 
 class _CpSat:
@@ -564,3 +531,48 @@ def _read_cpsat(g, solver, x: dict, arcs_of: list[dict]) -> Solution:
         order.append(queue)
     cloud = [g.name(t) for t in range(g.T) if (t, g.cloud) in x and solver.boolean_value(x[t, g.cloud])]
     return Solution(order=order, cloud=cloud)
+
+
+@method("dagsched", "paths", "bound")
+def paths(instance: Instance, *, seed: int = 0, time_limit: float | None = None) -> Outcome:
+    """Lower bound: per job, the better of a critical-path and an edge-load bound, each priced with cost.
+
+    Why it is valid: in any schedule, along any path of job i's DAG each sub-task starts after its
+    predecessor's data arrives, so ``T_i >= the path's durations and transfers + R_sink / r_down``; and
+    job i's sub-tasks on one edge queue run one at a time within ``[min ST, max EN]``, so ``T_i >= (their
+    total duration) + R_sink / r_down >= (duration of all its edge sub-tasks) / N + R_sink / r_down``.
+    Cost is a sum over sub-tasks; sub-tasks off the path are given their cheapest server, each sub-task
+    of the load bound the server that makes its share smallest (queues of other jobs, T_max and fixed
+    placements dropped): a relaxation, so the sum over jobs is at most the optimum. On the path the
+    servers are coupled by the transfers: ``F[t, s]``, the path value ending at t on server s, is
+    ``w[t, s] + max over predecessors k of min over s' (F[k, s'] + transfer(k -> t, s' -> s))``, which
+    by induction is at most the longest path ending at t of any placement that puts t on s (the
+    predecessor's true server is one of the s'). One pass over a topological order, O(edges x servers^2).
+    """
+    d, g = instance.data, instance.data.graph
+    gamma = d.gamma
+    if not g.ok.any(axis=1).all():
+        return Outcome(None, status="infeasible", solver="paths",
+                       extra={"reason": "a sub-task's modality is supported by no server"})
+    sink = np.zeros(g.T, dtype=bool)
+    sink[g.sink] = True
+    back = np.where(sink[:, None], gamma * g.ret, 0.0)  # the sink's return to the device, on its server
+
+    def cheapest(values: np.ndarray) -> np.ndarray:
+        return np.where(g.ok, values, np.inf).min(axis=1)
+
+    off_path = cheapest((1 - gamma) * g.cost + back)
+    edge = np.arange(g.S) != g.cloud
+    share = np.where(edge, g.dur / max(g.N, 1), 0.0)  # the cloud has no queue: its sub-tasks add no load
+    loaded = cheapest(gamma * share + (1 - gamma) * g.cost + back)
+    extra = np.where(g.ok, gamma * g.dur + (1 - gamma) * g.cost + back, np.inf) - off_path[:, None]
+    value = np.zeros((g.T, g.S))  # F[t, s] above: the path's extra over off_path, ending at t on s
+    for t in g.order:
+        arrive = [np.min(value[k][:, None] + gamma * bits * g.inv, axis=0) for k, bits in g.preds[t]]
+        value[t] = extra[t] + (np.max(arrive, axis=0) if arrive else 0.0)
+    longest = value.min(axis=1)  # whatever server t is on
+    path_bound = np.bincount(g.job, weights=off_path) + np.maximum.reduceat(longest, g.offset)
+    load_bound = np.bincount(g.job, weights=loaded)
+    per_job = np.maximum(path_bound, load_bound) if g.N else path_bound
+    return Outcome(None, status="bound", bound=float(per_job.sum()), solver="paths",
+                   extra={"load_bound_jobs": int(np.sum(load_bound > path_bound)) if g.N else 0})

@@ -23,11 +23,21 @@ objective, and its optimum is at least every heuristic's (checked against the re
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pyomo.environ as pe
 
-from edgeopt.problems.offload import Instance, Solution, equal_split, evaluate, kkt_split
+from edgeopt.problems.offload import (
+    TOL,
+    Instance,
+    Solution,
+    equal_split,
+    evaluate,
+    kkt_split,
+)
 from edgeopt.registry import method
+from edgeopt.result import Outcome
 from edgeopt.solvers import exact_method
 
 LN2 = float(np.log(2.0))
@@ -146,4 +156,119 @@ def read_solution(mdl: pe.ConcreteModel, instance: Instance) -> Solution:
     )
 
 
-minlp = method("offload", "minlp", "exact")(exact_method(build_model, read_solution, default_solver="scip"))
+def warm_start(mdl: pe.ConcreteModel, instance: Instance, solution: Solution) -> None:
+    """Set the discrete variables (edge choice, steps, edge steps) and the radio split to ``solution``.
+
+    The solver completes the rest (SCIP takes the discrete part as a partial solution and solves for it).
+    """
+    d = instance.data
+    for n in range(d.n_users):
+        o, c, e = solution.steps[n], solution.cloud_steps[n], solution.edge[n]
+        mdl.o[n].set_value(o)
+        mdl.c[n].set_value(c)
+        for k in range(len(d.edges)):
+            mdl.x[n, k].set_value(float(k == e))
+            mdl.w[n, k].set_value(o - c if k == e else 0)
+            mdl.b[n, k].set_value(solution.bandwidth_mhz[n] if k == e else 0.0)
+            mdl.p[n, k].set_value(solution.power_w[n] if k == e else 0.0)
+
+
+STARTS = ("ts-mito", "equal", "proportional")  # the paper heuristic and two cheap baselines
+minlp = method("offload", "minlp", "exact")(exact_method(build_model, read_solution, default_solver="scip",
+                                                         warm_start=warm_start, starts=STARTS))
+
+
+def _share_cost(a: np.ndarray, mu: float, cap: float) -> np.ndarray:
+    """min over 0 < v <= cap of a / v + mu v (a >= 0): the Lagrangian price of a compute share."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        v = np.minimum(np.sqrt(a / mu), cap) if mu > 0 else np.full_like(a, cap)
+        return np.where(a > 0, a / v + mu * v, 0.0)
+
+
+@method("offload", "lagrange", "bound")
+def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: int = 60,
+             grid: int = 96) -> Outcome:
+    """Upper bound: Lagrangian relaxation of the shared SMs, bandwidth and power; users then decide alone.
+
+    Why it is valid: with prices ``mu >= 0`` on the cloud SMs and on each edge's SMs, bandwidth and power,
+    ``D(mu) = sum_n max over (edge, o, c) of [w1 U - w2 T - w3 E - mu . (user n's shares)] + mu . capacities``
+    is at least the value of every allocation within the capacities (the added ``mu (cap - used)`` are
+    >= 0), so at least the optimum; capacities carry the referee's tolerance. Per user, (edge, o, c) are
+    enumerated; the SM share of a compute stage costs ``min_v a / v + mu v`` in closed form; the radio
+    part ``min over b, p of (w2 + w3 p) S / r(b, p) + mu_b b + mu_p p`` is bounded below cell by cell on a
+    geometric grid (``r`` grows in both b and p, so each cell is charged its largest rate and smallest
+    b and p). Every iterate is such a bound; prices follow a projected subgradient, the best is reported.
+    """
+    start = time.perf_counter()
+    d = instance.data
+    s, w = d.steps, d.weights
+    N, M = d.n_users, len(d.edges)
+    slack = 1 + TOL
+    B = np.array([e.bandwidth_mhz for e in d.edges]) * slack
+    P = np.minimum(np.array([e.power_w for e in d.edges]), d.p_max_w) * slack
+    P_edge = np.array([e.power_w for e in d.edges]) * slack
+    V = np.array([e.sms for e in d.edges]) * slack
+    V_cs = d.cloud.sms * slack
+    o = np.arange(s.o_min, s.o_max + 1)
+    c = np.arange(s.c_min, s.c_max + 1)
+    oc = (c[None, :] <= o[:, None])  # (O, C) admissible pairs
+    q = np.maximum(o[:, None] - c[None, :], 0)
+    if not oc.any():
+        return Outcome(None, status="infeasible", solver="lagrange", extra={"reason": "no steps meet c <= o"})
+    # fixed per (n, m, o, c): quality, fibre delay, compute energy
+    base = (w.utility * d.alignment[:, :, None, None] * (1 - np.exp(-d.zeta[None, :, None, None] * o[None, None, :, None]))
+            - w.delay_per_s * d.fibre_s[None, :, None, None]
+            - w.energy_per_j * (d.cloud.j_per_tflop * d.cloud.tflops_per_step * c[None, None, None, :]
+                                + (d.edge_kappa * d.edge_flops)[None, :, None, None] * q[None, None]))
+    base = np.where(oc[None, None], base, -np.inf)
+    a_cs = w.delay_per_s * c * d.cloud.tflops_per_step / d.tflops_per_sm  # (C,)
+    a_e = w.delay_per_s * d.edge_flops[:, None, None] * q[None] / d.tflops_per_sm  # (M, O, C)
+    frac = np.r_[0.0, np.geomspace(1e-5, 1.0, grid)]  # cell edges, as fractions of the caps
+    lo, hi = frac[:-1], frac[1:]
+    gamma = d.snr_per_w_mhz  # (N, M)
+    b_hi, p_hi = B[:, None, None] * hi[None, :, None], P[:, None, None] * hi[None, None, :]
+    rate = b_hi * np.log2(1 + gamma[:, :, None, None] * p_hi / b_hi)  # (N, M, grid, grid): the cell's largest
+    tx = (w.delay_per_s + w.energy_per_j * P[:, None, None] * lo[None, None, :]) * d.video_mbit[:, None, None, None] / rate
+
+    def dual(mu: np.ndarray) -> tuple[float, np.ndarray]:
+        mu_cs, mu_v, mu_b, mu_p = mu[0], mu[1:1 + M], mu[1 + M:1 + 2 * M], mu[1 + 2 * M:]
+        radio = tx + (mu_b * B)[:, None, None] * lo[:, None] + (mu_p * P)[:, None, None] * lo[None, :]
+        cell = radio.reshape(N, M, -1).argmin(axis=2)
+        radio_min = np.take_along_axis(radio.reshape(N, M, -1), cell[:, :, None], 2)[:, :, 0]
+        edge_cost = np.stack([_share_cost(a_e[m], mu_v[m], V[m]) for m in range(M)])  # (M, O, C)
+        value = base - _share_cost(a_cs, mu_cs, V_cs)[None, None, None, :] - edge_cost[None] - radio_min[:, :, None, None]
+        flat = value.reshape(N, -1)
+        pick = flat.argmax(axis=1)
+        m, ko, kc = np.unravel_index(pick, value.shape[1:])
+        total = float(flat[np.arange(N), pick].sum() + mu_cs * V_cs + mu_v @ V + mu_b @ B + mu_p @ P_edge)
+        # the shares the maximizers take: the subgradient is capacity minus their sum
+        v_cs = np.minimum(np.sqrt(a_cs[kc] / mu_cs), V_cs) if mu_cs > 0 else np.full(N, V_cs)
+        v_e = np.array([min(np.sqrt(a_e[m[n], ko[n], kc[n]] / mu_v[m[n]]), V[m[n]]) if mu_v[m[n]] > 0 else V[m[n]]
+                        for n in range(N)])
+        v_e[a_e[m, ko, kc] == 0] = 0.0
+        ib, ip = np.unravel_index(cell[np.arange(N), m], (grid, grid))
+        b_used, p_used = B[m] * hi[ib], P[m] * hi[ip]
+        used = np.r_[v_cs.sum(), np.bincount(m, v_e, M), np.bincount(m, b_used, M), np.bincount(m, p_used, M)]
+        return total, np.r_[V_cs, V, B, P_edge] - used
+
+    caps = np.r_[V_cs, V, B, P_edge]
+    mu = np.zeros(1 + 3 * M)
+    best, step, stall, it = np.inf, 0.2, 0, 0
+    for it in range(1, iterations + 1):
+        value, grad = dual(mu)
+        if value < best:
+            best, stall = value, 0
+        else:
+            stall += 1
+            if stall >= 5:
+                step, stall = step / 2, 0
+        if time_limit is not None and time.perf_counter() - start > time_limit:
+            break
+        # each price moves so that price x capacity changes by a fraction ``step`` of the bound, along the
+        # subgradient measured per unit of capacity; the fraction halves when the bound stops improving
+        direction = grad / caps
+        norm = float(np.linalg.norm(direction))
+        if norm == 0:
+            break
+        mu = np.maximum(0.0, mu - step * abs(best) * direction / norm / caps)
+    return Outcome(None, status="bound", bound=best, solver="lagrange", extra={"iterations": it})

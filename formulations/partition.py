@@ -13,12 +13,16 @@ give a much tighter relaxation than per-layer variables with segment-start count
 """
 from __future__ import annotations
 
+import itertools
+import time
+
 import numpy as np
 import pyomo.environ as pe
 
 from edgeopt.problems.partition import Instance, Solution
 from edgeopt.registry import method
-from edgeopt.solvers import exact_method
+from edgeopt.result import Outcome
+from edgeopt.solvers import exact_method, solve_model
 
 
 def build_model(instance: Instance) -> pe.ConcreteModel:
@@ -112,4 +116,52 @@ def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     return Solution(place=place)
 
 
-milp = method("partition", "milp", "exact")(exact_method(build_model, read_solution))
+def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> None:
+    """Set the model's variables to ``solution`` (a MIP start): the inverse of ``read_solution``.
+
+    Latency: ``x`` per layer and ``y`` per consecutive pair. Throughput: one shard ``z`` per maximal run of
+    layers on a device (a run the model has no shard for, e.g. over memory, raises KeyError), the hand-overs
+    ``w`` between runs, and ``B`` left for the solver to complete.
+    """
+    place = list(solution.place)
+    if hasattr(m, "x"):
+        for (l, k), v in m.x.items():
+            v.set_value(float(place[l] == k))
+        for (l, a, b), v in m.y.items():
+            v.set_value(float(place[l] == a and place[l + 1] == b))
+        return
+    runs, first = [], 0
+    for k, layers in itertools.groupby(place):
+        n = len(list(layers))
+        runs.append((first, first + n, k))
+        first += n
+    for v in [*m.z.values(), *m.w.values()]:
+        v.set_value(0)
+    for i, j, k in runs:
+        m.z[i, j, k].set_value(1)
+        if i > 0:
+            m.w[i, place[i - 1], k].set_value(1)
+
+
+STARTS = ("dp-latency", "dp-throughput", "cloud-edge-opt", "edge-solo")  # those that apply to the objective
+milp = method("partition", "milp", "exact")(exact_method(build_model, read_solution, warm_start=warm_start,
+                                                         starts=STARTS))
+
+
+@method("partition", "lp", "bound")
+def lp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs") -> Outcome:
+    """Lower bound: the LP relaxation of the exact MILP (``build_model`` with integrality dropped).
+
+    Why it is valid: every placement the referee accepts is a 0/1 point of the MILP with the same
+    objective, and the LP's feasible set contains those points, so its optimum is at most theirs. Only a
+    proven LP optimum is reported (a simplex iterate cut short by the time limit proves nothing). The LP
+    of the latency model is at least the memory-free shortest path (which the arc rows make integral).
+    """
+    start = time.perf_counter()
+    model = build_model(instance)
+    pe.TransformationFactory("core.relax_integer_vars").apply_to(model)
+    left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
+    rep = solve_model(model, solver=solver, time_limit=left)
+    if rep.status != "optimal":
+        return Outcome(None, status=rep.status, solver=rep.solver)
+    return Outcome(None, status="bound", bound=rep.objective, solver=rep.solver)

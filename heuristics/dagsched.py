@@ -13,6 +13,7 @@ any module, at any time: ``@register_policy("my-policy")`` in your own code adds
 from __future__ import annotations
 
 import math
+import time
 from bisect import bisect_left, bisect_right, insort
 from typing import Callable
 
@@ -240,17 +241,21 @@ def cs_ucb(instance: Instance, *, seed: int = 0, time_limit: float | None = None
     the arms whose server keeps the job within T_max (all arms if none) are candidates, untried ones
     first, else the largest R(a) + delta * sqrt(ln t / L(a)). The reward is -(gamma * normalized delay +
     (1 - gamma) * normalized cost) + lam * normalized slack to T_max. Statistics persist across episodes;
-    the best schedule seen (within T_max first) is returned.
+    the best schedule seen (within T_max first) is returned. At ``time_limit`` no new episode starts
+    (status ``time_limit``, ``details.episodes`` says how many ran).
     """
+    began = time.perf_counter()
     rng = np.random.default_rng(seed)
     g = instance.data.graph
-    mods = [instance.data.jobs[g.job[t]].tasks[g.local[t]].modality for t in range(g.T)]
+    mods = instance.data.jobs.modality
     count: dict[tuple, int] = {}
     mean: dict[tuple, float] = {}
     pulls: dict[str, int] = {}
     scale_t = instance.data.t_max_s or float(np.where(g.ok, g.dur, 0).max(1).sum() / len(g.sink))
     best: tuple | None = None
-    for _ in range(int(episodes)):
+    for episode in range(int(episodes)):
+        if episode and time_limit is not None and time.perf_counter() - began >= time_limit:
+            return Outcome(best[1], claimed=float(best[0][1]), status="time_limit", extra={"episodes": episode})
         disp = Dispatcher(instance)
         while disp.ready:
             t = min(disp.ready, key=lambda t: _arrival_key(disp, t))
@@ -281,7 +286,7 @@ def cs_ucb(instance: Instance, *, seed: int = 0, time_limit: float | None = None
         score = (not disp.feasible(), disp.objective())
         if best is None or score < best[0]:
             best = (score, disp.solution())
-    return Outcome(best[1], claimed=float(best[0][1]))
+    return Outcome(best[1], claimed=float(best[0][1]), extra={"episodes": int(episodes)})
 
 
 # --- baselines --------------------------------------------------------------------------------------

@@ -1,12 +1,18 @@
 """Generic solver back ends: they know models, not problems."""
 from edgeopt.solvers.pyomo import (
+    AUTO,
     FORMATS,
+    NO_START,
     SolveReport,
+    Start,
     available_solvers,
     check_solver,
+    choose_start,
     exact_method,
+    no_worse,
     solve_model,
     write_model,
 )
 
-__all__ = ["FORMATS", "SolveReport", "available_solvers", "check_solver", "exact_method", "solve_model", "write_model"]
+__all__ = ["AUTO", "FORMATS", "NO_START", "SolveReport", "Start", "available_solvers", "check_solver", "choose_start",
+           "exact_method", "no_worse", "solve_model", "write_model"]

@@ -11,11 +11,12 @@ import os
 import tempfile
 import time
 from dataclasses import dataclass
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
+from typing import Any
 
 from edgeopt.model import InputError
-from edgeopt.registry import Unavailable
+from edgeopt.registry import NotApplicable, Unavailable
 from edgeopt.result import Outcome
 
 # solver name -> (name in pyomo.contrib.solver's factory, what to install)
@@ -101,24 +102,26 @@ def solve_model(
     mip_gap: float | None = None,
     threads: int | None = None,
     solver_options: dict | None = None,
+    warm: bool = False,
 ) -> SolveReport:
     """Solve ``model`` and load the incumbent into it (when there is one).
 
     ``time_limit`` covers the whole call: for a persistent solver (HiGHS) the translation of the
     Pyomo model is timed first and the solver gets what is left. ``solver_options`` go to the solver
-    after edgeopt's own (which keep its console log off).
+    after edgeopt's own (which keep its console log off). ``warm``: the variables' current values are
+    a MIP start (HiGHS: the whole point; SCIP and others: the discrete variables, the solver completes it).
     """
     gap_target = DEFAULT_GAP if mip_gap is None else mip_gap
     start = time.perf_counter()
     if solver in _MODERN:
-        report = _solve_modern(model, solver, time_limit, gap_target, threads, start, solver_options or {})
+        report = _solve_modern(model, solver, time_limit, gap_target, threads, start, solver_options or {}, warm)
     else:
-        report = _solve_classic(model, solver, time_limit, gap_target)
+        report = _solve_classic(model, solver, time_limit, gap_target, warm)
     report.wall_s = time.perf_counter() - start
     return report
 
 
-def _solve_modern(model, solver, time_limit, gap_target, threads, start, options) -> SolveReport:
+def _solve_modern(model, solver, time_limit, gap_target, threads, start, options, warm) -> SolveReport:
     from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition as TC
 
     opt = _modern(solver)
@@ -126,14 +129,18 @@ def _solve_modern(model, solver, time_limit, gap_target, threads, start, options
           "solver_options": {**_QUIET.get(solver, {}), **options}}
     if threads is not None:
         kw["threads"] = int(threads)
+    if solver == "highs":
+        _highs_threads(0 if threads is None else int(threads))
+    persistent = hasattr(opt, "set_instance")
+    if persistent and (time_limit is not None or warm):  # translate now: its time counts against the limit
+        opt.set_instance(model)
+        if warm:
+            _highs_start(opt)
+    elif warm:
+        kw["warmstart_discrete_vars"] = True
     if time_limit is not None:
-        if hasattr(opt, "set_instance"):  # persistent: translate now, so its time counts against the limit
-            opt.set_instance(model)
-            translate = time.perf_counter() - start
-            # re-checking the model for changes before the run costs about a tenth of the translation
-            left = float(time_limit) - translate * 1.1
-        else:
-            left = float(time_limit) - (time.perf_counter() - start)
+        # re-checking the model for changes before the run costs about a tenth of the translation
+        left = float(time_limit) - (time.perf_counter() - start) * (1.1 if persistent else 1.0)
         if left <= 0:
             return SolveReport("time_limit", None, None, None, 0.0, solver, False)
         kw["time_limit"] = left
@@ -158,7 +165,38 @@ def _solve_modern(model, solver, time_limit, gap_target, threads, start, options
     return SolveReport(status, obj, bound, _gap(obj, bound) if has else None, 0.0, solver, has)
 
 
-def _solve_classic(model, solver, time_limit, gap_target) -> SolveReport:
+_HIGHS_POOL: list[int] = []  # the thread count HiGHS's process-wide scheduler was started with, once it runs
+
+
+def _highs_threads(threads: int) -> None:
+    """Let this run use ``threads``: HiGHS starts one scheduler per process with the first run's thread count
+    and refuses (status error, no run) a later run that asks for another, so the scheduler is restarted then."""
+    if _HIGHS_POOL and _HIGHS_POOL[0] != threads:
+        import highspy
+
+        highspy.Highs.resetGlobalScheduler(True)
+    _HIGHS_POOL[:] = [threads]
+
+
+def _highs_start(opt) -> None:
+    """Hand the model's variable values to the translated HiGHS model as its MIP start.
+
+    Columns whose variable has no value are left out: HiGHS then completes the start (it fixes the
+    integers given and solves the LP for the rest). A start that is infeasible for the model is discarded
+    by HiGHS itself.
+    """
+    import numpy as np
+
+    cols, vals = [], []
+    for v_id, col in opt._pyomo_var_to_solver_var_map.items():
+        value = opt._vars[v_id][0].value
+        if value is not None:
+            cols.append(col)
+            vals.append(value)
+    opt._solver_model.setSolution(len(cols), np.array(cols, dtype=np.int32), np.array(vals, dtype=np.float64))
+
+
+def _solve_classic(model, solver, time_limit, gap_target, warm) -> SolveReport:
     from pyomo.opt import SolverFactory, TerminationCondition as TC
 
     check_solver(solver)
@@ -168,7 +206,7 @@ def _solve_classic(model, solver, time_limit, gap_target) -> SolveReport:
         if time_limit is not None:
             opt.options[names[0]] = time_limit
         opt.options[names[1]] = gap_target
-    res = opt.solve(model, load_solutions=False)
+    res = opt.solve(model, load_solutions=False, **({"warmstart": True} if warm and opt.warm_start_capable() else {}))
     tc = res.solver.termination_condition
     has = len(res.solution) > 0
     if has:
@@ -185,25 +223,130 @@ def _solve_classic(model, solver, time_limit, gap_target) -> SolveReport:
     return SolveReport(status, obj, bound, _gap(obj, bound), 0.0, solver, has)
 
 
-def exact_method(build_model: Callable, read_solution: Callable, default_solver: str = "highs") -> Callable:
-    """Turn ``build_model(instance)`` and ``read_solution(model, instance)`` into an exact method."""
+def exact_method(build_model: Callable, read_solution: Callable, default_solver: str = "highs", *,
+                 warm_start: Callable | None = None, starts: tuple = ()) -> Callable:
+    """Turn ``build_model(instance)`` and ``read_solution(model, instance)`` into an exact method.
+
+    ``warm_start(model, instance, solution)`` sets the model's variables to a solution (the inverse of
+    ``read_solution``); ``starts`` are the problem's methods (names, or functions Instance -> Solution)
+    whose best solution by the referee is the method's start by default (see ``choose_start``). The
+    result is never worse than the start (``no_worse``).
+    """
 
     def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver,
-            mip_gap: float | None = None, threads: int | None = None) -> Outcome:
-        start = time.perf_counter()
+            mip_gap: float | None = None, threads: int | None = None, start=AUTO) -> Outcome:
+        began = time.perf_counter()
         if solver in _MODERN:
             _modern(solver)  # a missing solver is reported before the model is built
+        first = choose_start(instance, start, starts, seed=seed)
         model = build_model(instance)
-        left = None if time_limit is None else time_limit - (time.perf_counter() - start)
-        if left is not None and left <= 0:
-            return Outcome(None, status="time_limit", solver=solver)  # building used the whole limit
-        rep = solve_model(model, solver=solver, time_limit=left, mip_gap=mip_gap, threads=threads)
+        warm = False
+        if first.solution is not None and warm_start is not None:
+            try:
+                warm_start(model, instance, first.solution)
+                warm = True
+            except (KeyError, IndexError, ValueError) as exc:  # a start the model cannot hold is only a lost hint
+                first.note = f"not a MIP start: the model cannot hold it ({type(exc).__name__}: {exc})"
+        left = None if time_limit is None else time_limit - (time.perf_counter() - began)
+        if left is not None and left <= 0:  # the start and the model used the whole limit
+            return no_worse(instance, Outcome(None, status="time_limit", solver=solver), first)
+        rep = solve_model(model, solver=solver, time_limit=left, mip_gap=mip_gap, threads=threads, warm=warm)
         sol = read_solution(model, instance) if rep.has_solution else None
-        return Outcome(sol, claimed=rep.objective, status=rep.status, bound=rep.bound, gap=rep.gap,
-                       solver=rep.solver)
+        out = Outcome(sol, claimed=rep.objective, status=rep.status, bound=rep.bound, gap=rep.gap, solver=rep.solver)
+        return no_worse(instance, out, first)
 
     run.__doc__ = build_model.__doc__
     return run
+
+
+# --- starts ---------------------------------------------------------------------------------------
+
+AUTO = "auto"  # an exact method's default start: the best of its problem's start methods
+NO_START = "none"  # the same as None, where None means "not given" (``solve()``, ``--option start=none``)
+
+
+@dataclass
+class Start:
+    """The referee-checked start of an exact method (``solution`` None: it has none), and why."""
+
+    source: str | None
+    solution: Any = None
+    evaluation: Any = None  # the referee's Evaluation of ``solution``
+    note: str | None = None
+
+    def extra(self, returned: bool) -> dict:
+        """What ``Outcome.extra`` says about the start: its source and value, and whether it was returned."""
+        value = None if self.evaluation is None else float(self.evaluation.objective)
+        out = {"start": self.source, "start_objective": value}
+        if self.solution is not None:
+            out["start_returned"] = returned
+        if self.note:
+            out["start_note"] = self.note
+        return out
+
+
+def choose_start(instance, start, candidates: tuple = (), *, seed: int = 0) -> Start:
+    """The start of an exact method on ``instance``.
+
+    ``start`` is a Solution (or its JSON form), the name of one of the problem's methods, ``AUTO`` (the
+    best by the referee of ``candidates``: method names or functions Instance -> Solution; a method that
+    does not apply is skipped) or None / ``NO_START`` (no start). A start the referee finds infeasible is dropped with a
+    note: it cannot be a MIP start, and no result need match it.
+    """
+    from edgeopt import io, registry
+
+    prob = registry.problem(instance.problem)
+    if start is None or start == NO_START:
+        return Start(None)
+    if isinstance(start, str):
+        names = candidates if start == AUTO else (prob.method(start).name,)
+        sols = []
+        for c in names:
+            if callable(c):
+                sols.append((c.__name__, c(instance)))
+                continue
+            m = prob.method(c)
+            if m.not_applicable(instance) is None:
+                try:
+                    sols.append((m.name, m(instance, seed=seed).solution))
+                except NotApplicable:  # found out while running (e.g. no cloud device to split to)
+                    continue
+    else:
+        sols = [("given", start if isinstance(start, prob.solution_type) else io.parse_solution(instance, start))]
+    scored = [(name, sol, prob.evaluate(instance, sol)) for name, sol in sols if sol is not None]
+    if not scored:
+        return Start(None)
+    sign = 1 if prob.sense == "min" else -1
+    name, sol, ev = min(scored, key=lambda c: (not c[2].feasible,
+                                                 sign * c[2].objective if c[2].objective is not None else math.inf))
+    if not ev.feasible:
+        why = ev.violations[0] if ev.violations else "no defined objective"
+        return Start(name, note=f"ignored: infeasible by the referee ({why})")
+    return Start(name, sol, ev)
+
+
+def no_worse(instance, out: Outcome, first: Start) -> Outcome:
+    """``out``, with the start instead of an incumbent that is missing, infeasible or worse (by the referee).
+
+    A time-limited exact run is never worse than its start; the status stays the solver's (a worse
+    incumbent leaves a proof intact), except that an optimum the referee finds infeasible is not one.
+    """
+    from edgeopt import registry
+
+    if first.solution is None or out.status not in ("optimal", "feasible", "time_limit"):
+        out.extra.update(first.extra(False))
+        return out
+    prob = registry.problem(instance.problem)
+    ev = first.evaluation
+    mine = prob.evaluate(instance, out.solution) if out.solution is not None else None
+    if mine is not None and mine.feasible and (mine.objective <= ev.objective if prob.sense == "min"
+                                               else mine.objective >= ev.objective):
+        out.extra.update(first.extra(False))
+        return out
+    status = "feasible" if out.status == "optimal" and mine is not None and not mine.feasible else out.status
+    gap = None if out.bound is None else abs(ev.objective - out.bound) / max(abs(ev.objective), 1e-10)
+    return Outcome(first.solution, claimed=ev.objective, status=status, bound=out.bound, gap=gap, solver=out.solver,
+                   extra={**out.extra, **first.extra(True)})
 
 
 def is_linear(model) -> bool:

@@ -291,3 +291,38 @@ def test_cstp_payment_rule_when_the_best_group_is_blocked():
     data["tasks"]["budget"][1] = 1.0
     out = cgsc_cstp(_instance(data), mu=0.1)
     assert {g.task: g.payments[0] for g in out.solution.groups}[1] == pytest.approx(0.11)
+
+
+@pytest.mark.parametrize("preset", ["small", "telesat"])
+def test_budget_scale_multiplies_the_budgets_and_nothing_else(preset):
+    base = cdgs.generate(preset, size=20, seed=2, bids=4)
+    scaled = cdgs.generate(preset, size=20, seed=2, bids=4, budget_scale=2.5)
+    np.testing.assert_allclose(scaled.data.tasks.budget, 2.5 * base.data.tasks.budget, atol=1e-5)
+    for part in ("tasks", "bids"):
+        for field, value in getattr(base.data, part):
+            if field != "budget":
+                np.testing.assert_array_equal(getattr(getattr(scaled.data, part), field), value, err_msg=field)
+    assert scaled.meta["budget_scale"] == 2.5 and "budget_scale" not in base.meta
+
+
+def test_a_larger_budget_never_lowers_the_optimum():
+    """Budgets only constrain: scaling them up keeps every feasible allocation feasible."""
+    values = [run_one(cdgs.generate("small", size=6, seed=1, budget_scale=s), "milp") for s in (0.25, 1.0, 4.0)]
+    assert all(r.status == "optimal" for r in values)
+    assert values[0].objective <= values[1].objective + 1e-9 <= values[2].objective + 2e-9
+
+
+@pytest.mark.parametrize("value,rule", [("0", "greater than 0"), ("5000", "less than or equal to 1000"),
+                                        ("inf", "finite number")])
+def test_bad_budget_scale_is_exit_2(cli, tmp_path, value, rule):
+    out_file = tmp_path / "g.json"
+    code, _, err = cli("generate", "cdgs", "--preset", "small", "--option", f"budget_scale={value}", "-o", out_file)
+    assert code == 2 and "--option budget_scale must be" in err and rule in err, err
+    assert err.count("\n") == 1 and not out_file.exists()
+
+
+def test_utility_per_cost_is_utility_over_the_winning_bids_cost():
+    inst = _instance(_two_bids())
+    ev = evaluate(inst, Solution(groups=[Group(task=0, bids=[0, 1], shares=[200.0, 100.0])]))
+    assert ev.details["utility_per_cost"] == pytest.approx(ev.objective / ev.details["total_cost"])
+    assert evaluate(inst, Solution()).details["utility_per_cost"] is None  # nothing bought, no ratio

@@ -6,8 +6,10 @@ import json
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 
+from conftest import INSTANCES
 from edgeopt import InputError, io, registry
 from edgeopt.problems.partition import small_instance
 
@@ -65,6 +67,14 @@ def test_unknown_method_and_option_are_input_errors():
         prob.method("magic")
     with pytest.raises(InputError, match="--warp is not an option"):
         prob.method("edge-solo").run(inst, warp=9)
+
+
+def test_an_option_value_a_method_refuses_in_a_worker_is_exit_2(cli, tmp_path):
+    """The method runs in a worker process; its InputError still ends the run with exit 2 and one line."""
+    out = tmp_path / "out.csv"
+    code, _, err = cli("compare", INSTANCES / "cdgs" / "small-t20-b10-s0.json", "-m", "cgsc-cstp", "--option", "m=0",
+                       "-o", out)
+    assert code == 2 and "m must be >= 1" in err and "Traceback" not in err and not out.exists()
 
 
 def test_a_method_registered_later_is_found():
@@ -185,3 +195,35 @@ def test_bad_generator_options_are_exit_2(cli, tmp_path, problem_id):
             continue
         assert code == 2 and err.startswith("error: ") and err.count("\n") == 1, (args, err)
         assert not out.exists()
+
+
+def test_records_checked_by_column_equal_records_checked_by_pydantic():
+    """qllms tasks: plain dicts take the column path, objects and odd-but-valid values pydantic's; same data."""
+    from edgeopt.problems.qllms import Instance, Task, small_instance as qllms_instance
+
+    doc = io.instance_doc(qllms_instance(3))
+    doc["data"]["tasks"][1]["cloud"] = None
+    plain = io.parse_instance(doc)
+    objects = dict(doc, data=dict(doc["data"], tasks=[Task.model_validate(t) for t in doc["data"]["tasks"]]))
+    odd = json.loads(json.dumps(doc))
+    odd["data"]["tasks"][0]["slo_lat"] = str(odd["data"]["tasks"][0]["slo_lat"])  # pydantic's lax mode: "2.0" -> 2.0
+    for other in (Instance.model_validate(objects), io.parse_instance(odd)):
+        assert io.instance_doc(other) == io.instance_doc(plain)
+        for name in ("slo_lat", "slo_ppl", "cloud", "in_tokens"):
+            np.testing.assert_array_equal(other.data.tasks.column(name), plain.data.tasks.column(name))
+    tasks = plain.data.tasks
+    assert np.isnan(tasks.column("cloud")[1]) and tasks[1].cloud is None
+    assert [t.model_dump() for t in tasks] == [Task.model_validate(t).model_dump() for t in doc["data"]["tasks"]]
+    assert tasks[-1] is tasks[len(tasks) - 1] and tasks[:2] == [tasks[0], tasks[1]]
+
+
+def test_records_refuse_a_model_the_column_check_cannot_hold():
+    from pydantic import BaseModel
+
+    from edgeopt.model import records
+
+    class Nested(BaseModel):
+        values: list[float]
+
+    with pytest.raises(TypeError, match="Nested.values"):
+        records(Nested)

@@ -301,7 +301,7 @@ def test_time_limited_exact_run_is_no_worse_than_its_start(name):
 def test_cpsat_certifies_a_small_gap_where_it_cannot_prove():
     """Each job's optimum alone bounds its share: at 144 sub-tasks the gap left is far below 1 %."""
     inst = generate("layered", size=24, seed=0, tasks=6)
-    r = solve(inst, "cpsat", time_limit=5)
+    r = solve(inst, "cpsat", time_limit=10)
     assert r.feasible and r.gap < 0.005 and r.bound <= r.objective
 
 
@@ -537,6 +537,16 @@ BAD = {
                        "data.fixed.prefix[1][0] puts sub-task [0, 0] (modality 'text') on a server that does not"),
     "fixed twice": (lambda d: d["data"].update(fixed={"prefix": [[[0, 0]], [], []], "cloud": [[0, 0]]}),
                     "data.fixed.cloud[0] fixes sub-task [0, 0] a second time"),
+    "repeated edge": (lambda d: d["data"]["jobs"][1]["edges"].append(dict(d["data"]["jobs"][1]["edges"][2])),
+                      "data.jobs[1].edges[6] repeats the edge"),
+    "backward cycle": (lambda d: d["data"]["jobs"][1]["edges"].append({"src": 4, "dst": 0}),
+                       "data.jobs[1].edges must form an acyclic graph"),
+    "unknown key": (lambda d: d["data"]["jobs"][0]["tasks"][2].update(cycle=1),
+                    "data.jobs[0].tasks[2].cycle is not a known field"),
+    "no tasks": (lambda d: d["data"]["jobs"][1].update(tasks=[]), "data.jobs[1].tasks is invalid: List should have at least 1 item"),
+    "fractional index": (lambda d: d["data"]["jobs"][0]["edges"][0].update(src=0.5), "data.jobs[0].edges[0].src"),
+    "huge bits": (lambda d: d["data"]["jobs"][0]["edges"][0].update(bits=1e300),
+                  "data.jobs[0].edges[0].bits must be less than or equal to"),
 }
 
 
@@ -598,3 +608,62 @@ def test_cli_solves_around_fixed_subtasks(cli, tmp_path):
     assert code == 0
     for r in json.loads(out):
         assert r["feasible"] and r["solution"]["order"][0][:2] == [[0, 0], [1, 0]] and [2, 0] in r["solution"]["cloud"]
+
+
+# --- the column store behind data.jobs -----------------------------------------------------------------
+
+def _reversed(doc: dict) -> dict:
+    """The same jobs with every job's sub-tasks numbered backwards, so every edge points to a lower index."""
+    for job in doc["data"]["jobs"]:
+        J = len(job["tasks"])
+        job["tasks"] = job["tasks"][::-1]
+        for e in job["edges"]:
+            e["src"], e["dst"] = J - 1 - e["src"], J - 1 - e["dst"]
+    return doc
+
+
+def _graphs_equal(a, b) -> None:
+    for f in ("N", "S", "cloud", "offset", "preds", "succs", "order", "sink", "entries"):
+        assert getattr(a, f) == getattr(b, f), f
+    for f in ("job", "local", "dur", "cost", "ret", "ok", "inv"):
+        assert np.array_equal(getattr(a, f), getattr(b, f)), f
+
+
+@pytest.mark.parametrize("make_doc", [
+    lambda: io.instance_doc(generate("paper", size=6, seed=3)),
+    lambda: _reversed(io.instance_doc(generate("layered", size=3, seed=1, tasks=8))),
+    lambda: io.instance_doc(io.load(INSTANCES / "dagsched" / "heft-topcuoglu.json")),
+    lambda: io.instance_doc(import_stg(DATA / "layered12.stg", processors=2)),
+])
+def test_columns_and_job_objects_give_the_same_instance(make_doc):
+    """Plain dicts take the column path, Job objects and odd-but-valid values the pydantic path: same result."""
+    from edgeopt.problems.dagsched import Job
+
+    doc = make_doc()
+    plain = io.parse_instance(doc)
+    objects = dict(doc, data=dict(doc["data"], jobs=[Job.model_validate(j) for j in doc["data"]["jobs"]]))
+    odd = json.loads(json.dumps(doc))
+    odd["data"]["jobs"][0]["tasks"][0]["cycles"] = str(odd["data"]["jobs"][0]["tasks"][0]["cycles"])  # lax: "5" -> 5.0
+    for other in (io.parse_instance(objects), io.parse_instance(odd)):
+        _graphs_equal(plain.data.graph, other.data.graph)
+        assert io.instance_doc(other) == io.instance_doc(plain)
+    made = Instance.model_validate(doc).data.jobs  # Job objects made on demand equal pydantic's own
+    assert [j.model_dump(mode="json") for j in made] == [Job.model_validate(j).model_dump(mode="json")
+                                                          for j in doc["data"]["jobs"]]
+    assert made[-1] is made[len(made) - 1] and made[:2] == [made[k] for k in range(min(2, len(made)))]
+
+
+def test_backward_numbering_schedules_like_forward():
+    """Sub-task numbers are names: numbering a job backwards changes no method's objective."""
+    doc = io.instance_doc(generate("layered", size=2, seed=4, tasks=6))
+    forward, backward = io.parse_instance(doc), io.parse_instance(_reversed(json.loads(json.dumps(doc))))
+    for name in ("list", "milp"):
+        assert solve(backward, name).objective == pytest.approx(solve(forward, name).objective, rel=1e-9), name
+
+
+def test_cs_ucb_starts_no_episode_after_its_time_limit():
+    inst = generate("paper", size=60, seed=2)
+    r = solve(inst, "cs-ucb", time_limit=0.05, episodes=10_000)
+    assert r.status == "time_limit" and r.feasible and 1 <= r.details["episodes"] < 10_000
+    full = solve(inst, "cs-ucb", episodes=3)
+    assert full.status == "feasible" and full.details["episodes"] == 3

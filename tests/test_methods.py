@@ -38,11 +38,14 @@ def _close(a: float, b: float) -> bool:
 def test_every_method_passes_the_referee(pid, source):
     inst = _instance(pid, source)
     prob = registry.problem(pid)
-    methods = prob.select(["all"], inst)
+    methods = prob.select(None, inst)  # every kind, bounds included
     assert methods, "no method applies"
     results = {m.name: run_one(inst, m.name, seed=0, time_limit=60) for m in methods}
     for name, r in results.items():
         assert r.status != "error", f"{name}: {r.message}"
+        if r.kind == "bound":  # a proof, not a plan: checked against every solution below
+            assert r.status == "bound" and r.solution is None and r.bound is not None, f"{name}: {r.status}"
+            continue
         assert r.solution is not None, f"{name} returned no solution ({r.status})"
         # the solution round-trips through the solution-file format and the referee agrees with itself
         again = prob.evaluate(inst, io.parse_solution(inst, io.solution_doc(r)))
@@ -59,3 +62,9 @@ def test_every_method_passes_the_referee(pid, source):
                     assert e.objective <= r.objective + 1e-6 * max(1, abs(r.objective)), r.method
                 else:
                     assert e.objective >= r.objective - 1e-6 * max(1, abs(r.objective)), r.method
+    for b in (r for r in results.values() if r.kind == "bound"):
+        for r in results.values():  # a bound never crosses a feasible solution, so never the optimum either
+            if r.feasible:
+                slack = 1e-6 * max(1, abs(r.objective))
+                assert (b.bound <= r.objective + slack if prob.sense == "min" else b.bound >= r.objective - slack), \
+                    f"{b.method} bound {b.bound} crosses {r.method}'s {r.objective}"

@@ -400,3 +400,37 @@ def test_compare_in_parallel_matches_serial():
     assert parallel.keys() == serial.keys() and len(serial) >= 2 * len(files)
     for key, value in serial.items():
         assert parallel[key] == pytest.approx(value), key
+
+
+@pytest.mark.parametrize("preset", ["llama2-7b", "random"])
+def test_bandwidth_option_sets_only_the_source_cloud_links(preset):
+    """The EdgeShard bandwidth sweep moves the link the cloud-edge baselines use, and nothing else."""
+    base = generate(preset, size=5, seed=3).data
+    d = generate(preset, size=5, seed=3, bandwidth_mbps=123.0).data
+    cloud = [k for k, dev in enumerate(d.devices) if dev.kind == "cloud" and k != d.source]
+    assert cloud
+    changed = np.zeros_like(d.bw_mbps, dtype=bool)
+    changed[d.source, cloud] = changed[cloud, d.source] = True
+    np.testing.assert_array_equal(d.bw_mbps[changed], 123.0)
+    np.testing.assert_array_equal(d.bw_mbps[~changed], base.bw_mbps[~changed])
+    np.testing.assert_array_equal(d.time_ms, base.time_ms)
+
+
+def test_bandwidth_option_without_a_cloud_device_is_an_error():
+    with pytest.raises(InputError, match="bandwidth_mbps needs a cloud device"):
+        generate("llama2-7b", size=1, bandwidth_mbps=100.0)
+
+
+def test_more_source_cloud_bandwidth_speeds_the_cloud_edge_baseline():
+    slow, fast = (generate("llama2-7b", bandwidth_mbps=bw) for bw in (10.0, 1000.0))
+    assert solve(fast, "cloud-edge-opt").objective < solve(slow, "cloud-edge-opt").objective
+    assert solve(fast, "milp").objective <= solve(slow, "milp").objective
+
+
+@pytest.mark.parametrize("value,rule", [("0", "greater than or equal to 0.000001"), ("nan", "finite number"),
+                                        ("fast", "valid number")])
+def test_bad_bandwidth_option_is_exit_2(cli, tmp_path, value, rule):
+    out_file = tmp_path / "g.json"
+    code, _, err = cli("generate", "partition", "--option", f"bandwidth_mbps={value}", "-o", out_file)
+    assert code == 2 and "--option bandwidth_mbps must be" in err and rule in err, err
+    assert err.count("\n") == 1 and not out_file.exists()

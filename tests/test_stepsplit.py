@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 
 import numpy as np
 import pytest
@@ -75,3 +76,52 @@ def test_bad_input_exits_2(cli, tmp_path, edit, field, rule):
     code, out, err = cli("validate", path)
     assert code == 2 and field in err and rule in err, err
     assert "Traceback" not in out + err
+
+
+def _md1_violation(lam: float, service: float, t0: float) -> float:
+    """Pr(T > t0) of an M/D/1 queue: T = W + D, with Erlang's waiting-time distribution
+    F_W(x) = (1 - rho) sum_{k <= x/D} (lam (kD - x))^k / k! e^{-lam (kD - x)}."""
+    x = t0 - service
+    if x < 0:
+        return 1.0
+    rho = lam * service
+    return 1.0 - (1 - rho) * sum((lam * (k * service - x)) ** k / math.factorial(k) * math.exp(-lam * (k * service - x))
+                                 for k in range(int(x // service) + 1))
+
+
+@pytest.mark.parametrize("mode", S.MODES)
+@pytest.mark.parametrize("t0", [3.0, 4.0, 5.0])
+def test_simulated_violation_frequency_matches_the_md1_formula(mode, t0):
+    """Without fading the service time is deterministic (M/D/1), whose delay distribution is known exactly."""
+    inst = S.generate("seed003", threshold_s=t0)
+    sol = S.Solution(mode=mode, prior_steps=10, dec_steps=4)
+    ev = S.evaluate(inst, sol)
+    service = S.Service(inst.data, mode, 10, 4).moments()[0]
+    exact = _md1_violation(inst.data.arrival_rate, service, t0)
+    tol = 4 * math.sqrt(exact * (1 - exact) / (S.SIM_REQUESTS / 10))  # sojourns are correlated: n/10 effective
+    assert ev.details["violation_frequency"] == pytest.approx(exact, abs=tol)
+    assert ev.details["violation_frequency"] <= ev.objective
+    assert S.evaluate(inst, sol).details == ev.details  # a fixed seed: the referee is deterministic
+
+
+def test_simulated_violation_frequency_is_one_below_the_service_time_and_zero_far_above():
+    sol = S.Solution(mode="split", prior_steps=10, dec_steps=4)
+    service = S.Service(S.generate("seed003").data, "split", 10, 4).moments()[0]
+    assert S.evaluate(S.generate("seed003", threshold_s=0.9 * service), sol).details["violation_frequency"] == 1.0
+    assert S.evaluate(S.generate("seed003", threshold_s=100.0), sol).details["violation_frequency"] == 0.0
+
+
+def test_threshold_option_sets_t0_and_nothing_else():
+    base, moved = S.generate("seed003"), S.generate("seed003", threshold_s=2.5)
+    assert moved.data.threshold_s == 2.5 and base.data.threshold_s == 5.0
+    assert moved.data.model_copy(update={"threshold_s": 5.0}) == base.data
+    sol = S.Solution(mode="edge", prior_steps=10, dec_steps=4)
+    assert S.evaluate(moved, sol).objective > S.evaluate(base, sol).objective  # a tighter T0 is violated more
+
+
+@pytest.mark.parametrize("value,rule", [("0", "greater than 0"), ("-1", "greater than 0"), ("nan", "finite number")])
+def test_bad_threshold_option_is_exit_2(cli, tmp_path, value, rule):
+    out_file = tmp_path / "g.json"
+    code, _, err = cli("generate", "stepsplit", "--option", f"threshold_s={value}", "-o", out_file)
+    assert code == 2 and "--option threshold_s must be" in err and rule in err, err
+    assert err.count("\n") == 1 and not out_file.exists()

@@ -245,6 +245,7 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         "energy_lifetime_term": float(energy_life),
         "delay_term": float(delay_term),
         "total_cost": float(cost),
+        "utility_per_cost": float(utility / cost) if cost > 0 else None,  # SusCO's utility per $ of winning bids
         "mean_group_size": float(np.mean(sizes)) if sizes else 0.0,
     }
     if any(paid):
@@ -338,23 +339,55 @@ def _walker(planes: int, per: int, alt: float, inc: float, t_s: float):
     return ground, eci * a, p, s
 
 
-def _walk_weight(src, dst, p, s, planes, per, weight):
-    """Summed battery weight of the satellites transmitting on a grid path src -> dst (in-plane first)."""
+def _legs(src, dst, p, s, planes, per):
+    """The grid path src -> dst as two runs on rings: in-plane first, then across planes at the destination's slot.
+
+    Returns the hop count, the in-plane leg (plane, first slot, satellites: the source included) and the cross
+    leg (slot, first plane, satellites), each run ascending from its first position and wrapping around.
+    """
     dp = (p[dst] - p[src]) % planes
     dp = np.where(dp > planes // 2, dp - planes, dp)
     ds = (s[dst] - s[src]) % per
     ds = np.where(ds > per // 2, ds - per, ds)
-    hops = np.abs(dp) + np.abs(ds)
-    j = np.arange(hops.max() + 1)[None, :]
-    along = np.minimum(j, np.abs(ds)[:, None])
-    cross = np.maximum(j - np.abs(ds)[:, None], 0)
-    sp = (p[src][:, None] + np.sign(dp)[:, None] * cross) % planes
-    ss = (s[src][:, None] + np.sign(ds)[:, None] * along) % per
-    w = np.where(j <= hops[:, None], weight[sp * per + ss], 0.0)
-    return hops, w.sum(axis=1)
+    a, c = np.abs(ds), np.abs(dp)
+    slot_lo = np.where(ds >= 0, s[src], s[src] - a) % per
+    plane_lo = np.where(dp >= 0, p[src] + 1, p[src] - c) % planes
+    return a + c, (p[src], slot_lo, a + 1), (s[dst], plane_lo, c)
 
 
-def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng) -> dict:
+def _ring_sums(values, ring, lo, n):
+    """Sums of ``values[ring, lo : lo + n]`` (rows are rings that wrap around), by prefix sums: O(1) a run."""
+    cum = np.zeros((values.shape[0], 2 * values.shape[1] + 1))
+    cum[:, 1:] = np.cumsum(np.tile(values, 2), axis=1)
+    return cum[ring, lo + n] - cum[ring, lo]
+
+
+def _ring_add(rings, length, ring, lo, n, amount):
+    """(rings, length): ``amount`` added over every run ``ring, lo : lo + n`` (a difference array, then cumsum)."""
+    width = 2 * length + 1
+    start = ring * width + lo
+    diff = np.bincount(start, amount, rings * width) - np.bincount(start + n, amount, rings * width)
+    run = np.cumsum(diff.reshape(rings, width), axis=1)
+    return run[:, :length] + run[:, length:2 * length]
+
+
+def _walk_weight(src, dst, p, s, planes, per, weight):
+    """Summed battery weight of the satellites transmitting on a grid path src -> dst (in-plane first)."""
+    hops, (pl, slo, na), (sl, plo, nc) = _legs(src, dst, p, s, planes, per)
+    grid = weight.reshape(planes, per)
+    return hops, _ring_sums(grid, pl, slo, na) + _ring_sums(grid.T, sl, plo, nc)
+
+
+def _walk_load(src, dst, p, s, planes, per, amount):
+    """Per satellite, the summed ``amount`` of the grid paths src -> dst that it transmits on."""
+    _, (pl, slo, na), (sl, plo, nc) = _legs(src, dst, p, s, planes, per)
+    amount = np.broadcast_to(np.asarray(amount, dtype=float), np.shape(src))
+    return (_ring_add(planes, per, pl, slo, na, amount) + _ring_add(per, planes, sl, plo, nc, amount).T).ravel()
+
+
+def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng, soc=None, pool=None) -> dict:
+    """One interval of ``preset`` at t = 60 tau s. A simulation hands in its batteries' ``soc`` and its fixed dish
+    ``pool`` (latlon, kind); the generator draws both. ``paths`` in the result is what the simulation moves energy by."""
     from scipy.spatial import cKDTree
 
     planes, per, alt, inc = _SHELLS[preset]
@@ -365,7 +398,8 @@ def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng) -
     ground, eci, p, s = _walker(planes, per, alt, inc, tau * 60.0)
     # battery: satellites in the earth's shadow (sun along +x) run at a lower state of charge
     eclipse = (eci[:, 0] < 0) & (np.hypot(eci[:, 1], eci[:, 2]) < _R_EARTH)
-    soc = np.where(eclipse, rng.uniform(0.25, 0.55, n_sat), rng.uniform(0.55, 0.95, n_sat))
+    if soc is None:
+        soc = np.where(eclipse, rng.uniform(0.25, 0.55, n_sat), rng.uniform(0.55, 0.95, n_sat))
     weight = np.exp(3.0 * (1.0 - soc))  # battery-cycle cost grows exponentially as the charge falls
     sat_tree = cKDTree(ground)
     src = np.sort(rng.choice(n_sat, size=T, replace=False))
@@ -381,7 +415,7 @@ def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng) -
     base_ms = base_hops * hop_ms + down_ms + 1.0 + 5.0  # + gateway processing + last mile
     traffic = np.round(_TRAFFIC_MB * rng.uniform(0.9, 1.1, size=T), 1)
     # dishes: the `bids` nearest the source's sub-satellite point bid for its task
-    latlon, kind = _dish_pool(max(2 * T, bids), rng)
+    latlon, kind = _dish_pool(max(2 * T, bids), rng) if pool is None else pool
     dish_u = _unit(latlon[:, 0], latlon[:, 1])
     dish_sat = sat_tree.query(dish_u)[1]
     k = min(bids, len(latlon))
@@ -396,9 +430,12 @@ def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng) -
     delay = pre_hops * hop_ms + down_ms + 1.0 + ground_ms
     energy = np.clip((base_hops[task] - pre_hops) / (base_hops[task] + 1.0), 0.0, 1.0)
     life = np.clip(1.0 - pre_w / base_w[task], 0.0, 1.0)
-    return _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau,
-                        source=src, meta={"satellites": n_sat, "dishes_gs": int((kind == "gs").sum()),
-                                          "dishes_5g": int((kind == "5g").sum())})
+    out = _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau,
+                       source=src, meta={"satellites": n_sat, "dishes_gs": int((kind == "gs").sum()),
+                                         "dishes_5g": int((kind == "5g").sum())})
+    out["paths"] = {"grid": (p, s, planes, per), "source": src, "dest_sat": dest_sat, "exit_sat": dish_sat[dish],
+                    "extra": extra, "eclipse": eclipse}
+    return out
 
 
 def _synthetic(n_tasks: int, bids: int, tau: int, rng) -> dict:
@@ -442,11 +479,12 @@ def _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, t
 
 
 def generate(preset: str = "starlink-550", size: int | None = None, seed: int = 0, bids: int | None = None,
-             interval: int = 10) -> Instance:
+             interval: int = 10, budget_scale: Annotated[float, Field(gt=0, le=1e3)] = 1.0) -> Instance:
     """An interval of ``preset`` with ``size`` tasks (default: every satellite of the shell; 6 for small).
 
     Options: ``bids`` per task (default 30, 5 for small), ``interval`` tau (the dishes' win history
-    covers tau past intervals; 0 turns the exploration term off).
+    covers tau past intervals; 0 turns the exploration term off), ``budget_scale`` multiplies every
+    task's budget (1: 1.2-2.5 times the price of its traffic at a 5G dish's nominal rate).
     """
     if int(interval) < 0:
         raise InputError("interval", "must be >= 0")
@@ -465,6 +503,11 @@ def generate(preset: str = "starlink-550", size: int | None = None, seed: int = 
     meta = {"generator": "edgeopt.problems.cdgs.generate", "preset": preset, "size": T, "seed": seed,
             "bids": n_bids, "interval": int(interval), **out["meta"]}
     name = f"{preset}-t{T}-b{n_bids}-s{seed}"
+    if budget_scale != 1.0:  # after every draw, so that only the budgets change
+        tasks = out["data"]["tasks"]
+        tasks["budget"] = np.round(np.array(tasks["budget"]) * float(budget_scale), 5).tolist()
+        meta["budget_scale"] = float(budget_scale)
+        name += f"-x{budget_scale:g}"
     return Instance(name=name, meta=meta, data=Data.model_validate(out["data"]))
 
 
@@ -472,3 +515,163 @@ def small_instance(seed: int) -> Instance:
     """3-6 tasks with 4-6 bids each from a contended dish pool; the MILP solves it in milliseconds."""
     rng = np.random.default_rng(seed)
     return generate("small", size=int(rng.integers(3, 7)), seed=seed, bids=int(rng.integers(4, 7)))
+
+
+# --- simulation (edgeopt.simulation) ---------------------------------------------------------------
+# Satellite power figures the paper does not give (our assumptions, sized so that relaying traffic is
+# about half of an eclipse's drain, as in the battery-aware routing studies SusCO builds on); the
+# per-Mb transmit energy is the spec's 0.704 W/Mbps. Sources: README "Simulation".
+_SIM_BATTERY_WH, _SIM_SOLAR_W, _SIM_BUS_W, _SIM_TX_J_PER_MB = 250.0, 250.0, 60.0, 0.704
+_SIM_CYCLES, _SIM_DOD_REF, _SIM_DOD_HALVING = 30_000.0, 0.3, 0.15
+_SIM_PRIOR = 2.0  # pseudo-wins behind a dish's advertised reliability before its own record counts
+
+
+def cycle_damage(dod_from: np.ndarray, dod_to: np.ndarray, cycles: float = _SIM_CYCLES, dod_ref: float = _SIM_DOD_REF,
+                 halving: float = _SIM_DOD_HALVING) -> np.ndarray:
+    """Battery life consumed by discharging from depth ``dod_from`` to ``dod_to`` (0 while charging).
+
+    Cycle life halves with every ``halving`` of extra depth of discharge and is ``cycles`` at ``dod_ref``; a
+    discharge from full to ``dod_ref`` consumes exactly 1/cycles, and the damage of a deeper step grows
+    exponentially (the low-charge penalty SusCO cites).
+    """
+    def life_used(dod):  # by a discharge from full to depth dod
+        return np.expm1(np.log(2) * np.asarray(dod) / halving) / (np.expm1(np.log(2) * dod_ref / halving) * cycles)
+
+    return np.maximum(life_used(dod_to) - life_used(dod_from), 0.0)
+
+
+class Simulation:
+    """SusCO over time: Walker orbits move the dishes under each satellite, batteries charge in sunlight and
+    drain by relaying, dishes fail, and the auction learns their record.
+
+    State: every satellite's state of charge and consumed battery life, every dish's wins and failures. Each
+    interval is an instance of the generator's geometry at t = 60 tau s with the state's charges (so the
+    lifetime savings l_k follow the batteries) and the dishes' empirical reliability and win counts (so
+    CSTP's exploration term acts). A winning dish fails with its own rate; its share falls back to the ISL
+    path. Every task's traffic ends delivered through a dish or on its ISL path, never both.
+    """
+
+    PLOTS = (("decision", "objective", "utility (referee)"), ("energy", "comm_j", "satellite energy, J"),
+             ("energy", "soc_mean", "mean state of charge"), ("lifetime", "consumed_total", "battery life consumed"),
+             ("delay", "mean_ms", "mean end-to-end delay, ms"), ("auction", "fallback_mb", "failed-dish traffic, Mb"))
+    CDF = ("delay", "values", "end-to-end delay, ms")
+    SUMMARY = {"utility": ("decision", "objective", "sum"), "energy_j": ("energy", "comm_j", "sum"),
+               "lifetime_consumed": ("lifetime", "consumed_total", "last"), "mean_delay_ms": ("delay", "mean_ms", "mean"),
+               "payment": ("auction", "payment", "sum")}
+
+    def __init__(self, preset: str = "starlink-550", seed: int = 0,
+                 size: Annotated[int, Field(ge=1, le=MAX_INDEX)] | None = None,
+                 bids: Annotated[int, Field(ge=1, le=1000)] = 30,
+                 battery_wh: Annotated[float, Field(gt=0, le=1e7)] = _SIM_BATTERY_WH,
+                 solar_w: Annotated[float, Field(ge=0, le=1e7)] = _SIM_SOLAR_W,
+                 bus_w: Annotated[float, Field(ge=0, le=1e7)] = _SIM_BUS_W,
+                 tx_j_per_mb: Annotated[float, Field(ge=0, le=1e6)] = _SIM_TX_J_PER_MB,
+                 cycles: Annotated[float, Field(gt=0, le=1e9)] = _SIM_CYCLES):
+        if preset not in _SHELLS:
+            raise InputError("--preset", f"must be a constellation ({', '.join(_SHELLS)}) to simulate cdgs: "
+                                         f"{preset!r} has no orbits")
+        planes, per, *_ = _SHELLS[preset]
+        n_sat = planes * per
+        if size is not None and size > n_sat:
+            raise InputError("--option size", f"must be 1..{n_sat} (tasks, one per satellite of {preset})")
+        self.preset, self.seed, self.size, self.bids = preset, seed, size, bids
+        self.capacity_j, self.solar_w, self.bus_w, self.tx = battery_wh * 3600.0, solar_w, bus_w, tx_j_per_mb
+        self.cycles = cycles
+        rng = np.random.default_rng([seed, 0xC065])
+        self.pool = _dish_pool(max(2 * (size or n_sat), bids), rng)
+        kind = self.pool[1]
+        lo = np.where(kind == "gs", _RELIABILITY["gs"][0], _RELIABILITY["5g"][0])
+        hi = np.where(kind == "gs", _RELIABILITY["gs"][1], _RELIABILITY["5g"][1])
+        self.advertised = (lo + hi) / 2  # what a dish's operator states before it has a record
+        self.fail_rate = 1.0 - rng.uniform(lo, hi)  # the truth, unknown to the auction
+        self.wins = np.zeros(len(kind), dtype=np.int64)
+        self.failures = np.zeros(len(kind), dtype=np.int64)
+        eci = _walker(*_SHELLS[preset], 0.0)[1]
+        eclipse = (eci[:, 0] < 0) & (np.hypot(eci[:, 1], eci[:, 2]) < _R_EARTH)  # as the generator starts them
+        self.soc = np.where(eclipse, rng.uniform(0.25, 0.55, n_sat), rng.uniform(0.55, 0.95, n_sat))
+        self.life = np.zeros(n_sat)
+        self.paths: dict = {}
+
+    @property
+    def reliability(self) -> np.ndarray:
+        """Per dish: successful wins plus the advertised figure as ``_SIM_PRIOR`` pseudo-wins, over all wins."""
+        return (self.wins - self.failures + _SIM_PRIOR * self.advertised) / (self.wins + _SIM_PRIOR)
+
+    def instance(self, t: int) -> Instance:
+        out = _constellation(self.preset, self.size, self.bids, t, np.random.default_rng([self.seed, t]),
+                             soc=self.soc, pool=self.pool)
+        self.paths = out.pop("paths")
+        data = out["data"]
+        data["bids"]["reliability"] = np.round(self.reliability[np.array(data["bids"]["dish"])], 6).tolist()
+        data["dishes"]["wins"] = self.wins.tolist()
+        meta = {"simulation": "edgeopt.problems.cdgs.Simulation", "preset": self.preset, "seed": self.seed,
+                "interval": t, **out["meta"]}
+        return Instance(name=f"{self.preset}-sim-s{self.seed}-i{t}", meta=meta, data=Data.model_validate(data))
+
+    def fallback(self, instance: Instance) -> Solution:
+        """Without a decision every task stays on its ISL path."""
+        return Solution(groups=[])
+
+    def advance(self, t: int, instance: Instance, solution: Solution) -> dict[str, dict]:
+        """Carry the decision out, move energy, charge batteries, count battery life and dish records."""
+        d, paths = instance.data, self.paths
+        b, tk = d.bids, d.tasks
+        T = len(tk.source)
+        member = [(g.task, k, f, p) for g in solution.groups
+                  for k, f, p in zip(g.bids, g.shares, g.payments or [0.0] * len(g.bids))]
+        task, bid, share, pay = (np.array(c, dtype=float).reshape(-1) for c in zip(*member)) if member else \
+            (np.zeros(0),) * 4
+        task, bid = task.astype(int), bid.astype(int)
+        # what can be carried out: a dish serves its first winning bid, a task's shares stop at its traffic
+        dish = b.dish[bid]
+        first = np.zeros(len(bid), dtype=bool)
+        first[np.unique(dish, return_index=True)[1]] = True
+        share = np.where(first & (b.task[bid] == task), np.clip(share, 0.0, None), 0.0)
+        by = np.argsort(task, kind="stable")
+        run = np.cumsum(share[by]) - share[by]
+        before = np.empty(len(bid))
+        before[by] = run - run[np.searchsorted(task[by], task[by])]  # the task's earlier shares
+        share = np.clip(np.minimum(share, tk.traffic_mb[task] - before), 0.0, None)
+        failed = np.random.default_rng([self.seed, t, 1]).random(len(self.wins)) < self.fail_rate
+        won = share > 0
+        delivered = np.where(won & ~failed[dish], share, 0.0)
+        lost = np.where(won & failed[dish], share, 0.0)
+        np.add.at(self.wins, dish[won], 1)
+        np.add.at(self.failures, dish[won & failed[dish]], 1)
+        carried = np.bincount(task, delivered, T)
+        isl = tk.traffic_mb - carried  # kept on the ISL path, or fallen back to it
+        # delay: the slowest delivered share, or the ISL path for traffic that stays on it
+        slowest = np.zeros(T)
+        np.maximum.at(slowest, task[delivered > 0], b.delay_ms[bid[delivered > 0]])
+        delay = np.where(isl > 1e-9 * tk.traffic_mb, np.maximum(slowest, tk.base_ms), slowest)
+        # energy: every satellite on a path transmits the traffic once (ISL hops, then the down-link)
+        p, s, planes, per = paths["grid"]
+        exit_sat = paths["exit_sat"][bid]
+        mb = _walk_load(paths["source"], paths["dest_sat"], p, s, planes, per, isl)
+        mb += _walk_load(paths["source"][task], exit_sat, p, s, planes, per, delivered)
+        mb += np.bincount(exit_sat, delivered * paths["extra"][bid], len(self.soc))
+        comm = self.tx * mb
+        sunlit = ~paths["eclipse"]
+        net = (self.solar_w * sunlit - self.bus_w) * d.interval_s - comm
+        soc = np.clip(self.soc + net / self.capacity_j, 0.0, 1.0)
+        damage = cycle_damage(1.0 - self.soc, 1.0 - soc, self.cycles)
+        empty = int(np.sum(self.soc + net / self.capacity_j < 0))
+        self.soc, self.life = soc, self.life + damage
+        served = np.zeros(T, dtype=bool)
+        served[task[won]] = True
+        return {
+            "auction": {"tasks": T, "served": int(served.sum()), "traffic_mb": float(tk.traffic_mb.sum()),
+                        "offloaded_mb": float(delivered.sum()), "fallback_mb": float(lost.sum()),
+                        "isl_mb": float(isl.sum()), "failed_bids": int(np.sum(won & failed[dish])),
+                        "payment": float(np.sum(np.where(delivered > 0, pay, 0.0))),
+                        "winning_cost": float(b.cost[bid[won]].sum())},
+            "energy": {"comm_j": float(comm.sum()), "soc_mean": float(soc.mean()), "soc_min": float(soc.min()),
+                       "sunlit": int(sunlit.sum()), "empty": empty},
+            "lifetime": {"consumed": float(damage.sum()), "consumed_total": float(self.life.sum()),
+                         "worst_sat": float(self.life.max())},
+            "delay": {"mean_ms": float(delay.mean()), "p50_ms": float(np.median(delay)),
+                      "p95_ms": float(np.quantile(delay, 0.95)), "max_ms": float(delay.max()),
+                      "values": np.round(delay, 3).tolist()},
+            "dishes": {"explored": int(np.sum(self.wins > 0)), "wins": int(self.wins.sum()),
+                       "failures": int(self.failures.sum())},
+        }

@@ -12,16 +12,20 @@ sub-tasks are named ``[job, sub-task]`` by their indices.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from itertools import chain, repeat
+from operator import is_not
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from edgeopt import model
-from edgeopt.model import Array, InputError, Model, check, check_shape
+from edgeopt.model import (Array, InputError, Model, NotPlain, check, check_shape, plain_columns, plain_floats,
+                           plain_indices)
 from edgeopt.registry import importer
 from edgeopt.result import Evaluation
 
@@ -64,6 +68,132 @@ class Job(Model):
     edges: list[Edge] = []
 
 
+class Jobs(Sequence):
+    """``data.jobs``: validated column by column; a ``Job`` object is made when one is asked for.
+
+    A 1,000-job instance holds ~10,000 sub-tasks and edges; validating each as a pydantic model costs
+    more than parsing the file, so plain JSON-shaped jobs (from a file or from dicts) are checked in
+    whole-column operations, and the graph, the referee and the methods read the columns. Anything else
+    goes through pydantic model by model, which names the first bad field exactly.
+    """
+
+    def __init__(self, jobs: list, items: list | None = None):
+        """``jobs``: JSON-shaped dicts; ``items``: the same jobs as Job objects, when already made."""
+        if type(jobs) is not list or not jobs:
+            raise NotPlain
+        job = plain_columns(jobs, ("tasks",), {"name": "", "edges": []})
+        per_job, edges_per, self.names = job["tasks"], job["edges"], job["name"]
+        if ({type(x) for x in per_job} | {type(x) for x in edges_per}) != {list} or \
+                not set(map(type, self.names)) <= {str}:
+            raise NotPlain
+        self.sizes = [len(x) for x in per_job]
+        if min(self.sizes) < 1:
+            raise NotPlain
+        tasks, edges = list(chain.from_iterable(per_job)), list(chain.from_iterable(edges_per))
+        task = plain_columns(tasks, ("modality", "cycles", "in_bits", "out_bits"), {"name": "", "exec_s": None})
+        edge = plain_columns(edges, ("src", "dst"), {"bits": None})
+        self.modality, self.task_names = task["modality"], task["name"]
+        if not (set(map(type, self.modality)) <= {str} and all(self.modality)
+                and set(map(type, self.task_names)) <= {str}):
+            raise NotPlain
+        self.cycles = plain_floats(task["cycles"], 0, 1e18)
+        self.in_bits = plain_floats(task["in_bits"], 0, 1e15)
+        self.out_bits = plain_floats(task["out_bits"], 0, 1e15)
+        self.src, self.dst = plain_indices(edge["src"], MAX_INDEX), plain_indices(edge["dst"], MAX_INDEX)
+        exec_s = task["exec_s"]
+        self.exec_s: list | None = None  # per sub-task, its execution time per server or None; None: none given
+        if not set(map(type, exec_s)) <= {type(None), list}:
+            raise NotPlain
+        if exec_s.count(None) < len(exec_s):
+            given = [x for x in exec_s if x is not None]
+            flat = plain_floats(list(chain.from_iterable(given)), 0, 1e9)
+            rows = iter(np.split(flat, np.cumsum([len(x) for x in given])[:-1]))
+            self.exec_s = [None if x is None else next(rows) for x in exec_s]
+        bits = edge["bits"]
+        self.bits = np.full(len(edges), np.nan)  # NaN: the source's out_bits
+        if bits.count(None) < len(bits):
+            given = np.fromiter(map(is_not, bits, repeat(None)), dtype=bool, count=len(bits))
+            self.bits[given] = plain_floats([b for b in bits if b is not None], 0, 1e15)
+        self.offset = np.concatenate([[0], np.cumsum(self.sizes)])
+        self.edge_offset = np.concatenate([[0], np.cumsum([len(x) for x in edges_per])])
+        self.task_job = np.repeat(np.arange(len(jobs)), self.sizes)
+        self.edge_job = np.repeat(np.arange(len(jobs)), np.diff(self.edge_offset))
+        self._items: list = items if items is not None else [None] * len(jobs)
+
+    @classmethod
+    def _validate(cls, value: Any, objects) -> Jobs:
+        if isinstance(value, Jobs):
+            return value
+        try:
+            return cls(value)
+        except NotPlain:
+            made = objects(value)  # pydantic: raises with the first bad field's path and rule
+            return cls([j.model_dump(mode="json") for j in made], made)
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler) -> Any:
+        from pydantic_core import core_schema
+
+        objects = core_schema.list_schema(handler.generate_schema(Job), min_length=1)
+        return core_schema.no_info_wrap_validator_function(
+            cls._validate, objects,
+            serialization=core_schema.plain_serializer_function_ser_schema(list, return_schema=objects))
+
+    @property
+    def T(self) -> int:
+        return len(self.task_job)
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        if self._items[i] is None:
+            a, b = self.offset[i], self.offset[i + 1]
+            ea, eb = self.edge_offset[i], self.edge_offset[i + 1]
+            tasks = [Task.model_construct(name=self.task_names[t], modality=self.modality[t], cycles=c, in_bits=u,
+                                          out_bits=o, exec_s=None if self.exec_s is None else self.exec_s[t])
+                     for t, c, u, o in zip(range(a, b), self.cycles[a:b].tolist(), self.in_bits[a:b].tolist(),
+                                           self.out_bits[a:b].tolist())]
+            edges = [Edge.model_construct(src=s, dst=d, bits=None if math.isnan(w) else w)
+                     for s, d, w in zip(self.src[ea:eb].tolist(), self.dst[ea:eb].tolist(), self.bits[ea:eb].tolist())]
+            self._items[i] = Job.model_construct(name=self.names[i], tasks=tasks, edges=edges)
+        return self._items[i]
+
+    def consistent(self, servers: int, supported: set | None) -> bool:
+        """Whether every job is a well-formed DAG on these servers, in whole-column operations.
+
+        ``supported``: the modalities some server runs, or None when the cloud runs every one.
+        """
+        if supported is not None and not set(self.modality) <= supported:
+            return False
+        if self.exec_s is not None and any(x is not None and len(x) != servers for x in self.exec_s):
+            return False
+        size = np.asarray(self.sizes)[self.edge_job]
+        if not ((self.src < size).all() and (self.dst < size).all() and (self.src != self.dst).all()):
+            return False
+        base = self.offset[self.edge_job]
+        if np.unique((base + self.src) * self.T + base + self.dst).size < len(self.src):
+            return False  # a repeated edge
+        if len(self.backward_jobs) and any(len(self.order(i)) < self.sizes[i] for i in self.backward_jobs):
+            return False  # a cycle
+        has_out = np.zeros(self.T, dtype=bool)
+        has_out[base + self.src] = True
+        return bool((np.bincount(self.task_job[~has_out], minlength=len(self)) == 1).all())
+
+    @cached_property
+    def backward_jobs(self) -> np.ndarray:
+        """Jobs with an edge from a higher to a lower sub-task index: only these need a topological sort."""
+        return np.unique(self.edge_job[self.src >= self.dst])
+
+    def order(self, i: int) -> list[int]:
+        """Job i's sub-tasks in Kahn's order, smallest index first (0..J-1 when every edge points forward)."""
+        ea, eb = self.edge_offset[i], self.edge_offset[i + 1]
+        return _topological(self.sizes[i], list(zip(self.src[ea:eb].tolist(), self.dst[ea:eb].tolist())))
+
+
 class Server(Model):
     name: str
     modalities: list[str] = Field(min_length=1)
@@ -89,8 +219,9 @@ class Radio(Model):
     noise_dbm: float = Field(ge=-200, le=100, description="sigma^2 in dBm (-200 <= x <= 100)")
     gain: Array(float, 2, gt=0, le=1) = Field(description="channel power gain G, (jobs, edge servers) (0 < G <= 1)")
 
+    @cached_property
     def rates(self) -> tuple[np.ndarray, np.ndarray]:
-        """(uplink, downlink) Shannon rates in bit/s, (jobs, edge servers)."""
+        """(uplink, downlink) Shannon rates in bit/s, (jobs, edge servers); checked by Data, used by Graph."""
         noise = _dbm_to_w(self.noise_dbm)
         return (self.bandwidth_hz * np.log2(1 + self.device_power_w * self.gain / noise),
                 self.bandwidth_hz * np.log2(1 + self.server_power_w[None, :] * self.gain / noise))
@@ -120,7 +251,7 @@ class Data(Model):
     cloud: Cloud | None = None
     radio: Radio | None = None
     rates: Rates | None = None
-    jobs: list[Job] = Field(min_length=1)
+    jobs: Jobs = Field(description="the jobs, each a DAG of sub-tasks (at least one)")
     fixed: Fixed | None = None
 
     @model_validator(mode="after")
@@ -139,10 +270,18 @@ class Data(Model):
                 r = self.radio
                 check_shape(r.gain, (I, N), "data.radio.gain", "(jobs, edge servers)")
                 check_shape(r.server_power_w, (N,), "data.radio.server_power_w", "(edge servers,)")
-                for rate, way in zip(r.rates(), ("uplink", "downlink")):  # the rates must be in range too
+                for rate, way in zip(r.rates, ("uplink", "downlink")):  # the rates must be in range too
                     check(rate >= MIN_BPS, "data.radio.gain", f"gives an {way} rate below {MIN_BPS:g} bit/s "
                                                               "(the SNR P G / sigma^2 is too low)")
         supported = set().union(*(s.modalities for s in self.servers)) if N else set()
+        if not self.jobs.consistent(S, None if self.cloud is not None else supported):
+            self._explain_jobs(S, supported)
+        if self.fixed is not None:
+            self._check_fixed(N)
+        return self
+
+    def _explain_jobs(self, S: int, supported: set) -> None:
+        """Raise the first inconsistency in the jobs, job by job, with its path (the columns found one)."""
         for i, job in enumerate(self.jobs):
             J = len(job.tasks)
             for j, t in enumerate(job.tasks):
@@ -169,9 +308,7 @@ class Data(Model):
             sinks = sorted(set(range(J)) - {e.src for e in job.edges})
             check(len(sinks) == 1, f"data.jobs[{i}]",
                   f"must have exactly one sink (sub-task without successors), got {len(sinks)}: {sinks}")
-        if self.fixed is not None:
-            self._check_fixed(N)
-        return self
+        raise AssertionError("the column check and the job-by-job check of data.jobs disagree")
 
     def _check_fixed(self, N: int) -> None:
         fx = self.fixed
@@ -182,11 +319,11 @@ class Data(Model):
         entries = [(f"data.fixed.prefix[{n}][{k}]", n, it) for n, q in enumerate(fx.prefix) for k, it in enumerate(q)]
         entries += [(f"data.fixed.cloud[{k}]", N, it) for k, it in enumerate(fx.cloud)]
         for path, n, (i, j) in entries:
-            check(0 <= i < len(self.jobs) and 0 <= j < len(self.jobs[i].tasks), path,
+            check(0 <= i < len(self.jobs) and 0 <= j < self.jobs.sizes[i], path,
                   f"must name an existing sub-task [job, sub-task], got [{i}, {j}]")
             t = g.index(i, j)
             check(t not in where, path, f"fixes sub-task [{i}, {j}] a second time")
-            check(g.ok[t, n], path, f"puts sub-task [{i}, {j}] (modality {self.jobs[i].tasks[j].modality!r}) on "
+            check(g.ok[t, n], path, f"puts sub-task [{i}, {j}] (modality {self.jobs.modality[t]!r}) on "
                                     "a server that does not support it")
             where[t] = n
         for path, n, (i, j) in entries:
@@ -264,45 +401,45 @@ class Graph:
         cloud = N if d.cloud is not None else None
         I = len(d.jobs)
         if N:
-            ul, dl = (d.rates.ul_bps, d.rates.dl_bps) if d.rates is not None else d.radio.rates()
+            ul, dl = (d.rates.ul_bps, d.rates.dl_bps) if d.rates is not None else d.radio.rates
         else:
             ul = dl = np.zeros((I, 0))
         f = np.array([s.f_hz for s in d.servers] + ([d.cloud.f_hz] if d.cloud else []))
         price = np.array([s.price for s in d.servers] + ([d.cloud.price] if d.cloud else []))
         up = np.hstack([ul, np.full((I, S - N), d.cloud.ul_bps if d.cloud else 1.0)])  # (I, S)
         down = np.hstack([dl, np.full((I, S - N), d.cloud.dl_bps if d.cloud else 1.0)])
-        offset, job, local, preds, succs, order, sink, entries = [], [], [], [], [], [], [], []
-        dur, cost, ret, ok = [], [], [], []
-        for i, jb in enumerate(d.jobs):
-            base = len(job)
-            offset.append(base)
-            J = len(jb.tasks)
-            p: list[list[tuple[int, float]]] = [[] for _ in range(J)]
-            s: list[list[int]] = [[] for _ in range(J)]
-            for e in jb.edges:
-                bits = jb.tasks[e.src].out_bits if e.bits is None else e.bits
-                p[e.dst].append((base + e.src, bits))
-                s[e.src].append(base + e.dst)
-            preds += p
-            succs += s
-            order += [base + v for v in _topological(J, [(e.src, e.dst) for e in jb.edges])]
-            sink.append(base + next(v for v in range(J) if not s[v]))
-            entries.append([base + v for v in range(J) if not p[v]])
-            for j, t in enumerate(jb.tasks):
-                job.append(i)
-                local.append(j)
-                run = t.exec_s if t.exec_s is not None else t.cycles / f
-                dur.append(t.in_bits / up[i] + run)
-                cost.append(t.cycles / GIGA * price)
-                ret.append(t.out_bits / down[i])
-                ok.append([t.modality in sv.modalities for sv in d.servers] + [True] * (S - N))
+        jobs, T = d.jobs, d.jobs.T
+        job = jobs.task_job
+        offset = jobs.offset[:-1].tolist()
+        base = jobs.offset[jobs.edge_job]
+        src, dst = (base + jobs.src).tolist(), (base + jobs.dst).tolist()
+        bits = np.where(np.isnan(jobs.bits), jobs.out_bits[base + jobs.src], jobs.bits).tolist()
+        preds: list[list[tuple[int, float]]] = [[] for _ in range(T)]
+        succs: list[list[int]] = [[] for _ in range(T)]
+        for a, b, w in zip(src, dst, bits):
+            preds[b].append((a, w))
+            succs[a].append(b)
+        order = list(range(T))
+        for i in jobs.backward_jobs.tolist():
+            order[offset[i]:offset[i] + jobs.sizes[i]] = [offset[i] + v for v in jobs.order(i)]
+        sink = [t for t in range(T) if not succs[t]]  # one per job, in job order
+        firsts = [t for t in range(T) if not preds[t]]
+        entries = [x.tolist() for x in np.split(np.array(firsts, dtype=int), np.searchsorted(firsts, offset[1:]))]
+        run = jobs.cycles[:, None] / f
+        if jobs.exec_s is not None:
+            given = [t for t, x in enumerate(jobs.exec_s) if x is not None]
+            run[given] = [jobs.exec_s[t] for t in given]
+        modalities = {m: [m in sv.modalities for sv in d.servers] + [True] * (S - N) for m in set(jobs.modality)}
+        ok = np.array([modalities[m] for m in jobs.modality], dtype=bool).reshape(-1, S)
+        dur = jobs.in_bits[:, None] / up[job] + run
+        cost = jobs.cycles[:, None] / GIGA * price
+        ret = jobs.out_bits[:, None] / down[job]
         inv = np.full((S, S), 1.0 / d.edge_bps)
         if cloud is not None:
             inv[cloud, :] = inv[:, cloud] = 1.0 / d.cloud.edge_bps
         np.fill_diagonal(inv, 0.0)
-        return cls(N, S, cloud, offset, np.array(job), np.array(local), preds, succs, order, sink, entries,
-                   np.array(dur).reshape(-1, S), np.array(cost).reshape(-1, S), np.array(ret).reshape(-1, S),
-                   np.array(ok, dtype=bool).reshape(-1, S), inv)
+        return cls(N, S, cloud, offset, job, np.arange(T) - jobs.offset[job], preds, succs, order, sink, entries,
+                   dur, cost, ret, ok, inv)
 
     @property
     def T(self) -> int:
@@ -371,7 +508,7 @@ def placement(instance: Instance, solution: Solution) -> tuple[dict[int, int], l
     items = [(f"solution.order[{n}][{k}]", n, it) for n, q in enumerate(solution.order) for k, it in enumerate(q)]
     items += [(f"solution.cloud[{k}]", g.cloud, it) for k, it in enumerate(solution.cloud)]
     for path, n, (i, j) in items:
-        if not (0 <= i < len(d.jobs) and 0 <= j < len(d.jobs[i].tasks)):
+        if not (0 <= i < len(d.jobs) and 0 <= j < d.jobs.sizes[i]):
             raise InputError(path, f"must name an existing sub-task [job, sub-task], got [{i}, {j}]")
         t = g.index(i, j)
         if t in where:
@@ -391,14 +528,14 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
 
     def who(t: int) -> str:
         i, j = g.name(t)
-        nm = d.jobs[i].tasks[j].name
+        nm = d.jobs.task_names[t]
         return f"job {i} sub-task {j}" + (f" ({nm})" if nm else "")
 
     violations = []
     for t in range(g.T):
         if not g.ok[t, where[t]]:
             i, j = g.name(t)
-            violations.append(f"{who(t)}: modality {d.jobs[i].tasks[j].modality!r} is not supported by server "
+            violations.append(f"{who(t)}: modality {d.jobs.modality[t]!r} is not supported by server "
                               f"{where[t]} ({names[where[t]]})")
     if d.fixed is not None:
         for n, pre in enumerate(d.fixed.prefix):
@@ -426,8 +563,8 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         return Evaluation(objective=None, feasible=False, violations=violations,
                           details={"stuck": [list(g.name(t)) for t in stuck]})
     T_s, cost = [], []
-    for i, jb in enumerate(d.jobs):
-        ts = range(g.offset[i], g.offset[i] + len(jb.tasks))
+    for i, size in enumerate(d.jobs.sizes):
+        ts = range(g.offset[i], g.offset[i] + size)
         sink = g.sink[i]
         lat = max(finish[t] for t in ts) - min(start[t] for t in ts) + g.ret[sink, where[sink]]
         T_s.append(float(lat))
@@ -435,8 +572,8 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         if d.t_max_s is not None and lat > d.t_max_s * (1 + 1e-9):
             violations.append(f"job {i}: latency T = {lat:.6g} s exceeds T_max = {d.t_max_s:g} s")
     objective = float(sum(d.gamma * a + (1 - d.gamma) * c for a, c in zip(T_s, cost)))
-    per_task = [[[float(start[t]), float(finish[t])] for t in range(g.offset[i], g.offset[i] + len(jb.tasks))]
-                for i, jb in enumerate(d.jobs)]
+    per_task = [[[float(start[t]), float(finish[t])] for t in range(g.offset[i], g.offset[i] + size)]
+                for i, size in enumerate(d.jobs.sizes)]
     details = {"T_s": T_s, "cost": cost, "makespan_s": float(np.max(finish)),
                "on_cloud": sum(1 for t in range(g.T) if where[t] == g.cloud), "start_finish": per_task}
     return Evaluation(objective=objective, feasible=not violations, violations=violations, details=details)
@@ -647,18 +784,276 @@ def import_stg(path: str, processors: int = 4) -> Instance:
             edges.append({"src": q, "dst": tid})
         tasks.append({"name": "entry" if tid == 0 else "exit" if tid == n + 1 else f"t{tid}", "modality": "any",
                       "cycles": float(cost), "in_bits": 0.0, "out_bits": 0.0})
+    meta = {"importer": "stg", "source": p.name, "processors": int(processors), "tasks": n}
+    return _on_processors(p, {"name": p.stem, "tasks": tasks, "edges": edges}, processors, "stg", meta)
+
+
+def _on_processors(p: Path, job: dict, processors: int, fmt: str, meta: dict) -> Instance:
+    """One job on ``processors`` identical 1 Hz processors joined by 1 bit/s links, no cloud, gamma = 1 (the
+    objective is the makespan); a bad value names its place in the file ``p``."""
+    from pydantic import ValidationError
+
+    from edgeopt.model import validation_error
+
     P = int(processors)
     data = {"gamma": 1.0, "t_max_s": None, "edge_bps": 1.0,
             "servers": [{"name": f"p{k}", "modalities": ["any"], "f_hz": 1.0, "price": 0.0} for k in range(P)],
-            "rates": {"ul_bps": [[1.0] * P], "dl_bps": [[1.0] * P]},
-            "jobs": [{"name": p.stem, "tasks": tasks, "edges": edges}]}
-    from edgeopt.model import validation_error
-    from pydantic import ValidationError
-
+            "rates": {"ul_bps": [[1.0] * P], "dl_bps": [[1.0] * P]}, "jobs": [job]}
     try:
         d = Data.model_validate(data)
     except ValidationError as exc:
         err = validation_error(exc, "data")
         raise InputError(f"{p}: {err.path}", err.rule) from None
-    meta = {"importer": "stg", "source": p.name, "processors": P, "tasks": n}
-    return Instance(name=f"stg-{p.stem}-p{P}", meta=meta, data=d)
+    return Instance(name=f"{fmt}-{p.stem}-p{P}", meta=meta, data=d)
+
+
+# --- task graphs with communication costs: GXL and DOT (as Sinnen's task-graph generator writes them) --
+
+def _weight(text: str | None, where: str) -> float:
+    """A node or edge Weight: a finite number >= 0 (InputError naming ``where``)."""
+    try:
+        w = float((text or "").strip())
+    except ValueError:
+        raise InputError(where, f"must be a number >= 0, got {(text or '').strip()!r}") from None
+    if not math.isfinite(w) or w < 0:
+        raise InputError(where, f"must be a finite number >= 0, got {w:g}")
+    return w
+
+
+def _task_graph_instance(p: Path, graph: str, nodes: dict[str, float], edges: dict[tuple[str, str], float],
+                         processors: int, fmt: str) -> Instance:
+    """A weighted task graph -> one job on ``processors`` identical processors, no cloud, gamma = 1.
+
+    Node weights are execution times (cycles on 1 Hz processors); edge weights are communication times
+    (bits over 1 bit/s links), paid only between different processors, as in the STG import. Several
+    sinks get a zero-work ``exit`` sub-task fed by zero-size edges: the model needs one sink per job. It
+    needs no single entry (latency counts from the first start), so sources are kept as they are.
+    """
+    if int(processors) < 1:
+        raise InputError("--processors", f"must be >= 1, got {processors}")
+    if not nodes:
+        raise InputError(str(p), "holds no nodes (expected a task graph)")
+    index = {v: k for k, v in enumerate(nodes)}
+    pairs = [(index[a], index[b]) for a, b in edges]
+    order = _topological(len(nodes), pairs)
+    if len(order) < len(nodes):
+        done = set(order)
+        left = [v for v, k in index.items() if k not in done]
+        raise InputError(f"{p}: edges", f"must form an acyclic graph; nodes {left[:10]} lie on or behind a cycle")
+    tasks = [{"name": v, "modality": "any", "cycles": w, "in_bits": 0.0, "out_bits": 0.0} for v, w in nodes.items()]
+    edge_docs = [{"src": a, "dst": b, "bits": w} for (a, b), w in zip(pairs, edges.values())]
+    sinks = sorted(set(range(len(nodes))) - {a for a, _ in pairs})
+    if len(sinks) > 1:
+        tasks.append({"name": "exit", "modality": "any", "cycles": 0.0, "in_bits": 0.0, "out_bits": 0.0})
+        edge_docs += [{"src": s, "dst": len(nodes), "bits": 0.0} for s in sinks]
+    meta = {"importer": fmt, "source": p.name, "graph": graph, "processors": int(processors), "tasks": len(nodes),
+            "exit_task": len(sinks) > 1}
+    return _on_processors(p, {"name": graph or p.stem, "tasks": tasks, "edges": edge_docs}, processors, fmt, meta)
+
+
+def _read_text(path: str, what: str) -> tuple[Path, str]:
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(str(p), f"does not exist (expected {what})")
+    try:
+        return p, p.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputError(str(p), f"is not UTF-8 text (byte {exc.start})") from None
+    except OSError as exc:
+        raise InputError(str(p), f"cannot be read: {exc.strerror or exc}") from None
+
+
+@importer("gxl", "dagsched")
+def import_gxl(path: str, processors: int = 4) -> Instance:
+    """GXL task graph with node and edge ``Weight`` attributes -> one job on identical processors.
+
+    Reads the first ``<graph>`` of the ``<gxl>`` document: every ``<node id=...>`` with
+    ``<attr name="Weight"><int>w</int></attr>`` (``<float>`` too) as its computation time, every
+    ``<edge from=... to=...>`` with its Weight as its communication time; other attributes (CCR, start
+    times, processors of a given schedule) are ignored. Parsed with the standard library's XML parser.
+    """
+    import xml.etree.ElementTree as ET
+
+    p, text = _read_text(path, "a GXL file")
+    try:
+        root = ET.fromstring(text)
+    except ET.ParseError as exc:
+        line, col = exc.position
+        raise InputError(f"{p}: line {line}", f"is not well-formed XML ({str(exc).split(':')[0]}, column {col})") from None
+
+    def tag(el) -> str:
+        return el.tag.rsplit("}", 1)[-1]
+
+    if tag(root) != "gxl":
+        raise InputError(str(p), f"must be a GXL document (root element <gxl>), got <{tag(root)}>")
+    graph = next((el for el in root if tag(el) == "graph"), None)
+    if graph is None:
+        raise InputError(str(p), "must hold a <graph> element")
+    if graph.get("edgemode", "directed") not in ("directed", "defaultdirected"):
+        raise InputError(f"{p}: graph", f"must be directed (edgemode=\"directed\"), got {graph.get('edgemode')!r}")
+
+    def weight(el, where: str) -> float:
+        attr = next((a for a in el if tag(a) == "attr" and a.get("name") == "Weight"), None)
+        if attr is None or len(attr) != 1 or tag(attr[0]) not in ("int", "float", "double"):
+            raise InputError(where, 'must have a Weight attribute: <attr name="Weight"><int>...</int></attr>')
+        return _weight(attr[0].text, f"{where} Weight")
+
+    nodes: dict[str, float] = {}
+    edges: dict[tuple[str, str], float] = {}
+    for k, el in enumerate(e for e in graph if tag(e) == "node"):
+        v = el.get("id")
+        if v is None:
+            raise InputError(f"{p}: node #{k + 1}", "must have an id attribute")
+        if v in nodes:
+            raise InputError(f"{p}: node {v!r}", "repeats a node id")
+        nodes[v] = weight(el, f"{p}: node {v!r}")
+    for k, el in enumerate(e for e in graph if tag(e) == "edge"):
+        a, b = el.get("from"), el.get("to")
+        where = f"{p}: edge {a!r} -> {b!r}" if a is not None and b is not None else f"{p}: edge #{k + 1}"
+        if a is None or b is None:
+            raise InputError(where, "must have from and to attributes")
+        for end in (a, b):
+            if end not in nodes:
+                raise InputError(where, f"names node {end!r}, which is not a <node> of the graph")
+        if a == b:
+            raise InputError(where, "must join two different nodes")
+        if (a, b) in edges:
+            raise InputError(where, "repeats an edge")
+        edges[(a, b)] = weight(el, where)
+    return _task_graph_instance(p, graph.get("id", ""), nodes, edges, processors, "gxl")
+
+
+_DOT_TOKEN = r"""
+    (?P<space>[ \t\r\f\v]+) | (?P<newline>\n) | (?P<comment>//[^\n]*|/\*.*?\*/|^\#[^\n]*)
+  | (?P<arrow>->|--) | (?P<punct>[{}\[\];,=])
+  | (?P<quoted>"(?:[^"\\]|\\.)*")
+  | (?P<id>[A-Za-z_\x80-\uffff][\w\x80-\uffff]*|-?(?:\.\d+|\d+(?:\.\d*)?)(?:[eE][-+]?\d+)?)
+  | (?P<bad>.)"""  # DOT's tokens; numerals also in exponent form (1e5)
+
+
+def _dot_tokens(text: str, p: Path) -> list[tuple[str, str, int]]:
+    """(kind, value, line) of every token; kinds ``id`` (quoted ids unquoted), ``->``, ``--`` and punctuation."""
+    import re
+
+    out, line = [], 1
+    for m in re.finditer(_DOT_TOKEN, text, re.VERBOSE | re.DOTALL | re.MULTILINE):
+        kind, value = m.lastgroup, m.group()
+        if kind == "bad":
+            raise InputError(f"{p}: line {line}", f"has {value!r}, which is not DOT (the subset: node and edge "
+                                                  "statements with [key=value] attributes)")
+        if kind in ("arrow", "punct"):
+            out.append((value, value, line))
+        elif kind == "quoted":
+            out.append(("id", re.sub(r'\\(["\\])', r"\1", value[1:-1]).replace("\\\n", ""), line))
+        elif kind == "id":
+            out.append(("id", value, line))
+        line += value.count("\n")
+    return out
+
+
+@importer("dot", "dagsched")
+def import_dot(path: str, processors: int = 4) -> Instance:
+    """DOT task graph with node and edge ``Weight`` attributes -> one job on identical processors.
+
+    The subset Sinnen's generator writes: ``digraph "name" { a [Weight=2]; a -> b [Weight=5]; }``,
+    with edge chains, ``node [...]`` / ``edge [...]`` defaults, ``key=value`` graph attributes and
+    comments; other attributes are ignored. Subgraphs and undirected graphs are refused with the line.
+    """
+    from itertools import pairwise
+
+    p, text = _read_text(path, "a DOT file")
+    toks = _dot_tokens(text, p)
+    pos = 0
+
+    def peek(k: int = 0) -> tuple[str, str, int]:
+        return toks[pos + k] if pos + k < len(toks) else ("end", "", toks[-1][2] if toks else 1)
+
+    def take(kind: str, what: str) -> str:
+        nonlocal pos
+        got = peek()
+        if got[0] != kind:
+            raise InputError(f"{p}: line {got[2]}", f"must have {what} here, got {got[1] or 'the end of the file'!r}")
+        pos += 1
+        return got[1]
+
+    def attrs() -> dict[str, tuple[str, int]]:
+        out: dict[str, tuple[str, int]] = {}
+        while peek()[0] == "[":
+            take("[", "'['")
+            while peek()[0] != "]":
+                line = peek()[2]
+                key = take("id", "an attribute name")
+                take("=", f"'=' after attribute {key!r}")
+                out[key] = (take("id", f"a value of attribute {key!r}"), line)
+                if peek()[0] in (",", ";"):
+                    take(peek()[0], "a separator")
+            take("]", "']'")
+        return out
+
+    if peek()[0] == "id" and peek()[1].lower() == "strict":
+        pos += 1
+    head = peek()
+    if head[0] != "id" or head[1].lower() not in ("digraph", "graph"):
+        raise InputError(f"{p}: line {head[2]}", "must start with `digraph NAME {` (a DOT task graph)")
+    if head[1].lower() == "graph":
+        raise InputError(f"{p}: line {head[2]}", "must be a digraph (task graph edges are directed)")
+    pos += 1
+    graph = take("id", "the graph's name") if peek()[0] == "id" else ""
+    take("{", "'{'")
+    defaults: dict[str, dict] = {"node": {}, "edge": {}}
+    node_attrs: dict[str, dict] = {}
+    first_line: dict[str, int] = {}
+    edge_attrs: dict[tuple[str, str], tuple[dict, int]] = {}
+    while peek()[0] not in ("}", "end"):
+        kind, value, line = peek()
+        if kind == ";":
+            pos += 1
+            continue
+        if kind != "id":
+            raise InputError(f"{p}: line {line}", f"must have a node or edge statement here, got {value!r} "
+                                                  "(subgraphs are not supported)")
+        if value.lower() in ("node", "edge", "graph") and peek(1)[0] == "[":
+            pos += 1
+            given = attrs()
+            if value.lower() != "graph":
+                defaults[value.lower()].update(given)
+            continue
+        if value.lower() == "subgraph":
+            raise InputError(f"{p}: line {line}", "has a subgraph, which task-graph files do not use")
+        pos += 1
+        if peek()[0] == "=":  # a graph attribute
+            pos += 1
+            take("id", f"a value of graph attribute {value!r}")
+            continue
+        ends = [value]
+        while peek()[0] in ("->", "--"):
+            if peek()[0] == "--":
+                raise InputError(f"{p}: line {peek()[2]}", "has an undirected edge `--`: a digraph needs `->`")
+            pos += 1
+            ends.append(take("id", "a node after '->'"))
+        given = attrs()
+        for v in ends:
+            node_attrs.setdefault(v, dict(defaults["node"]))
+            first_line.setdefault(v, line)
+        if len(ends) == 1:
+            node_attrs[value].update(given)
+        for a, b in pairwise(ends):
+            where = f"{p}: line {line}: edge {a!r} -> {b!r}"
+            if a == b:
+                raise InputError(where, "must join two different nodes")
+            if (a, b) in edge_attrs:
+                raise InputError(where, f"repeats the edge of line {edge_attrs[(a, b)][1]}")
+            edge_attrs[(a, b)] = ({**defaults["edge"], **given}, line)
+    take("}", "'}'")
+    if peek()[0] != "end":
+        raise InputError(f"{p}: line {peek()[2]}", "must end after the graph's closing '}' (one graph per file)")
+
+    def weight(given: dict, what: str, line: int) -> float:
+        if "Weight" not in given:
+            raise InputError(f"{p}: line {line}: {what}", "must have a Weight attribute ([Weight=...])")
+        text, at = given["Weight"]
+        return _weight(text, f"{p}: line {at}: {what} Weight")
+
+    nodes = {v: weight(a, f"node {v!r}", first_line[v]) for v, a in node_attrs.items()}
+    edges = {e: weight(a, f"edge {e[0]!r} -> {e[1]!r}", line) for e, (a, line) in edge_attrs.items()}
+    return _task_graph_instance(p, graph, nodes, edges, processors, "dot")

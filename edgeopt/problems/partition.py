@@ -284,12 +284,25 @@ def _random(n_devices: int, objective: str, layers: int, rng: np.random.Generato
             "devices": devices, "time_ms": times.tolist(), "bw_mbps": bw.tolist(), "lat_ms": lat.tolist()}
 
 
+def _set_cloud_links(data: dict, mbps: float) -> None:
+    """Both directions of every link between the source and a cloud device at ``mbps``."""
+    src, bw = data["source"], data["bw_mbps"]
+    cloud = [k for k, dev in enumerate(data["devices"]) if dev["kind"] == "cloud" and k != src]
+    if not cloud:
+        raise InputError("bandwidth_mbps", "needs a cloud device other than the source (this instance has none)")
+    for k in cloud:
+        bw[src][k] = bw[k][src] = mbps
+
+
 def generate(preset: str = "llama2-7b", size: int | None = None, seed: int = 0, objective: str = "latency",
-             layers: int = 34, bytes_per_param: float | None = None) -> Instance:
+             layers: int = 34, bytes_per_param: float | None = None,
+             bandwidth_mbps: Annotated[float, Field(ge=1e-6, le=1e9)] | None = None) -> Instance:
     """An instance of ``preset`` with ``size`` devices (default 5, the EdgeShard testbed).
 
     Options: ``objective`` (latency|throughput); ``layers`` for the random preset; ``bytes_per_param``
-    for the Llama presets (default 4 = fp32 as measured, 1 for 70B so that it fits a small testbed).
+    for the Llama presets (default 4 = fp32 as measured, 1 for 70B so that it fits a small testbed);
+    ``bandwidth_mbps`` sets the rate of every link between the source and a cloud device (the link the
+    cloud-edge baselines depend on; the Llama presets' default is EdgeShard's 10 Mbit/s).
     """
     n = 5 if size is None else int(size)
     if not 1 <= n <= MAX_DEVICES:
@@ -305,9 +318,13 @@ def generate(preset: str = "llama2-7b", size: int | None = None, seed: int = 0, 
         data = _llama(preset, n, objective, None if bytes_per_param is None else float(bytes_per_param))
     meta = {"generator": "edgeopt.problems.partition.generate", "preset": preset, "size": n, "seed": seed,
             "objective": objective}
+    if bandwidth_mbps is not None:
+        _set_cloud_links(data, float(bandwidth_mbps))
+        meta["bandwidth_mbps"] = float(bandwidth_mbps)
     if preset == "random":
         meta["layers"] = int(layers)
-    name = f"{preset}-d{n}-{objective}" + (f"-l{layers}-s{seed}" if preset == "random" else "")
+    name = (f"{preset}-d{n}-{objective}" + (f"-l{layers}-s{seed}" if preset == "random" else "")
+            + (f"-bw{bandwidth_mbps:g}" if bandwidth_mbps is not None else ""))
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
 

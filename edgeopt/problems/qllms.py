@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import NamedTuple, Optional
+from typing import Annotated, NamedTuple, Optional
 
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
 
 from edgeopt import model
-from edgeopt.model import Array, InputError, Model, check, check_shape
+from edgeopt.model import Array, InputError, Model, check, check_shape, records
 from edgeopt.registry import importer
 from edgeopt.result import Evaluation
 
@@ -64,7 +64,7 @@ class Observed(NamedTuple):
 class Data(Model):
     horizon_s: float = Field(gt=0, le=1e9, description="H: server type j offers gpus_j * H GPU-seconds "
                                                       "(0 < H <= 1e9 s)")
-    tasks: list[Task] = Field(min_length=1)
+    tasks: records(Task) = Field(description="the tasks (at least one), held as columns")
     servers: list[Server] = Field(min_length=1)
     quants: list[Quant] = Field(min_length=1)
     lat: Array(float, 3, nullable=True, ge=1e-6, le=1e9) = Field(
@@ -122,16 +122,16 @@ class Data(Model):
     # known quantities (not ground truth): SLOs, memory, prices, capacities
     @cached_property
     def slo_lat(self) -> np.ndarray:
-        return np.array([t.slo_lat for t in self.tasks])
+        return self.tasks.column("slo_lat")
 
     @cached_property
     def slo_ppl(self) -> np.ndarray:
-        return np.array([t.slo_ppl for t in self.tasks])
+        return self.tasks.column("slo_ppl")
 
     @cached_property
     def cloud(self) -> np.ndarray:
         """(M,) cloud cost, NaN where the task must stay at the edge."""
-        return np.array([np.nan if t.cloud is None else t.cloud for t in self.tasks])
+        return self.tasks.column("cloud")
 
     @cached_property
     def mem(self) -> np.ndarray:
@@ -190,10 +190,23 @@ def _check_solution(d: Data, s: Solution) -> np.ndarray:
     return s.order
 
 
-def evaluate(instance: Instance, solution: Solution) -> Evaluation:
-    """The referee: true cost with honest charging of wrong estimates, feasibility, TCR."""
-    d = instance.data
-    M, N, Q = d.shape
+class Served(NamedTuple):
+    """What the referee finds for the tasks placed at the edge (``edge``: their indices, in task order)."""
+
+    edge: np.ndarray
+    j: np.ndarray
+    q: np.ndarray
+    lat: np.ndarray  # true latency, NaN = not runnable
+    runnable: np.ndarray
+    ok_mem: np.ndarray
+    ok_lat: np.ndarray
+    ok_ppl: np.ndarray
+    admissible: np.ndarray
+    within: np.ndarray  # within the server's capacity, in the solution's order
+
+
+def _served(d: Data, solution: Solution) -> Served:
+    M = d.shape[0]
     order = _check_solution(d, solution)
     srv, qq = solution.server, solution.quant
     edge = np.nonzero(srv >= 0)[0]
@@ -217,6 +230,26 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
     cum = cum - cum[seg] + load[seg]
     within = np.empty(len(edge), dtype=bool)
     within[by] = cum <= d.cap[js] * (1 + _TOL) + _TOL
+    return Served(edge, j, q, lat, runnable, ok_mem, ok_lat, ok_ppl, admissible, within)
+
+
+OUTCOMES = ("edge", "cloud", "not_runnable", "overflow", "slo")  # task_outcome codes, in this order
+
+
+def task_outcome(instance: Instance, solution: Solution) -> np.ndarray:
+    """Per task, how it ended (an index into OUTCOMES): done at the edge, placed in the cloud, or sent to the
+    cloud because its pair cannot run, its server overflowed, or it ran and missed an SLO."""
+    sv = _served(instance.data, solution)
+    out = np.ones(instance.data.shape[0], dtype=np.int64)
+    out[sv.edge] = np.select([~sv.runnable, ~sv.within, ~sv.admissible], [2, 3, 4], 0)
+    return out
+
+
+def evaluate(instance: Instance, solution: Solution) -> Evaluation:
+    """The referee: true cost with honest charging of wrong estimates, feasibility, TCR."""
+    d = instance.data
+    M, N, Q = d.shape
+    edge, j, q, lat, runnable, ok_mem, ok_lat, _, admissible, within = _served(d, solution)
     ran = within & runnable
     done = ran & admissible
     ecost = d.edge_cost(d.lat)[edge, j, q]
@@ -459,3 +492,83 @@ def import_gap(path: str) -> Instance:
     meta = {"source": "OR-Library generalized assignment (Beasley), via rafaelmartinelli/AssignmentProblems.jl",
             "file": p.name, "importer": "gap"}
     return Instance(name=p.name.split(".")[0], meta=meta, data=data)
+
+
+# --- simulation (edgeopt.simulation) ---------------------------------------------------------------
+class Simulation:
+    """QLLMS over time: Poisson arrivals of the preset's task families, a profile that fills in as tasks run.
+
+    The preset's generator makes ``families`` task templates (model, tokens, SLOs and their true latency,
+    perplexity and memory); ``observe`` of their entries are measured at the start. Each interval brings
+    Poisson(``rate``) tasks, each a copy of a uniformly drawn family, and every server type offers its GPUs for
+    a horizon that keeps the expected load at ``load``. A task that runs at the edge (whether it then meets
+    its SLOs or not) measures its family's latency on its (server, level) and perplexity at its level, so
+    later intervals see more of the matrix. Tasks are served within their interval: at the edge, or in the
+    cloud (chosen, or after a failed SLO, an overflow or an unrunnable pair).
+    """
+
+    PLOTS = (("service", "cost", "cost, $"), ("service", "tcr", "edge task completion rate"),
+             ("observation", "lat_seen", "latency entries observed"), ("reference", "gap", "gap to the optimum"))
+    CDF = ("reference", "gap", "gap to the full-information optimum")
+    SUMMARY = {"cost": ("service", "cost", "sum"), "tcr": ("service", "tcr", "mean"),
+               "optimum": ("reference", "ref_objective", "sum"), "mean_gap": ("reference", "gap", "mean"),
+               "lat_seen": ("observation", "lat_seen", "last")}
+    REFERENCE = "milp"  # the per-interval full-information optimum
+
+    def __init__(self, preset: str = "qllms", seed: int = 0, families: Annotated[int, Field(ge=1, le=100_000)] = 20,
+                 rate: Annotated[float, Field(gt=0, le=1e6)] | None = None,
+                 observe: Annotated[float, Field(ge=0.2, le=1.0)] = 0.3,
+                 load: Annotated[float, Field(gt=0, le=1e3)] = 1.0, gpus: Annotated[int, Field(ge=1, le=10_000)] = 2):
+        self.template = generate(preset, size=families, seed=seed, observe=observe, load=load, gpus=gpus).data
+        d = self.template
+        self.seed, self.preset = seed, preset
+        self.rate = float(families if rate is None else rate)
+        self.horizon = d.horizon_s * self.rate / families  # the expected load stays at `load`
+        self.seen_lat = np.ones(d.lat.shape, bool) if d.seen_lat is None else d.seen_lat.copy()
+        self.seen_ppl = np.ones(d.ppl.shape, bool) if d.seen_ppl is None else d.seen_ppl.copy()
+        self.family = np.zeros(0, dtype=np.int64)
+
+    def _data(self, t: int, family: np.ndarray, partial: bool) -> Data:
+        d = self.template
+        tasks = [d.tasks[f].model_copy(update={"name": f"i{t}-{k}-{d.tasks[f].name}"}) for k, f in enumerate(family)]
+        return Data(horizon_s=self.horizon, tasks=tasks, servers=d.servers, quants=d.quants, lat=d.lat[family],
+                    ppl=d.ppl[family], need=d.need[family], seen_lat=self.seen_lat[family] if partial else None,
+                    seen_ppl=self.seen_ppl[family] if partial else None)
+
+    def instance(self, t: int) -> Instance | None:
+        rng = np.random.default_rng([self.seed, t])
+        n = rng.poisson(self.rate)
+        self.family = np.sort(rng.integers(0, len(self.template.tasks), size=n))
+        if n == 0:
+            return None
+        meta = {"simulation": "edgeopt.problems.qllms.Simulation", "preset": self.preset, "seed": self.seed,
+                "interval": t}
+        return Instance(name=f"{self.preset}-sim-s{self.seed}-i{t}", meta=meta,
+                        data=self._data(t, self.family, partial=True))
+
+    def reference_instance(self, instance: Instance) -> Instance:
+        """The same tasks with every entry measured: the reference solves with full information."""
+        t = instance.meta["interval"]
+        return Instance(name=instance.name + "-full", meta=instance.meta, data=self._data(t, self.family, partial=False))
+
+    def fallback(self, instance: Instance) -> Solution:
+        """Without a decision every task goes to the cloud."""
+        M = instance.data.shape[0]
+        return Solution(server=np.full(M, -1), quant=np.full(M, -1))
+
+    def advance(self, t: int, instance: Instance | None, solution: Solution | None) -> dict[str, dict]:
+        """Serve the interval's tasks; every task that ran at the edge measures its entries."""
+        counts = dict.fromkeys(OUTCOMES, 0)
+        service = {"arrivals": 0, "cost": 0.0, "edge_cost": 0.0, "cloud_cost": 0.0, "tcr": None}
+        if instance is not None:
+            outcome = task_outcome(instance, solution)
+            ran = np.isin(outcome, (OUTCOMES.index("edge"), OUTCOMES.index("slo")))
+            f, j, q = self.family[ran], solution.server[ran], solution.quant[ran]
+            self.seen_lat[f, j, q] = True
+            self.seen_ppl[f, q] = True
+            counts.update(zip(OUTCOMES, np.bincount(outcome, minlength=len(OUTCOMES)).tolist()))
+            ev = evaluate(instance, solution)
+            service = {"arrivals": len(outcome), "cost": ev.objective, "edge_cost": ev.details["edge_cost"],
+                       "cloud_cost": ev.details["cloud_cost"], "tcr": ev.details["tcr"]}
+        return {"service": {**service, **counts},
+                "observation": {"lat_seen": float(self.seen_lat.mean()), "ppl_seen": float(self.seen_ppl.mean())}}

@@ -266,8 +266,12 @@ def simulate(d: Data, svc: Service, n: int = 200_000, seed: int = 0, warmup: int
     return (wait + service)[warmup:]
 
 
+SIM_REQUESTS, SIM_SEED = 100_000, 0  # the referee's simulation: fixed, so that its frequency is reproducible
+
+
 def evaluate(instance: Instance, solution: Solution) -> Evaluation:
-    """The referee: quality floor, step ranges, stability, and the MGF bound on Pr(T > T0)."""
+    """The referee: quality floor, step ranges, stability, the MGF bound on Pr(T > T0), and beside it the
+    frequency of T > T0 in a seeded simulation of the same queue (``violation_frequency``)."""
     d = instance.data
     lp, ld = solution.prior_steps, solution.dec_steps
     violations = []
@@ -283,7 +287,9 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
                "load": d.arrival_rate * mean, "threshold_s": d.threshold_s}
     try:
         bound, theta = violation_bound(d, svc)
-        details.update(status="stable", pk_mean_sojourn_s=pk_mean_sojourn(d, svc), theta=theta)
+        sojourn = simulate(d, svc, n=SIM_REQUESTS, seed=SIM_SEED)
+        details.update(status="stable", pk_mean_sojourn_s=pk_mean_sojourn(d, svc), theta=theta,
+                       violation_frequency=float((sojourn > d.threshold_s).mean()))
     except Unstable as exc:
         violations.append(str(exc))
         details["status"] = "unstable"
@@ -305,8 +311,12 @@ _SEED003 = {
 }
 
 
-def generate(preset: str = "seed003", size: int | None = None, seed: int = 0) -> Instance:
-    """``size`` = the largest step count of each stage (grid size x size; seed003: 30, random: 8)."""
+def generate(preset: str = "seed003", size: int | None = None, seed: int = 0,
+             threshold_s: Annotated[float, Field(gt=0, le=1e6)] | None = None) -> Instance:
+    """``size`` = the largest step count of each stage (grid size x size; seed003: 30, random: 8).
+
+    Option ``threshold_s`` sets T0 of the violation probability (default 5 s; random: drawn in [1, 3]).
+    """
     n = (8 if preset == "random" else 30) if size is None else int(size)
     if not 1 <= n <= MAX_STEPS:
         raise InputError("--size", f"must be 1..{MAX_STEPS} (steps per stage)")
@@ -323,6 +333,9 @@ def generate(preset: str = "seed003", size: int | None = None, seed: int = 0) ->
         data["quality"].update(prior_growth=growth, dec_growth=growth, floor=float(rng.uniform(24, 30)))
     meta = {"generator": "edgeopt.problems.stepsplit.generate", "preset": preset, "size": n, "seed": seed}
     name = f"{preset}-l{n}" + (f"-s{seed}" if preset == "random" else "")
+    if threshold_s is not None:
+        data["threshold_s"] = meta["threshold_s"] = float(threshold_s)
+        name += f"-t{threshold_s:g}"
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
 

@@ -309,7 +309,7 @@ def adversary(problem: str = typer.Argument(..., help="problem id"),
 
 
 @app.command()
-def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms)"),
+def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, dagsched)"),
              method: str = typer.Option(..., "-m", "--method", help="the policy: any method of the problem"),
              preset: Optional[str] = typer.Option(None, "--preset", help="preset of the system (default: the "
                                                                          "simulation's)"),

@@ -142,11 +142,18 @@ def greedy(task: np.ndarray, dish: np.ndarray, n_tasks: int, n_dishes: int) -> n
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
 
 
-def cstp(instance: Instance, cand: Candidates, *, eps: float = 0.01, mu: float = 0.1):
-    """CSTP: greedy winners by U/C plus the exploration bonus, critical-value payments.
+PAYMENTS = ("received", "bid")  # what a winning dish is paid for: the data it carried, or its whole bid
 
-    Returns (winning rows of ``cand``, payment of each winning group). Ties in the score go to the
-    earlier candidate (cheaper within a task's layer).
+
+def cstp(instance: Instance, cand: Candidates, *, eps: float = 0.01, mu: float = 0.1):
+    """CSTP: greedy winners by U/C plus the exploration bonus, and each winner's critical value.
+
+    Returns (winning rows of ``cand``, critical value of each winning group in $ of its asking cost
+    ``C``). The critical value is the largest ``C`` at which the group still wins the cross-task
+    greedy, everything else fixed: it must outrank its first competitor, the first lower-ranked
+    group that would be accepted if it were gone (one blocked by it alone, through its task or a
+    dish), capped by the budget. A winner with no such competitor is paid ``(1 + mu) C``, capped.
+    Ties in the score go to the earlier candidate (cheaper within a task's layer).
     """
     d = instance.data
     if eps < 0 or mu < 0:
@@ -154,62 +161,77 @@ def cstp(instance: Instance, cand: Candidates, *, eps: float = 0.01, mu: float =
     G = len(cand.task)
     if G == 0:
         return np.zeros(0, dtype=int), np.zeros(0)
+    T, D = len(d.tasks.source), len(d.dishes.wins)
     dish = np.where(cand.members >= 0, d.bids.dish[np.maximum(cand.members, 0)], -1)
     valid = cand.members >= 0
     wins = np.where(valid, d.dishes.wins[np.maximum(dish, 0)], 0).sum(axis=1) / valid.sum(axis=1)
-    ratio = cand.utility / cand.cost
-    score = ratio + eps * np.sqrt(2.0 * np.log(d.tau + 1.0) / (1.0 + wins))
+    bonus = eps * np.sqrt(2.0 * np.log(d.tau + 1.0) / (1.0 + wins))
+    score = cand.utility / cand.cost + bonus
     rank = np.argsort(-score, kind="stable")
-    won = rank[greedy(cand.task[rank], dish[rank], len(d.tasks.source), len(d.dishes.wins))]
-    # rho_2: the best ratio among the task's other candidates
-    by = np.lexsort((-ratio, cand.task))
-    t_sorted = cand.task[by]
-    start = np.searchsorted(t_sorted, t_sorted)
-    count = np.bincount(cand.task, minlength=len(d.tasks.source))
-    T = len(d.tasks.source)
-    best, second = np.full(T, np.nan), np.full(T, np.nan)
-    best_row = np.full(T, -1)
-    head = by[start == np.arange(G)]
-    best[cand.task[head]], best_row[cand.task[head]] = ratio[head], head
-    pos = np.arange(G) - start
-    two = by[pos == 1]
-    second[cand.task[two]] = ratio[two]
-    t = cand.task[won]
-    rho2 = np.where(best_row[t] == won, second[t], best[t])
-    C, U, beta = cand.cost[won], cand.utility[won], d.tasks.budget[t]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        critical = np.maximum(C, np.minimum(beta, U / rho2))
-    pay = np.where(count[t] > 1, critical, np.minimum(beta, (1.0 + mu) * C))
-    return won, pay
+    won = rank[greedy(cand.task[rank], dish[rank], T, D)]
+    pos = np.empty(G, dtype=int)
+    pos[rank] = np.arange(G)
+    # scan position of the winner that blocks each row through its task and through each dish (G: none)
+    task_win = np.full(T, G)
+    task_win[cand.task[won]] = pos[won]
+    dish_win = np.full(D + 1, G)  # last slot absorbs the -1 padding
+    dish_win[dish[won]] = pos[won][:, None]
+    dish_win[D] = G
+    blocker = np.column_stack([task_win[cand.task], dish_win[dish]])
+    above = blocker < pos[:, None]
+    # a row blocked by one winner alone is accepted if that winner drops out; the first such is its competitor
+    first = np.where(above, blocker, G).min(axis=1)
+    sole = above.any(axis=1) & np.where(above, blocker == first[:, None], True).all(axis=1)
+    rival = np.full(G, G)  # per winner position: scan position of its first competitor
+    np.minimum.at(rival, first[sole], pos[sole])
+    q = rival[pos[won]]
+    C, U, beta = cand.cost[won], cand.utility[won], d.tasks.budget[cand.task[won]]
+    margin = score[rank[np.minimum(q, G - 1)]] - bonus[won]
+    with np.errstate(divide="ignore"):
+        limit = np.where(margin > 0, U / margin, np.inf)  # margin <= 0: its bonus alone outranks the competitor
+    critical = np.minimum(beta, np.maximum(C, limit))  # max: a tie at the competitor's score, or rounding
+    return won, np.where(q < G, critical, np.minimum(beta, (1.0 + mu) * C))
 
 
-def _solution(instance: Instance, cand: Candidates, rows: np.ndarray, pay: np.ndarray | None) -> Solution:
+def _solution(instance: Instance, cand: Candidates, rows: np.ndarray, pay: np.ndarray | None,
+              payment: str = "received") -> Solution:
+    """Groups of ``rows``; a paid group's critical value ``pay`` is split over its members by cost share.
+
+    ``received``: each member gets its cost share of ``pay`` scaled by the part of its bid it carried,
+    ``p_k = pay / C * c_k f_k / Delta_k`` (the seed: paid for the data received). ``bid``: the whole
+    cost share, ``p_k = pay * c_k / C``, whatever the share carried.
+    """
     d = instance.data
     groups = []
-    for r in rows:
+    for i, r in enumerate(rows):
         keep = cand.members[r] >= 0
-        mem = cand.members[r][keep]
+        mem, shares = cand.members[r][keep], cand.shares[r][keep]
         pk = None
-        if pay is not None:  # the group's payment split over its members in proportion to their costs
+        if pay is not None:
             c = d.bids.cost[mem]
-            pk = (pay[len(groups)] * c / c.sum()).tolist()
-        groups.append(Group(task=int(cand.task[r]), bids=mem.tolist(), shares=cand.shares[r][keep].tolist(),
-                            payments=pk))
+            pk = pay[i] * c / c.sum()
+            if payment == "received":
+                pk = pk * shares / d.bids.traffic_mb[mem]
+            pk = pk.tolist()
+        groups.append(Group(task=int(cand.task[r]), bids=mem.tolist(), shares=shares.tolist(), payments=pk))
     return Solution(groups=groups)
 
 
 @method("cdgs", "cgsc-cstp", "heuristic")
 def cgsc_cstp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, n_max: int | None = None,
-              m: int = 10, eps: float = 0.01, mu: float = 0.1) -> Outcome:
+              m: int = 10, eps: float = 0.01, mu: float = 0.1, payment: str = "received") -> Outcome:
     """SusCO: CGSC candidate groups, then CSTP greedy winners and critical-value payments.
 
     Options: ``n_max`` (default the instance's, 2), ``m`` = 10 cheapest groups merged per layer,
-    ``eps`` exploration weight, ``mu`` markup paid when a task has a single candidate. Payments are
-    individually rational and within budget by construction.
+    ``eps`` exploration weight, ``mu`` markup paid to a winner no other group competes with,
+    ``payment``: ``received`` (each dish paid for the data it carried) or ``bid`` (its whole bid).
+    Payments cover the cost of what each dish carried and stay within budget by construction.
     """
+    if payment not in PAYMENTS:
+        raise InputError("payment", f"must be one of {', '.join(PAYMENTS)}")
     cand = cgsc(instance, n_max=n_max, m=m)
     won, pay = cstp(instance, cand, eps=eps, mu=mu)
-    return Outcome(_solution(instance, cand, won, pay), claimed=float(cand.utility[won].sum()))
+    return Outcome(_solution(instance, cand, won, pay, payment), claimed=float(cand.utility[won].sum()))
 
 
 def _singles(instance: Instance, key: np.ndarray, ok: np.ndarray) -> Outcome:

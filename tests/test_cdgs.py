@@ -2,6 +2,7 @@
 committed dishes, VCG, generator presets, and bad input through the CLI."""
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import math
@@ -14,7 +15,7 @@ from hypothesis import strategies as st
 from conftest import INSTANCES
 from edgeopt import io
 from edgeopt.compare import run_one
-from edgeopt.heuristics.cdgs import cgsc, cgsc_cstp, greedy
+from edgeopt.heuristics.cdgs import PAYMENTS, cgsc, cgsc_cstp, cstp, greedy
 from edgeopt.model import InputError
 from edgeopt.problems import cdgs
 from edgeopt.problems.cdgs import Data, Group, Instance, Solution, evaluate
@@ -43,7 +44,9 @@ def test_referee_matches_hand_computed_utility():
     assert ev.feasible, ev.violations
     assert ev.objective == pytest.approx(0.3 * 200 / 300 + 0.15 * 100 / 300 + 0.4 * 0.1)
     assert ev.details["total_payment"] == pytest.approx(0.8)
-    assert ev.details["overpayment"] == pytest.approx(0.1)
+    # IR is judged on the data carried: bid 0 carries all 200 Mb (0.3 $), bid 1 half its 200 Mb (0.4 / 2 $)
+    assert ev.details["carried_cost"] == pytest.approx(0.3 + 0.2)
+    assert ev.details["overpayment"] == pytest.approx(0.8 - 0.5)
 
 
 @pytest.mark.parametrize("case,fragment", [
@@ -169,17 +172,19 @@ def instances(draw):
     return _instance(data)
 
 
-@given(inst=instances(), eps=st.floats(0, 5), mu=st.floats(0, 1), m=st.integers(1, 10))
+@given(inst=instances(), eps=st.floats(0, 5), mu=st.floats(0, 1), m=st.integers(1, 10),
+       payment=st.sampled_from(PAYMENTS))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_cstp_mechanism_properties(inst, eps, mu, m):
+def test_cstp_mechanism_properties(inst, eps, mu, m, payment):
     d = inst.data
-    out = cgsc_cstp(inst, eps=eps, mu=mu, m=m)
+    out = cgsc_cstp(inst, eps=eps, mu=mu, m=m, payment=payment)
     ev = evaluate(inst, out.solution)
     assert ev.feasible, ev.violations  # includes IR, budget feasibility, coverage, delay and dish checks
     dishes = [int(d.bids.dish[k]) for g in out.solution.groups for k in g.bids]
     assert len(dishes) == len(set(dishes)) and not set(dishes) & set(d.committed.tolist())
     for g in out.solution.groups:
-        assert all(p >= d.bids.cost[k] * (1 - 1e-9) for k, p in zip(g.bids, g.payments))
+        used = np.array(g.shares) / d.bids.traffic_mb[g.bids] if payment == "received" else 1.0
+        assert np.all(np.array(g.payments) >= d.bids.cost[g.bids] * used * (1 - 1e-9))
         assert sum(g.payments) <= d.tasks.budget[g.task] * (1 + 1e-9)
         assert max(d.bids.delay_ms[g.bids]) <= d.tasks.limit_ms[g.task]
     assert math.isclose(out.claimed, ev.objective, rel_tol=1e-9, abs_tol=1e-9)
@@ -271,10 +276,12 @@ def test_bad_solution_file_through_cli(cli, tmp_path):
 
 
 def test_cstp_payment_rule_when_the_best_group_is_blocked():
-    """Task 1's cheap bid takes dish 0, blocking task 0's best-ratio bid A; task 0 wins with B.
+    """Task 1's cheap bid C takes dish 0, blocking task 0's best-ratio bid A; task 0 wins with B.
 
-    B's critical value U/rho_2 (rho_2 = A's ratio) is below B's cost, so B is paid its cost; task 1 has
-    no other candidate and is paid (1 + mu) C, capped by its budget.
+    Every candidate's utility is 0.3 + 0.4 (1 - 50/100) = 0.5; ratios C 5, A 2.5, B 1, {A,B} 0.71.
+    C's first competitor is A (blocked by C alone): C wins up to U / 2.5 = 0.2 $, capped by the budget.
+    B has none ({A,B} is blocked by C too), so B is paid (1 + mu) 0.5 = 0.55. Every bid carries 300 of its
+    400 Mb, so the received rule pays 3/4 of that.
     """
     data = {
         "tasks": {"source": [0, 1], "traffic_mb": [300.0, 300.0], "base_ms": [100.0, 100.0],
@@ -284,13 +291,84 @@ def test_cstp_payment_rule_when_the_best_group_is_blocked():
                  "energy": [0.5] * 3, "lifetime": [0.5] * 3},
         "dishes": {"wins": [0, 0]},
     }
-    out = cgsc_cstp(_instance(data), mu=0.1)
-    pay = {g.task: (g.bids, g.payments) for g in out.solution.groups}
-    assert pay[0] == ([1], [pytest.approx(0.5)])
-    assert pay[1] == ([2], [pytest.approx(0.105)])  # min(budget 0.105, 1.1 x 0.1)
+    for payment, scale in (("bid", 1.0), ("received", 0.75)):
+        out = cgsc_cstp(_instance(data), mu=0.1, payment=payment)
+        pay = {g.task: (g.bids, g.payments) for g in out.solution.groups}
+        assert pay[0] == ([1], [pytest.approx(0.55 * scale)])
+        assert pay[1] == ([2], [pytest.approx(0.105 * scale)])  # min(budget 0.105, 0.2)
     data["tasks"]["budget"][1] = 1.0
-    out = cgsc_cstp(_instance(data), mu=0.1)
-    assert {g.task: g.payments[0] for g in out.solution.groups}[1] == pytest.approx(0.11)
+    out = cgsc_cstp(_instance(data), mu=0.1, payment="bid")
+    assert {g.task: g.payments[0] for g in out.solution.groups}[1] == pytest.approx(0.2)
+
+
+def test_seed_payments_by_received_data_and_cost_share_hand_computed():
+    """The seed's CSTP payments on two tasks, by hand.
+
+    Every covering group has utility 0.3 + 0.4 (1 - 50/100) = 0.5. Task 0 needs both its 200 Mb bids
+    (group {0,1}, C = 0.3, ratio 1.67, shares 200 and 100 Mb); task 1 has {2} (ratio 1.0), {3} (0.5)
+    and {2,3} (0.33). {0,1} wins and takes dish 0, so {2} loses to it alone: {2} is {0,1}'s competitor
+    although it bids for another task, and {0,1} wins up to C = U / 1.0 = 0.5 $ (the same-task rule
+    saw no competitor and paid (1 + mu) 0.3 = 0.33). Task 1 wins with {3}, which nothing can outbid
+    ({2,3} is blocked by {0,1} too): (1 + mu) 1.0 = 1.1 $.
+    """
+    data = {
+        "tasks": {"source": [0, 1], "traffic_mb": [300.0, 300.0], "base_ms": [100.0, 100.0],
+                  "limit_ms": [110.0, 110.0], "budget": [2.0, 2.0]},
+        "bids": {"task": [0, 0, 1, 1], "dish": [0, 1, 0, 2], "traffic_mb": [200.0, 200.0, 400.0, 400.0],
+                 "bandwidth_mbps": [100.0] * 4, "delay_ms": [50.0] * 4, "cost": [0.1, 0.2, 0.5, 1.0],
+                 "reliability": [1.0] * 4, "energy": [0.5] * 4, "lifetime": [0.5] * 4},
+        "dishes": {"wins": [0, 0, 0]},
+    }
+    inst = _instance(data)
+    want = {  # bid: split 0.5 by cost share 1/3, 2/3; received: times 200/200 and 100/200 of the bids carried
+        "bid": {0: ([0, 1], [0.5 / 3, 0.5 * 2 / 3]), 1: ([3], [1.1])},
+        "received": {0: ([0, 1], [0.5 / 3, 0.5 * 2 / 3 * 0.5]), 1: ([3], [1.1 * 300 / 400])},
+    }
+    for payment, groups in want.items():
+        out = cgsc_cstp(inst, mu=0.1, payment=payment)
+        got = {g.task: (g.bids, g.payments) for g in out.solution.groups}
+        assert got == {t: (bids, pytest.approx(p)) for t, (bids, p) in groups.items()}, payment
+        ev = evaluate(inst, out.solution)
+        assert ev.feasible and ev.details["ir_violations"] == 0, ev.violations
+        assert ev.objective == pytest.approx(1.0)  # the payment rule leaves the allocation alone
+    assert evaluate(inst, out.solution).details["carried_cost"] == pytest.approx(0.1 + 0.1 + 0.75)
+
+
+def _wins(inst: Instance, cand, row: int, cost: float) -> bool:
+    """Does candidate ``row`` still win CSTP when its group asks ``cost`` (everything else fixed)?"""
+    asked = cand.cost.copy()
+    asked[row] = cost
+    return row in cstp(inst, dataclasses.replace(cand, cost=asked), eps=0.3)[0]
+
+
+def _assert_payments_are_critical(inst: Instance):
+    """Bisect each winner's asking cost for where it stops winning: that is its payment, capped by the
+    budget (a group over budget is no candidate). A winner nobody outbids is paid within its budget."""
+    cand = cgsc(inst)
+    won, pay = cstp(inst, cand, eps=0.3)
+    for row, p in zip(won, pay):
+        beta, top = inst.data.tasks.budget[cand.task[row]], 10 * inst.data.tasks.budget.max() + 1.0
+        assert _wins(inst, cand, row, cand.cost[row])
+        if _wins(inst, cand, row, top):
+            assert p <= beta * (1 + 1e-12) and _wins(inst, cand, row, beta)
+            continue
+        lo, hi = cand.cost[row], top
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            lo, hi = (mid, hi) if _wins(inst, cand, row, mid) else (lo, mid)
+        assert p == pytest.approx(min(lo, beta), rel=1e-7)
+
+
+@given(inst=instances())
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_cstp_payment_is_the_critical_value_across_tasks(inst):
+    _assert_payments_are_critical(inst)
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_cstp_payment_is_the_critical_value_on_generated_instances(seed):
+    inst = cdgs.small_instance(seed)  # contended dishes: most winners have a competitor, many in other tasks
+    _assert_payments_are_critical(inst.model_copy(update={"data": inst.data.model_copy(update={"tau": 5})}))
 
 
 @pytest.mark.parametrize("preset", ["small", "telesat"])

@@ -5,8 +5,9 @@ carried to the ground by a group of at most ``n_max`` bids from commercial dishe
 that cover it, within its delay limit and budget; a dish wins at most once. The auction maximizes
 the summed utility (reliability-weighted energy and battery-lifetime savings plus the delay
 improvement). Methods that pay add a payment per winning bid, and the referee checks individual
-rationality and budget feasibility of those payments. See ``specs/cdgs.md``; the generator's
-figures are sourced in ``instances/cdgs/README.md``.
+rationality (each bid paid at least the pro-rata cost of the data it carries) and budget feasibility
+of those payments. See ``specs/cdgs.md``; the generator's figures are sourced in
+``instances/cdgs/README.md``.
 
 Dishes listed in ``data.committed`` (already committed elsewhere this interval) cannot win: that is
 the partial decision an embedding scheduler hands in, and every method plans around it.
@@ -173,7 +174,7 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
     dish_won: dict[int, int] = {}
     utility = energy_life = delay_term = cost = 0.0
     paid = [g.payments is not None for g in solution.groups]
-    payment = overpayment = 0.0
+    payment = overpayment = carried_cost = 0.0
     ir_fail = budget_fail = 0
     sizes = []
     for i, g in enumerate(solution.groups):
@@ -224,13 +225,16 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         cost += gcost
         if g.payments is not None:
             pay = 0.0
-            for k, p in zip(g.bids, g.payments):
-                if p < b.cost[k] * (1 - 1e-9) - 1e-12:
-                    violations.append(f"task {tk}: bid {k} is paid ${p:.6g} < its cost ${b.cost[k]:.6g} "
-                                      "(individual rationality)")
+            for k, f, p in zip(g.bids, g.shares, g.payments):
+                # c_k prices the whole bid of Delta_k Mb: carrying f_k costs the dish its pro-rata part
+                carried = b.cost[k] * max(f, 0.0) / b.traffic_mb[k]
+                if p < carried * (1 - 1e-9) - 1e-12:
+                    violations.append(f"task {tk}: bid {k} is paid ${p:.6g} < the cost ${carried:.6g} of the "
+                                      f"{f:g} Mb it carries (individual rationality)")
                     ir_fail += 1
                 pay += p
-                overpayment += p - b.cost[k]
+                overpayment += p - carried
+                carried_cost += carried
             if pay > t.budget[tk] * (1 + 1e-9) + 1e-12:
                 violations.append(f"task {tk}: payments ${pay:.6g} > budget ${t.budget[tk]:.6g} (budget feasibility)")
                 budget_fail += 1
@@ -249,8 +253,8 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         "mean_group_size": float(np.mean(sizes)) if sizes else 0.0,
     }
     if any(paid):
-        details.update(total_payment=float(payment), overpayment=float(overpayment), ir_violations=ir_fail,
-                       budget_violations=budget_fail)
+        details.update(total_payment=float(payment), carried_cost=float(carried_cost),
+                       overpayment=float(overpayment), ir_violations=ir_fail, budget_violations=budget_fail)
     return Evaluation(objective=float(utility), feasible=not violations, violations=violations, details=details)
 
 

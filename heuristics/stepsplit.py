@@ -1,15 +1,26 @@
 """Step-split choice for ``stepsplit``: the bound-minimizing method, the seed's paradigms, and enumeration.
 
-The bound on Pr(T > T0) is nondecreasing in the service time (for a fixed slot and theta every
-term of the MGF bound grows with M_S(theta), and M_S grows when the deterministic compute part
-grows), while quality grows with both step counts. So for a given paradigm and L_prior the best
-L_dec is the smallest that meets the quality floor: a frontier of one point per L_prior.
+Every method optimizes the bound the instance selects (``data.bound``: the seed's tandem, or the single
+server), through ``violation_bound``, the referee's computation. Either bound on Pr(T > T0) is
+nondecreasing in the compute time: single server, for a fixed slot and theta every term of the MGF
+bound grows with M_S(theta), which grows with the deterministic compute part; tandem, for a fixed theta
+every term grows with x(v) = e^{-theta floor(v Delta / T_inf)}, which grows with T_inf, and the downlink
+does not depend on the steps. Quality grows with both step counts. So for a given paradigm and L_prior
+the best L_dec is the smallest that meets the quality floor: a frontier of one point per L_prior.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from edgeopt.problems.stepsplit import MODES, Instance, Service, Solution, Unstable, quality, violation_bound
+from edgeopt.problems.stepsplit import (
+    MODES,
+    Instance,
+    Service,
+    Solution,
+    Unstable,
+    quality,
+    violation_bound,
+)
 from edgeopt.registry import method
 from edgeopt.result import Outcome
 
@@ -40,7 +51,7 @@ def _frontier(instance: Instance, mode: str) -> Outcome:
 
 @method("stepsplit", "min-bound", "heuristic")
 def min_bound(instance: Instance, *, seed: int = 0, time_limit: float | None = None) -> Outcome:
-    """Split paradigm: per L_prior the fewest L_dec meeting the quality floor, keep the smallest MGF bound."""
+    """Split paradigm: per L_prior the fewest L_dec meeting the quality floor, keep the smallest bound."""
     return _frontier(instance, "split")
 
 
@@ -61,8 +72,8 @@ def enumerate_all(instance: Instance, *, seed: int = 0, time_limit: float | None
     """Exact: every paradigm and every (L_prior, L_dec) meeting the floor, bound computed for each.
 
     Needs no monotonicity argument; status optimal with bound = its value (the decision space is
-    finite and fully searched). The MGF bound of every point is minimized over theta numerically,
-    the same computation the referee does.
+    finite and fully searched). The bound ``data.bound`` selects is minimized over theta numerically
+    at every point, the same computation the referee does.
     """
     d = instance.data
     (p_lo, p_hi), (d_lo, d_hi) = d.prior_steps, d.dec_steps

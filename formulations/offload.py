@@ -10,7 +10,10 @@ The nonlinear terms are kept in forms SCIP handles globally:
 * compute delays as bilinear covers ``t1 * v_cs >= c F_cs / phi`` and
   ``t2 * sum_k v[n,k] >= sum_k w[n,k] F_k / phi`` (division-free; 0 edge SMs are allowed when q = 0);
 * the rate ``r <= b log2(1 + sum_k gamma[n,k] p[n,k] / b)`` with ``b = sum_k b[n,k]`` (only the
-  chosen edge's power is nonzero), download time ``t3 * r >= S``, transmit energy ``e3 >= p t3``.
+  chosen edge's power is nonzero), download time ``t3 * r >= S``, transmit energy ``e3 >= p t3``;
+* the fibre: the latent's time on the chosen edge, plus, under ``fibre="crossing"``, the finished
+  video's extra time when all steps ran on the cloud: binary ``z[n]`` = [o = c] (``o - c <= q_max (1 - z)``,
+  ``o - c >= 1 - z``) and ``y[n,k] = x[n,k] z[n]`` linearised exactly (both binary).
 
 Every variable is bounded, which spatial branching needs. The bounds come from the data: with
 ``LB`` the referee's value of a feasible point (equal split) and ``U_max = w1 sum_n max_k A[n,k]``,
@@ -128,10 +131,24 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     mdl.t_dl = pe.Constraint(U, rule=lambda m, n: m.t3[n] * m.r[n] >= float(d.video_mbit[n]))
     mdl.e_tx = pe.Constraint(U, rule=lambda m, n: m.e3[n] >= sum(m.p[n, k] for k in K) * m.t3[n])
 
-    fibre = d.fibre_s
+    latent = [[float(d.fibre_s(n, k, False)) for k in K] for n in U]
+    video = [[float(d.fibre_s(n, k, True)) - latent[n][k] for k in K] for n in U]  # the video's extra time
+    crossing = bool(np.any(video))
+    if crossing:  # fibre="crossing": z[n] = 1 iff every step of n runs on the cloud, y[n, k] = x[n, k] z[n]
+        mdl.z = pe.Var(U, domain=pe.Binary)
+        mdl.y = pe.Var(U, K, bounds=(0, 1))
+        mdl.z_on = pe.Constraint(U, rule=lambda m, n: m.o[n] - m.c[n] <= q_max * (1 - m.z[n]))
+        mdl.z_off = pe.Constraint(U, rule=lambda m, n: m.o[n] - m.c[n] >= 1 - m.z[n])
+        mdl.y_x = pe.Constraint(U, K, rule=lambda m, n, k: m.y[n, k] <= m.x[n, k])
+        mdl.y_z = pe.Constraint(U, K, rule=lambda m, n, k: m.y[n, k] <= m.z[n])
+        mdl.y_lo = pe.Constraint(U, K, rule=lambda m, n, k: m.y[n, k] >= m.x[n, k] + m.z[n] - 1)
+
+    def fibre(n):
+        return sum(latent[n][k] * mdl.x[n, k] + (video[n][k] * mdl.y[n, k] if crossing else 0) for k in K)
+
     mdl.obj = pe.Objective(sense=pe.maximize, expr=sum(
         w.utility * mdl.u[n]
-        - w.delay_per_s * (mdl.t3[n] + sum(float(fibre[k]) * mdl.x[n, k] for k in K))
+        - w.delay_per_s * (mdl.t3[n] + fibre(n))
         - w.energy_per_j * (d.cloud.j_per_tflop * F_cs * mdl.c[n]
                             + sum(float(d.edge_kappa[k] * F[k]) * mdl.w[n, k] for k in K) + mdl.e3[n])
         for n in U) - w.delay_per_s * (mdl.s_cs**2 / d.cloud.sms + sum(mdl.s_e[k]**2 / float(V[k]) for k in K)))
@@ -142,8 +159,8 @@ def read_solution(mdl: pe.ConcreteModel, instance: Instance) -> Solution:
     d = instance.data
     U, K = range(d.n_users), range(len(d.edges))
     edge = [int(np.argmax([pe.value(mdl.x[n, k]) for k in K])) for n in U]
-    o = np.array([int(round(pe.value(mdl.o[n]))) for n in U])
-    c = np.array([int(round(pe.value(mdl.c[n]))) for n in U])
+    o = np.array([round(pe.value(mdl.o[n])) for n in U])
+    c = np.array([round(pe.value(mdl.c[n])) for n in U])
     m = np.array(edge)
     v = np.zeros(d.n_users)
     for k, e in enumerate(d.edges):  # the SM splits the model optimised in closed form
@@ -166,8 +183,12 @@ def warm_start(mdl: pe.ConcreteModel, instance: Instance, solution: Solution) ->
         o, c, e = solution.steps[n], solution.cloud_steps[n], solution.edge[n]
         mdl.o[n].set_value(o)
         mdl.c[n].set_value(c)
+        if hasattr(mdl, "z"):
+            mdl.z[n].set_value(float(o == c))
         for k in range(len(d.edges)):
             mdl.x[n, k].set_value(float(k == e))
+            if hasattr(mdl, "y"):
+                mdl.y[n, k].set_value(float(k == e and o == c))
             mdl.w[n, k].set_value(o - c if k == e else 0)
             mdl.b[n, k].set_value(solution.bandwidth_mhz[n] if k == e else 0.0)
             mdl.p[n, k].set_value(solution.power_w[n] if k == e else 0.0)
@@ -215,9 +236,10 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
     q = np.maximum(o[:, None] - c[None, :], 0)
     if not oc.any():
         return Outcome(None, status="infeasible", solver="lagrange", extra={"reason": "no steps meet c <= o"})
-    # fixed per (n, m, o, c): quality, fibre delay, compute energy
+    # fixed per (n, m, o, c): quality, fibre delay (the finished video crosses when q = 0), compute energy
+    fibre = d.fibre_s(np.arange(N)[:, None, None, None], np.arange(M)[None, :, None, None], (q == 0)[None, None])
     base = (w.utility * d.alignment[:, :, None, None] * (1 - np.exp(-d.zeta[None, :, None, None] * o[None, None, :, None]))
-            - w.delay_per_s * d.fibre_s[None, :, None, None]
+            - w.delay_per_s * fibre
             - w.energy_per_j * (d.cloud.j_per_tflop * d.cloud.tflops_per_step * c[None, None, None, :]
                                 + (d.edge_kappa * d.edge_flops)[None, :, None, None] * q[None, None]))
     base = np.where(oc[None, None], base, -np.inf)

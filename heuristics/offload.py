@@ -20,8 +20,11 @@ Stage two (server side), for fixed discrete choices (edge m, steps o, cloud step
 Stage one (user side): the paper trains a multi-agent PPO policy to choose (m, o, c). Here a
 deterministic search stands in for it: a greedy start (each user on the edge that is best for it
 alone at an equal share, steps at mid-range), then coordinate moves per user — the best of its
-edge, o and c moves, each scored by the full stage-two value — repeated until a pass improves nothing.
-It makes the same moves as the first version, which re-evaluated every user for every candidate move
+edge, o and c moves, each scored by the full stage-two value — repeated until a pass improves nothing;
+then the same with one more move, o and c together to c = o (the whole generation on the cloud, which
+under ``fibre="crossing"`` sends the video instead of the latent: one-coordinate moves cannot reach it
+when c = o needs fewer total steps), from the first phase's local optimum, so it only improves on it.
+Its first phase makes the same moves as the first version, which re-evaluated every user for every candidate move
 (O(users) each, so O(users^2) per pass) and re-solved two radio problems per edge move. Now a candidate
 is scored in O(1): the SM part from per-server sums of ``sqrt(a_n)``, and a move to another edge is only
 re-solved when an upper bound on its gain can beat the best move found so far. The bound prices the
@@ -253,7 +256,7 @@ class _Stage2:
     def separable(self, n, m, o, c):
         """Quality, fibre and energy terms of user(s) n for choices (m, o, c)."""
         w, d = self.w, self.d
-        return (w.utility * quality(d.alignment[n, m], d.zeta[m], o) - w.delay_per_s * d.fibre_s[m]
+        return (w.utility * quality(d.alignment[n, m], d.zeta[m], o) - w.delay_per_s * d.fibre_s(n, m, o == c)
                 - w.energy_per_j * (c * self.j_cs + (o - c) * self.j_e[m]))
 
     def gains(self, n: int, m, o, c) -> np.ndarray:
@@ -369,44 +372,49 @@ def _search(instance: Instance, split: str, pin: str | None, time_limit: float |
     total = st.value()
     others = [np.array([k for k in range(M) if k != j], dtype=int) for j in range(M)]
     o_range, c_range = np.arange(o_lo, o_hi + 1), np.arange(s.c_min, s.c_max + 1)
-    improved = True
-    while improved:
-        improved = False
-        for n in range(N):
-            if time_limit is not None and time.perf_counter() - start > time_limit:
-                break
-            mn, on, cn = st.m[n], st.o[n], st.c[n]
-            # the user's neighbourhood, in the first version's order: other edges, then o, then c
-            ks = others[mn]
-            ov = o_range[max(0, cn - o_lo) if pin is None else 0:]
-            ov = ov[ov != on]
-            cv = c_range[:min(s.c_max, on) - s.c_min + 1] if pin is None else c_range[:0]
-            cv = cv[cv != cn]
-            ne, neo = len(ks), len(ks) + len(ov)  # candidates [0, ne) change edge, [ne, neo) o, [neo, ...) c
-            cm, co, cc = np.full(neo + len(cv), mn), np.full(neo + len(cv), on), np.full(neo + len(cv), cn)
-            cm[:ne], co[ne:neo], cc[neo:] = ks, ov, cv
-            if pin == "cloud":
-                cc[ne:neo] = ov
-            gain = st.gains(n, cm, co, cc)
-            tol = 1e-9 * max(1.0, abs(total))
-            best = max(tol, gain[ne:].max(initial=-np.inf))
-            upper = gain[:ne] + st.leave_bound(n) - st.join_floors(n, ks)
-            solved, leave = {}, None
-            for i in np.argsort(-upper, kind="stable"):  # edge moves whose bound can still win, best bound first
-                if upper[i] <= best:
+    # phase two adds the joint move to c = o (the whole generation on the cloud, so the video, not the latent,
+    # crosses the fibre), starting from phase one's local optimum, so it can only improve on it
+    for joint in (False, True) if pin is None else (False,):
+        improved = True
+        while improved:
+            improved = False
+            for n in range(N):
+                if time_limit is not None and time.perf_counter() - start > time_limit:
                     break
-                if leave is None:
-                    leave = st.without(n)
-                join = st.with_user(n, ks[i])
-                gain[i] += (st.edge[mn].cost - leave.cost) - (join.cost - st.edge[ks[i]].cost)
-                solved[i] = {mn: leave, ks[i]: join}
-                best = max(best, gain[i])
-            gain[[i for i in range(ne) if i not in solved]] = -np.inf
-            i = int(np.argmax(gain))
-            if gain[i] > tol:
-                st.move(n, cm[i], co[i], cc[i], solved.get(i, {}))
-                total += gain[i]
-                improved = True
+                mn, on, cn = st.m[n], st.o[n], st.c[n]
+                # the user's neighbourhood, in the first version's order: other edges, then o, then c
+                ks = others[mn]
+                ov = o_range[max(0, cn - o_lo) if pin is None else 0:]
+                ov = ov[ov != on]
+                cv = c_range[:min(s.c_max, on) - s.c_min + 1] if pin is None else c_range[:0]
+                cv = cv[cv != cn]
+                whole = o_range[(o_range <= s.c_max) & ((o_range != on) | (on != cn))] if joint else o_range[:0]
+                ne, neo, noc = len(ks), len(ks) + len(ov), len(ks) + len(ov) + len(cv)
+                # candidates [0, ne) change edge, [ne, neo) o, [neo, noc) c, [noc, ...) both
+                cm, co, cc = np.full(noc + len(whole), mn), np.full(noc + len(whole), on), np.full(noc + len(whole), cn)
+                cm[:ne], co[ne:neo], cc[neo:noc], co[noc:], cc[noc:] = ks, ov, cv, whole, whole
+                if pin == "cloud":
+                    cc[ne:neo] = ov
+                gain = st.gains(n, cm, co, cc)
+                tol = 1e-9 * max(1.0, abs(total))
+                best = max(tol, gain[ne:].max(initial=-np.inf))
+                upper = gain[:ne] + st.leave_bound(n) - st.join_floors(n, ks)
+                solved, leave = {}, None
+                for i in np.argsort(-upper, kind="stable"):  # edge moves whose bound can still win, best bound first
+                    if upper[i] <= best:
+                        break
+                    if leave is None:
+                        leave = st.without(n)
+                    join = st.with_user(n, ks[i])
+                    gain[i] += (st.edge[mn].cost - leave.cost) - (join.cost - st.edge[ks[i]].cost)
+                    solved[i] = {mn: leave, ks[i]: join}
+                    best = max(best, gain[i])
+                gain[[i for i in range(ne) if i not in solved]] = -np.inf
+                i = int(np.argmax(gain))
+                if gain[i] > tol:
+                    st.move(n, cm[i], co[i], cc[i], solved.get(i, {}))
+                    total += gain[i]
+                    improved = True
     return Outcome(st.solution(), claimed=st.value())
 
 

@@ -213,6 +213,7 @@ def _broken(tmp_path, edit):
     (lambda d: d["steps"].update(c_min=85, c_max=90), "data.steps.c_min", "must be <= o_max"),
     (lambda d: d["alignment"][3].__setitem__(2, 1.2), "data.alignment[3][2]", "must be in [0, 1]"),
     (lambda d: d["gain"].pop(), "data.gain", "must have shape"),
+    (lambda d: d.update(fibre="video"), "data.fibre", "'crossing' or 'always-latent'"),
 ])
 def test_bad_input_exits_2(cli, tmp_path, edit, field, rule):
     path = _broken(tmp_path, edit)
@@ -221,4 +222,86 @@ def test_bad_input_exits_2(cli, tmp_path, edit, field, rule):
     assert code == 2
     assert field in err and rule in err, err
     assert "Traceback" not in out + err
+    assert not out_file.exists()
+
+
+def _two_users(fibre: str) -> P.Instance:
+    """One edge; user 0 splits its steps (o = 4, c = 1), user 1 runs them all on the cloud (o = c = 2)."""
+    return P.Instance(name="hand", data=P.Data.model_validate({
+        "weights": {"utility": 10.0, "delay_per_s": 1.0, "energy_per_j": 0.1},
+        "steps": {"o_min": 1, "o_max": 4, "c_min": 1, "c_max": 2}, "tflops_per_sm": 1.0, "latent_mbit": 500.0,
+        "noise_w_per_hz": 1e-20, "p_max_w": 1.0,
+        "cloud": {"name": "cs", "model": "full", "tflops_per_step": 10.0, "sms": 30.0, "j_per_tflop": 0.5},
+        "edges": [{"name": "es", "model": "light", "tflops_per_step": 5.0, "sms": 15.0, "j_per_tflop": 1.0,
+                   "fibre_mbps": 100.0, "bandwidth_mhz": 20.0, "power_w": 2.0, "quality_growth": float(np.log(2))}],
+        "video_mbit": [200.0, 300.0], "gain": [[3e-13], [3e-13]], "alignment": [[0.5], [0.5]], "fibre": fibre}))
+
+
+@pytest.mark.parametrize("fibre,fibre_s,delay,objective", [
+    ("crossing", [5.0, 3.0], [17.0, 19.0], -33.0625),
+    ("always-latent", [5.0, 5.0], [17.0, 21.0], -35.0625),
+])
+def test_fibre_carries_what_crosses_by_hand(fibre, fibre_s, delay, objective):
+    """Seed 000: the edge receives the latent; a generation finished on the cloud sends its video instead.
+
+    gamma = g / (N0 1e6) = 3e-13 / 1e-14 = 30, so b = 10 MHz, p = 1 W give r = 10 log2(1 + 30 / 10) = 20 Mbit/s.
+    User 0 (split): cloud 1 x 10 / 10 SMs = 1 s, fibre latent 500 / 100 = 5 s, edge 3 x 5 / 15 SMs = 1 s,
+      download 200 / 20 = 10 s: T = 17 s; E = 0.5 x 10 + 1 x 3 x 5 + 1 W x 10 s = 30 J; U = 0.5 (1 - 2^-4)
+      = 0.46875; value 4.6875 - 17 - 3 = -15.3125 under both readings.
+    User 1 (all on the cloud): cloud 2 x 10 / 20 SMs = 1 s, no edge stage, download 300 / 20 = 15 s;
+      crossing: its video crosses, 300 / 100 = 3 s, T = 19 s; always-latent: the latent, 5 s, T = 21 s;
+      E = 0.5 x 2 x 10 + 1 W x 15 s = 25 J; U = 0.5 (1 - 2^-2) = 0.375; value 3.75 - 19 - 2.5 = -17.75
+      (crossing) or -19.75 (always-latent). Totals -33.0625 and -35.0625.
+    """
+    sol = P.Solution(edge=[0, 0], steps=[4, 2], cloud_steps=[1, 2], cloud_sms=[10.0, 20.0], edge_sms=[15.0, 0.0],
+                     bandwidth_mhz=[10.0, 10.0], power_w=[1.0, 1.0])
+    ev = P.evaluate(_two_users(fibre), sol)
+    assert ev.feasible, ev.violations
+    assert ev.details["delay_fibre_s"] == pytest.approx(fibre_s, rel=1e-12)
+    assert ev.details["delay_s"] == pytest.approx(delay, rel=1e-12)
+    assert ev.details["energy_j"] == pytest.approx([30.0, 25.0], rel=1e-12)
+    assert ev.objective == pytest.approx(objective, rel=1e-12)
+
+
+def _slow_fibre(fibre: str) -> P.Instance:
+    """tradeoff n2 seed 0 on a 50 Mbit/s fibre: the latent takes 11.7 s, user 0's 239 Mbit video 4.8 s."""
+    doc = io.instance_doc(P.generate("tradeoff", size=2, seed=0, edges=2, fibre=fibre))
+    for e in doc["data"]["edges"]:
+        e["fibre_mbps"] = 50.0
+    return io.parse_instance(doc)
+
+
+def test_minlp_bound_and_methods_charge_the_video_of_an_all_cloud_user():
+    """Under crossing the proven optimum runs user 0 all on the cloud and is charged its video; the
+    Lagrangian bound stays above it, every method is feasible and below it, and always-latent's optimum is lower."""
+    inst = _slow_fibre("crossing")
+    e = run_one(inst, "minlp", time_limit=60)
+    assert e.status == "optimal" and e.feasible and e.bound == pytest.approx(e.objective, rel=1e-6)
+    o, c = np.array(e.solution["steps"]), np.array(e.solution["cloud_steps"])
+    whole = np.flatnonzero(o == c)
+    assert len(whole) > 0
+    assert np.array(e.details["delay_fibre_s"])[whole] == pytest.approx(inst.data.video_mbit[whole] / 50.0)
+    assert run_one(inst, "lagrange").bound >= e.objective - 1e-6 * abs(e.objective)
+    for name in ("ts-mito", "equal", "proportional", "cloud-heavy", "edge-heavy"):
+        r = run_one(inst, name)
+        assert r.feasible and r.objective <= e.objective + 1e-6 * abs(e.objective), name
+    ts = run_one(inst, "ts-mito").solution
+    assert any(a == b for a, b in zip(ts["steps"], ts["cloud_steps"]))  # its joint move finds the all-cloud plan
+    latent = run_one(_slow_fibre("always-latent"), "minlp", time_limit=60)
+    assert latent.status == "optimal" and latent.objective < e.objective - 1.0
+
+
+def test_fibre_option_and_old_files():
+    """A file without ``fibre`` takes the seed's reading; the option writes the other and names the instance."""
+    assert "fibre" not in json.loads(PAPER.read_text())["data"] and io.load(PAPER).data.fibre == "crossing"
+    inst = P.generate("small", size=2, seed=1, fibre="always-latent")
+    assert inst.data.fibre == "always-latent" and inst.name.endswith("-always-latent")
+    assert inst.meta["options"]["fibre"] == "always-latent"
+    assert P.generate("small", size=2, seed=1).data.fibre == "crossing"
+
+
+def test_bad_fibre_option_is_exit_2(cli, tmp_path):
+    out_file = tmp_path / "out.json"
+    code, _, err = cli("generate", "offload", "--option", "fibre=video", "-o", out_file)
+    assert code == 2 and "--option fibre must be 'crossing' or 'always-latent'" in err, err
     assert not out_file.exists()

@@ -7,13 +7,19 @@ down-link. Maximize ``sum_n w1 U_n - w2 T_n - w3 E_n`` (quality, delay, energy) 
 choices (m, o, c) and the continuous shares of cloud SMs, edge SMs, bandwidth and power. See
 ``specs/offload.md``; the figures of the presets are sourced in ``instances/offload/README.md``.
 
+What crosses the fibre (``data.fibre``): under ``crossing`` (default; seed 000: the edge "receives the
+intermediate latent" to refine the remaining steps, and "latent plus final video" reach hundreds of MB) a user
+whose steps all run on the cloud (c = o) sends its finished video S_n over the fibre, the others the latent
+S_lat; ``always-latent`` (the reading before issue 13) charges S_lat / R_m to every user. The cloud always
+starts (c >= 1), so nothing runs on an edge alone.
+
 Units: FLOPs in TFLOP, SM throughput in TFLOP/s, sizes in Mbit, rates in Mbit/s, bandwidth in MHz,
 power in W, energy in J, time in s.
 """
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -29,7 +35,10 @@ PRESETS = {
     "small": "2 edge servers, few users (default 3) and a short step range, for the exact MINLP (N <= 6, M <= 3)",
     "tradeoff": "like small (o 4-16, c 1-8) but weights (40, 1/s, 1e-4/J) and half the quality growth: the optimum "
                 "has interior steps (o < o_max or c_min < c < o), so the gap table tests the heuristic",
+    "delay-sensitive": "paper with the delay weight 0.1/s (10x): delay is a third of the utility term, the regime "
+                       "of the paper's allocation comparison (TS-MITO vs Equal/Proportional)",
 }
+Fibre = Literal["crossing", "always-latent"]
 TOL = 1e-6  # relative slack the referee grants on resource sums (solver round-off)
 MAX_STEPS = 10_000
 
@@ -96,6 +105,9 @@ class Data(Model):
     alignment: Array(float, 2) = Field(  # checked below, with the message naming the interval
         description="A: CLIP alignment of each user's prompt with each edge's model, (users, edges) (0 <= A <= 1)",
         json_schema_extra={"items": {"type": "array", "items": {"type": "number", "minimum": 0, "maximum": 1}}})
+    fibre: Fibre = Field("crossing", description="what crosses the fibre: the latent, or the finished video when "
+                                                 "the cloud ran every step (crossing); the latent always "
+                                                 "(always-latent)")
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -130,9 +142,14 @@ class Data(Model):
         return np.array([e.quality_growth for e in self.edges])
 
     @cached_property
-    def fibre_s(self) -> np.ndarray:
-        """(M,) latent transfer time cloud -> edge m, s."""
-        return self.latent_mbit / np.array([e.fibre_mbps for e in self.edges])
+    def fibre_mbps(self) -> np.ndarray:
+        return np.array([e.fibre_mbps for e in self.edges])
+
+    def fibre_s(self, users, edge, cloud_only) -> np.ndarray:
+        """Fibre time cloud -> ``edge`` of ``users``, s: the latent, except the finished video S_n of a user whose
+        steps all ran on the cloud (``cloud_only``, c = o) under ``fibre="crossing"``."""
+        sends_video = np.asarray(cloud_only) & (self.fibre == "crossing")
+        return np.where(sends_video, self.video_mbit[users], self.latent_mbit) / self.fibre_mbps[edge]
 
 
 class Instance(model.Instance):
@@ -232,7 +249,7 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         t_edge = np.where(q == 0, 0.0, np.where(v > 0, q * d.edge_flops[m] / (np.maximum(v, 0) * d.tflops_per_sm),
                                                  np.inf))
         t_dl = np.where(r > 0, d.video_mbit / r, np.inf)
-    t_fibre = d.fibre_s[m]
+    t_fibre = d.fibre_s(np.arange(N), m, q <= 0)
     delay = t_cloud + t_fibre + t_edge + t_dl
     e_cloud = d.cloud.j_per_tflop * c * d.cloud.tflops_per_step
     e_edge = d.edge_kappa[m] * np.maximum(q, 0) * d.edge_flops[m]
@@ -312,17 +329,19 @@ _WEIGHTS = {"utility": 10.0, "delay_per_s": 0.01, "energy_per_j": 1e-4}
 # tradeoff preset: delay weight and quality growth that make the step choices bite (see instances/offload/README.md)
 _TRADEOFF = {"utility": 40.0, "delay_per_s": 1.0, "zeta_scale": 0.5,
              "steps": {"o_min": 4, "o_max": 16, "c_min": 1, "c_max": 8}}
+_DELAY_SENSITIVE = 0.1  # delay weight, /s, of the delay-sensitive preset (see instances/offload/README.md)
 
 
 def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edges: int | None = None,
              utility: float | None = None, delay_per_s: float | None = None,
-             energy_per_j: float | None = None) -> Instance:
-    """An instance with ``size`` users (paper: 15, small/tradeoff: 3) and ``edges`` edge servers (paper: 3, else 2).
+             energy_per_j: float | None = None, fibre: Fibre = "crossing") -> Instance:
+    """An instance with ``size`` users (paper, delay-sensitive: 15; small/tradeoff: 3) and ``edges`` edge servers
+    (paper, delay-sensitive: 3, else 2).
 
     Users sit 50-500 m from every edge (3GPP path loss 128.1 + 37.6 log10 d[km], 8 dB shadowing);
     video sizes are the raw 761 Mbit clip compressed 1-4x; alignment is a per-user CLIP-like score in
     [0.55, 0.95] times the edge model's quality factor. Options ``utility``, ``delay_per_s``,
-    ``energy_per_j`` override the weights.
+    ``energy_per_j`` override the weights; ``fibre`` sets what crosses the fibre (``data.fibre``).
     """
     small = preset in ("small", "tradeoff")
     trade = preset == "tradeoff"
@@ -336,6 +355,8 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
     weights = dict(_WEIGHTS)
     if trade:
         weights.update(utility=_TRADEOFF["utility"], delay_per_s=_TRADEOFF["delay_per_s"])
+    if preset == "delay-sensitive":
+        weights["delay_per_s"] = _DELAY_SENSITIVE
     for key, val in (("utility", utility), ("delay_per_s", delay_per_s), ("energy_per_j", energy_per_j)):
         if val is not None:
             weights[key] = float(val)
@@ -366,14 +387,19 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
                   "j_per_tflop": _CLOUD[2]},
         "edges": edge_list, "video_mbit": video.tolist(), "gain": gain.tolist(), "alignment": align.tolist(),
     }
+    name = f"{preset}-n{n}-m{M}-s{seed}"
+    if fibre != "crossing":
+        data["fibre"] = fibre
+        name += f"-{fibre}"
     meta = {"generator": "edgeopt.problems.offload.generate", "preset": preset, "size": n, "seed": seed,
             "options": {"edges": M, **{k: v for k, v in (("utility", utility), ("delay_per_s", delay_per_s),
-                                                         ("energy_per_j", energy_per_j)) if v is not None}},
+                                                         ("energy_per_j", energy_per_j)) if v is not None},
+                        **({"fibre": fibre} if fibre != "crossing" else {})},
             "flops": {"formula": "per block 24*N*d^2 + 4*N*l*d, N = n_f*n_h*n_w, l = n_h*n_w (spatial) or n_f "
                                  "(temporal), blocks alternate, x2 classifier-free guidance",
                       "latent_tokens": list(_LATENT), "cloud_tflops_per_step": round(cloud_f, 4),
                       "edge_tflops_per_step": [e["tflops_per_step"] for e in edge_list]}}
-    return Instance(name=f"{preset}-n{n}-m{M}-s{seed}", meta=meta, data=Data.model_validate(data))
+    return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
 
 def small_instance(seed: int) -> Instance:

@@ -143,9 +143,24 @@ def greedy(task: np.ndarray, dish: np.ndarray, n_tasks: int, n_dishes: int) -> n
 
 
 PAYMENTS = ("received", "bid")  # what a winning dish is paid for: the data it carried, or its whole bid
+EXPLORATIONS = ("inverse", "ucb")  # the seed's eps / (1 + n), or UCB's eps sqrt(2 ln(tau + 1) / (1 + n))
 
 
-def cstp(instance: Instance, cand: Candidates, *, eps: float = 0.01, mu: float = 0.1):
+def exploration_bonus(instance: Instance, members: np.ndarray, eps: float, exploration: str = "inverse"):
+    """CSTP's exploration term per group (rows of ``members``), from its dishes' mean past wins ``n``.
+
+    ``inverse``: the seed's term, inversely proportional to the selection count, ``eps / (1 + n)``.
+    ``ucb``: the UCB1 form used before issue 13, ``eps sqrt(2 ln(tau + 1) / (1 + n))`` (0 at tau = 0).
+    """
+    d = instance.data
+    valid = members >= 0
+    wins = np.where(valid, d.dishes.wins[d.bids.dish[np.maximum(members, 0)]], 0).sum(axis=1) / valid.sum(axis=1)
+    if exploration == "inverse":
+        return eps / (1.0 + wins)
+    return eps * np.sqrt(2.0 * np.log(d.tau + 1.0) / (1.0 + wins))
+
+
+def cstp(instance: Instance, cand: Candidates, *, eps: float = 0.01, mu: float = 0.1, exploration: str = "inverse"):
     """CSTP: greedy winners by U/C plus the exploration bonus, and each winner's critical value.
 
     Returns (winning rows of ``cand``, critical value of each winning group in $ of its asking cost
@@ -163,9 +178,7 @@ def cstp(instance: Instance, cand: Candidates, *, eps: float = 0.01, mu: float =
         return np.zeros(0, dtype=int), np.zeros(0)
     T, D = len(d.tasks.source), len(d.dishes.wins)
     dish = np.where(cand.members >= 0, d.bids.dish[np.maximum(cand.members, 0)], -1)
-    valid = cand.members >= 0
-    wins = np.where(valid, d.dishes.wins[np.maximum(dish, 0)], 0).sum(axis=1) / valid.sum(axis=1)
-    bonus = eps * np.sqrt(2.0 * np.log(d.tau + 1.0) / (1.0 + wins))
+    bonus = exploration_bonus(instance, cand.members, eps, exploration)
     score = cand.utility / cand.cost + bonus
     rank = np.argsort(-score, kind="stable")
     won = rank[greedy(cand.task[rank], dish[rank], T, D)]
@@ -219,18 +232,21 @@ def _solution(instance: Instance, cand: Candidates, rows: np.ndarray, pay: np.nd
 
 @method("cdgs", "cgsc-cstp", "heuristic")
 def cgsc_cstp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, n_max: int | None = None,
-              m: int = 10, eps: float = 0.01, mu: float = 0.1, payment: str = "received") -> Outcome:
+              m: int = 10, eps: float = 0.01, mu: float = 0.1, payment: str = "received",
+              exploration: str = "inverse") -> Outcome:
     """SusCO: CGSC candidate groups, then CSTP greedy winners and critical-value payments.
 
     Options: ``n_max`` (default the instance's, 2), ``m`` = 10 cheapest groups merged per layer,
-    ``eps`` exploration weight, ``mu`` markup paid to a winner no other group competes with,
+    ``eps`` exploration weight, ``exploration``: ``inverse`` (the seed's ``eps / (1 + n)``) or ``ucb``,
+    ``mu`` markup paid to a winner no other group competes with,
     ``payment``: ``received`` (each dish paid for the data it carried) or ``bid`` (its whole bid).
     Payments cover the cost of what each dish carried and stay within budget by construction.
     """
-    if payment not in PAYMENTS:
-        raise InputError("payment", f"must be one of {', '.join(PAYMENTS)}")
+    for name, value, allowed in (("payment", payment, PAYMENTS), ("exploration", exploration, EXPLORATIONS)):
+        if value not in allowed:
+            raise InputError(name, f"must be one of {', '.join(allowed)}")
     cand = cgsc(instance, n_max=n_max, m=m)
-    won, pay = cstp(instance, cand, eps=eps, mu=mu)
+    won, pay = cstp(instance, cand, eps=eps, mu=mu, exploration=exploration)
     return Outcome(_solution(instance, cand, won, pay, payment), claimed=float(cand.utility[won].sum()))
 
 

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 from conftest import INSTANCES
 from edgeopt import io
 from edgeopt.compare import run_one
-from edgeopt.heuristics.cdgs import PAYMENTS, cgsc, cgsc_cstp, cstp, greedy
+from edgeopt.heuristics.cdgs import EXPLORATIONS, PAYMENTS, cgsc, cgsc_cstp, cstp, exploration_bonus, greedy
 from edgeopt.model import InputError
 from edgeopt.problems import cdgs
 from edgeopt.problems.cdgs import Data, Group, Instance, Solution, evaluate
@@ -36,13 +36,21 @@ def _two_bids() -> dict:
     }
 
 
-def test_referee_matches_hand_computed_utility():
-    inst = _instance(_two_bids())
+@pytest.mark.parametrize("utility,want", [
+    # the seed's weights w_E, w_D, w_L = 0.3, 0.4, 0.3 (the defaults): bid 0 gains 0.3*0.5 + 0.3*0.5 = 0.3 per
+    # share, bid 1 0.3*1.0 + 0.3*0.0 = 0.3; delay 0.4*(1 - 90/100) = 0.04: 0.3*200/300 + 0.3*100/300 + 0.04
+    ("unweighted", 0.2 + 0.1 + 0.04),
+    # r_k weights each share: bid 0 1.0*0.3 = 0.3, bid 1 0.5*0.3 = 0.15: 0.2 + 0.15*100/300 + 0.04
+    ("reliability-weighted", 0.2 + 0.05 + 0.04),
+])
+def test_referee_matches_hand_computed_utility(utility, want):
+    data = _two_bids()
+    del data["weights"]  # the seed's weights are the default
+    inst = _instance({**data, "utility": utility})
     sol = Solution(groups=[Group(task=0, bids=[0, 1], shares=[200.0, 100.0], payments=[0.35, 0.45])])
     ev = evaluate(inst, sol)
-    # bid 0: 1.0*(0.3*0.5 + 0.3*0.5) = 0.3 per share; bid 1: 0.5*(0.3*1.0) = 0.15; delay: 0.4*(1 - 90/100)
     assert ev.feasible, ev.violations
-    assert ev.objective == pytest.approx(0.3 * 200 / 300 + 0.15 * 100 / 300 + 0.4 * 0.1)
+    assert ev.objective == pytest.approx(want)
     assert ev.details["total_payment"] == pytest.approx(0.8)
     # IR is judged on the data carried: bid 0 carries all 200 Mb (0.3 $), bid 1 half its 200 Mb (0.4 / 2 $)
     assert ev.details["carried_cost"] == pytest.approx(0.3 + 0.2)
@@ -87,11 +95,12 @@ def test_referee_rejects_malformed_solution():
 
 
 def _knapsack(inst: Instance, ks: tuple) -> list[float]:
-    """Best shares of a fixed group: fill members in descending r(w_E e + w_L l) up to their caps."""
+    """Best shares of a fixed group: fill members in descending (r)(w_E e + w_L l) up to their caps."""
     d = inst.data
     w, b = d.weights, d.bids
     left = float(d.tasks.traffic_mb[b.task[ks[0]]])
-    gain = {k: b.reliability[k] * (w.energy * b.energy[k] + w.lifetime * b.lifetime[k]) for k in ks}
+    r = b.reliability if d.utility == "reliability-weighted" else np.ones(len(b.task))
+    gain = {k: r[k] * (w.energy * b.energy[k] + w.lifetime * b.lifetime[k]) for k in ks}
     shares = {}
     for k in sorted(ks, key=lambda k: -gain[k]):
         shares[k] = min(left, float(b.traffic_mb[k]), float(b.bandwidth_mbps[k] * d.interval_s))
@@ -117,10 +126,12 @@ def _brute_force(inst: Instance) -> float:
     return best
 
 
-@pytest.mark.parametrize("seed", range(6))
-def test_brute_force_equals_milp_and_bounds_every_method(seed):
-    inst = cdgs.generate("small", size=3, seed=seed, bids=4)
+@pytest.mark.parametrize("utility", ["unweighted", "reliability-weighted"])
+@pytest.mark.parametrize("seed", range(4))
+def test_brute_force_equals_milp_and_bounds_every_method(seed, utility):
+    inst = cdgs.generate("small", size=3, seed=seed, bids=4, utility=utility)
     best = _brute_force(inst)
+    assert run_one(inst, "lagrange").bound >= best - 1e-9
     r = run_one(inst, "milp")
     assert r.status == "optimal" and r.feasible
     assert r.objective == pytest.approx(best, rel=1e-6, abs=1e-9)
@@ -158,6 +169,7 @@ def instances(draw):
     data = {
         "n_max": draw(st.integers(1, 3)),
         "tau": draw(st.integers(0, 50)),
+        "utility": draw(st.sampled_from(["unweighted", "reliability-weighted"])),
         "tasks": {"source": list(range(T)), "traffic_mb": draw(st.lists(num(10, 400), min_size=T, max_size=T)),
                   "base_ms": base, "limit_ms": [1.1 * x for x in base],
                   "budget": draw(st.lists(num(0, 2), min_size=T, max_size=T))},
@@ -173,11 +185,11 @@ def instances(draw):
 
 
 @given(inst=instances(), eps=st.floats(0, 5), mu=st.floats(0, 1), m=st.integers(1, 10),
-       payment=st.sampled_from(PAYMENTS))
+       payment=st.sampled_from(PAYMENTS), exploration=st.sampled_from(EXPLORATIONS))
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-def test_cstp_mechanism_properties(inst, eps, mu, m, payment):
+def test_cstp_mechanism_properties(inst, eps, mu, m, payment, exploration):
     d = inst.data
-    out = cgsc_cstp(inst, eps=eps, mu=mu, m=m, payment=payment)
+    out = cgsc_cstp(inst, eps=eps, mu=mu, m=m, payment=payment, exploration=exploration)
     ev = evaluate(inst, out.solution)
     assert ev.feasible, ev.violations  # includes IR, budget feasibility, coverage, delay and dish checks
     dishes = [int(d.bids.dish[k]) for g in out.solution.groups for k in g.bids]
@@ -217,6 +229,8 @@ def test_cgsc_options_are_checked():
     inst = cdgs.small_instance(0)
     with pytest.raises(InputError, match="n_max"):
         cgsc(inst, n_max=5)
+    with pytest.raises(InputError, match="exploration must be one of inverse, ucb"):
+        cgsc_cstp(inst, exploration="bandit")
     assert len(cgsc(inst, n_max=1).members[0]) == 1
 
 
@@ -255,6 +269,8 @@ def _bad(tmp_path, edit) -> str:
     (lambda d: d["bids"]["traffic_mb"].__setitem__(0, -1.0), "data.bids.traffic_mb[0] must be > 0"),
     (lambda d: d.__setitem__("bids", {k: [] for k in d["bids"]}), "data.bids.task must list at least one bid"),
     (lambda d: d["bids"]["cost"].pop(), "data.bids.cost must have shape"),
+    (lambda d: d["tasks"]["life_per_mb"].pop(), "data.tasks.life_per_mb must have shape"),
+    (lambda d: d.__setitem__("utility", "reliability"), "data.utility"),
 ])
 def test_bad_input_is_a_clear_error(cli, tmp_path, edit, fragment):
     path = _bad(tmp_path, edit)
@@ -404,3 +420,93 @@ def test_utility_per_cost_is_utility_over_the_winning_bids_cost():
     ev = evaluate(inst, Solution(groups=[Group(task=0, bids=[0, 1], shares=[200.0, 100.0])]))
     assert ev.details["utility_per_cost"] == pytest.approx(ev.objective / ev.details["total_cost"])
     assert evaluate(inst, Solution()).details["utility_per_cost"] is None  # nothing bought, no ratio
+
+
+def _bidders(wins: list[int], tau: int = 10) -> Instance:
+    """One task, bid A from dish 0 (cost 0.5) and bid B from dish 1 (cost 0.45), each able to carry it alone."""
+    data = _two_bids()
+    data["bids"].update(traffic_mb=[400.0, 400.0], delay_ms=[50.0, 50.0], cost=[0.5, 0.45], reliability=[1.0, 1.0],
+                        energy=[0.5, 0.5], lifetime=[0.5, 0.5])
+    return _instance({**data, "tau": tau, "dishes": {"wins": wins}})
+
+
+def test_exploration_term_is_inversely_proportional_to_the_selection_count_hand_computed():
+    """The seed's exploration factor falls as 1 / (1 + n) with the group's selection count (UCB's as 1/sqrt)."""
+    inst = _bidders([0, 3])
+    members = np.array([[0, -1], [1, -1], [0, 1]])  # n = 0, 3 and their mean 1.5 (-1 pads)
+    np.testing.assert_allclose(exploration_bonus(inst, members, 0.2), [0.2, 0.2 / 4, 0.2 / 2.5])
+    ucb = exploration_bonus(inst, members, 0.2, "ucb")
+    np.testing.assert_allclose(ucb, 0.2 * np.sqrt(2 * np.log(11) / np.array([1, 4, 2.5])))
+    assert np.all(exploration_bonus(_bidders([0, 3], tau=0), members, 0.2, "ucb") == 0)  # UCB is off at tau 0
+    # U = 0.3*0.5 + 0.3*0.5 + 0.4*(1 - 50/100) = 0.5 for both; U/C: A 1.0, B 1.111. With eps = 0.2 the
+    # never-selected A scores 1.0 + 0.2 = 1.2 > B's 1.111 + 0.05 = 1.161 and wins; with eps = 0.1 it scores
+    # 1.1 < 1.136 and loses (A overtakes B from eps = 0.111 / 0.75 = 0.148 on).
+    for eps, winner in ((0.2, 0), (0.1, 1)):
+        (group,) = cgsc_cstp(inst, eps=eps).solution.groups
+        assert group.bids == [winner], eps
+
+
+def test_seed_metrics_hand_computed():
+    """Energy in J, battery life, end-to-end delay and the share under 120 ms (the seed's CDF), by hand."""
+    data = _two_bids()
+    data["tasks"] = {"source": [0, 1], "traffic_mb": [300.0, 100.0], "base_ms": [100.0, 150.0],
+                     "limit_ms": [110.0, 165.0], "budget": [1.0, 1.0], "energy_j_per_mb": [7.04, 3.52],
+                     "life_per_mb": [1e-8, 2e-8]}
+    inst = _instance(data)
+    ev = evaluate(inst, Solution(groups=[Group(task=0, bids=[0, 1], shares=[200.0, 100.0])]))
+    assert ev.feasible, ev.violations
+    d = ev.details
+    # energy: task 0 spends 7.04 J/Mb on what its shares do not save, 300 - 0.5*200 - 1.0*100 = 100 Mb: 704 J;
+    # task 1 stays on its ISL path: 3.52 * 100 = 352 J
+    assert d["energy_j"] == pytest.approx(704.0 + 352.0)
+    # battery life: task 0 (300 - 0.5*200 - 0.0*100) * 1e-8 = 2e-6; task 1 100 * 2e-8 = 2e-6
+    assert d["lifetime_consumed"] == pytest.approx(4e-6)
+    # delay: task 0 its slowest member, max(80, 90) = 90 ms; task 1 its ISL path, 150 ms
+    assert (d["delay_mean_ms"], d["delay_p50_ms"], d["delay_max_ms"]) == pytest.approx((120.0, 120.0, 150.0))
+    assert d["delay_p95_ms"] == pytest.approx(90 + 0.95 * 60)
+    assert d["share_under_120ms"] == 0.5  # 90 ms < 120 ms, 150 ms is not
+    nothing = evaluate(inst, Solution()).details
+    assert nothing["energy_j"] == pytest.approx(7.04 * 300 + 352.0)
+    assert nothing["delay_mean_ms"] == pytest.approx(125.0) and nothing["share_under_120ms"] == 0.5  # 100, 150 ms
+    assert evaluate(_instance(_two_bids()), Solution()).details["energy_j"] is None  # a file without the ISL figures
+
+
+def test_energy_matches_the_simulated_transmissions():
+    """The generator's ISL energy per Mb is what the simulation spends moving the traffic on that path."""
+    sim = cdgs.Simulation(preset="telesat", seed=0, size=40, bids=4)
+    inst = sim.instance(0)
+    moved = sim.advance(0, inst, Solution())["energy"]["comm_j"]
+    assert evaluate(inst, Solution()).details["energy_j"] == pytest.approx(moved, rel=1e-5)
+
+
+def test_old_files_load_with_the_seed_readings():
+    """A file from before issue 13 (no utility, no ISL energy or life) loads: unweighted utility, metrics None."""
+    doc = io.instance_doc(cdgs.small_instance(0))
+    for key in ("energy_j_per_mb", "life_per_mb"):
+        del doc["data"]["tasks"][key]
+    doc["data"].pop("utility", None)
+    inst = io.parse_instance(doc)
+    assert inst.data.utility == "unweighted" and inst.data.tasks.energy_j_per_mb is None
+    r = run_one(inst, "cgsc-cstp")
+    assert r.feasible and r.details["energy_j"] is None and r.details["delay_mean_ms"] > 0
+
+
+def test_utility_option_changes_only_the_objective():
+    base = cdgs.generate("small", size=5, seed=3)
+    weighted = cdgs.generate("small", size=5, seed=3, utility="reliability-weighted")
+    assert weighted.data.utility == "reliability-weighted" and weighted.meta["utility"] == "reliability-weighted"
+    dump = lambda inst: io.instance_doc(inst)["data"]
+    assert {**dump(base), "utility": None} == {**dump(weighted), "utility": None}
+    b = weighted.data.bids
+    np.testing.assert_allclose(weighted.data.gain, b.reliability * base.data.gain)
+
+
+def test_three_second_intervals_leave_a_5g_dish_short_of_a_task():
+    """starlink-550-3s: the seed's 300 s in 100 auctions; a bid carries at most 3 s of its bandwidth."""
+    inst = cdgs.generate("starlink-550-3s", size=50, seed=0, bids=10)
+    d = inst.data
+    assert d.interval_s == 3.0 and inst.meta["preset"] == "starlink-550-3s"
+    np.testing.assert_allclose(d.cap, np.minimum(d.bids.traffic_mb, 3.0 * d.bids.bandwidth_mbps))
+    slow = d.bids.bandwidth_mbps <= 100.0  # 5G base stations: 100 Mbps nominal
+    assert slow.any() and np.all(d.cap[slow] <= 300.0)
+    assert cdgs.generate("telesat", size=5, seed=0, interval_s=5).data.interval_s == 5.0

@@ -3,10 +3,12 @@
 One 60 s auction interval: every task (a satellite's traffic) either stays on its ISL path or is
 carried to the ground by a group of at most ``n_max`` bids from commercial dishes, with traffic shares
 that cover it, within its delay limit and budget; a dish wins at most once. The auction maximizes
-the summed utility (reliability-weighted energy and battery-lifetime savings plus the delay
-improvement). Methods that pay add a payment per winning bid, and the referee checks individual
-rationality (each bid paid at least the pro-rata cost of the data it carries) and budget feasibility
-of those payments. See ``specs/cdgs.md``; the generator's figures are sourced in
+the summed utility (energy and battery-lifetime savings plus the delay improvement, with the seed's
+weights; ``data.utility = "reliability-weighted"`` weights each share by its dish's reliability, the reading
+before issue 13). The referee also reports the seed's metrics: satellite energy in J, battery life consumed,
+the end-to-end delay distribution with the share under 120 ms, and utility per cost. Methods that pay
+add a payment per winning bid, and the referee checks individual rationality (each bid paid at least the
+pro-rata cost of the data it carries) and budget feasibility of those payments. See ``specs/cdgs.md``; the generator's figures are sourced in
 ``instances/cdgs/README.md``.
 
 Dishes listed in ``data.committed`` (already committed elsewhere this interval) cannot win: that is
@@ -15,7 +17,7 @@ the partial decision an embedding scheduler hands in, and every method plans aro
 from __future__ import annotations
 
 from functools import cached_property
-from typing import Annotated
+from typing import Annotated, ClassVar, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -31,6 +33,8 @@ PRESETS = {
     "oneweb": "OneWeb phase 1: 12 planes x 49 = 588 satellites at 1200 km, 87.9 deg",
     "kuiper": "Kuiper shell 1: 34 planes x 34 = 1156 satellites at 630 km, 51.9 deg",
     "telesat": "Telesat polar shell: 27 planes x 13 = 351 satellites at 1015 km, 98.98 deg",
+    "starlink-550-3s": "Starlink-550 with the seed's evaluation intervals (300 s in 100 auctions: 3 s each), where one "
+                       "5G dish cannot carry a task alone; the paper's margins",
     "small": "synthetic tasks and bids with the paper's figures, no geometry (option bids=per task); for exact comparison",
 }
 TOL = 1e-6
@@ -53,6 +57,12 @@ class Tasks(Model):
     base_ms: Array(float, ge=1e-3, le=1e9) = Field(description="delay of the pure-ISL path, ms (1e-3 <= x <= 1e9)")
     limit_ms: Array(float, gt=0, le=1e9) = Field(description="delay limit, ms (default 1.1 base_ms; 0 < x <= 1e9)")
     budget: Array(float, ge=0, le=1e9) = Field(description="beta_t, the most the task pays, $ (0 <= x <= 1e9)")
+    energy_j_per_mb: Array(float, ge=0, le=1e9) | None = Field(
+        None, description="satellite energy per Mb of the pure-ISL path (every transmission on it), J/Mb; with "
+                          "e_k it gives the referee's energy_j (0 <= x <= 1e9)")
+    life_per_mb: Array(float, ge=0, le=1) | None = Field(
+        None, description="battery life per Mb the pure-ISL path consumes (summed over its satellites, in "
+                          "battery lifetimes); with l_k it gives the referee's lifetime_consumed (0 <= x <= 1)")
 
 
 class Bids(Model):
@@ -78,8 +88,14 @@ class Dishes(Model):
                                                        "0 <= x <= 1e9)")
 
 
+Utility = Literal["unweighted", "reliability-weighted"]  # the seed's utility; each share weighted by its dish's r_k
+
+
 class Data(Model):
     weights: Weights = Field(default_factory=Weights)
+    utility: Utility = Field(
+        "unweighted", description="the objective: the seed's w_E e + w_L l per Mb (unweighted) or r_k times it "
+                                  "(reliability-weighted, the reading before issue 13)")
     n_max: int = Field(2, ge=1, le=10, description="largest group size (1 <= n <= 10)")
     interval_s: float = Field(60.0, gt=0, le=1e6, description="auction interval, s (0 < x <= 1e6)")
     tau: int = Field(0, ge=0, le=1_000_000_000, description="index of this interval (exploration term; 0 <= x <= 1e9)")
@@ -94,8 +110,9 @@ class Data(Model):
         t, b = self.tasks, self.bids
         T, K, D = len(t.source), len(b.task), len(self.dishes.wins)
         check(T >= 1, "data.tasks.source", "must list at least one task")
-        for name in ("traffic_mb", "base_ms", "limit_ms", "budget"):
-            check_shape(getattr(t, name), (T,), f"data.tasks.{name}", "(tasks,)")
+        for name in ("traffic_mb", "base_ms", "limit_ms", "budget", "energy_j_per_mb", "life_per_mb"):
+            if getattr(t, name) is not None:
+                check_shape(getattr(t, name), (T,), f"data.tasks.{name}", "(tasks,)")
         check(K >= 1, "data.bids.task", "must list at least one bid (the bid list is empty)")
         for name in Bids.model_fields:
             check_shape(getattr(b, name), (K,), f"data.bids.{name}", "(bids,)")
@@ -119,9 +136,10 @@ class Data(Model):
 
     @cached_property
     def gain(self) -> np.ndarray:
-        """Utility per unit of traffic share through each bid: r_k (w_E e_k + w_L l_k)."""
+        """Utility per unit of traffic share through each bid: w_E e_k + w_L l_k, times r_k if reliability-weighted."""
         b, w = self.bids, self.weights
-        return b.reliability * (w.energy * b.energy + w.lifetime * b.lifetime)
+        r = b.reliability if self.utility == "reliability-weighted" else 1.0
+        return r * (w.energy * b.energy + w.lifetime * b.lifetime)
 
     @cached_property
     def available(self) -> np.ndarray:
@@ -153,9 +171,10 @@ class Solution(Model):
 
 
 def evaluate(instance: Instance, solution: Solution) -> Evaluation:
-    """The referee: allocation feasibility, utility and (when paid) the mechanism's properties."""
+    """The referee: allocation feasibility, utility, the seed's metrics and (when paid) the mechanism's properties."""
     d = instance.data
     t, b, w = d.tasks, d.bids, d.weights
+    weighted = d.utility == "reliability-weighted"
     T, K = len(t.source), len(b.task)
     for i, g in enumerate(solution.groups):
         if g.task >= T:
@@ -169,7 +188,7 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
             raise InputError(f"solution.groups[{i}].payments", f"must give one payment per bid ({len(g.bids)})")
 
     violations: list[str] = []
-    committed = set(int(x) for x in d.committed)
+    committed = {int(x) for x in d.committed}
     task_seen: dict[int, int] = {}
     dish_won: dict[int, int] = {}
     utility = energy_life = delay_term = cost = 0.0
@@ -211,7 +230,8 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
             total += f
             worst = max(worst, float(b.delay_ms[k]))
             gcost += float(b.cost[k])
-            gsum += b.reliability[k] * (w.energy * b.energy[k] + w.lifetime * b.lifetime[k]) * f / V
+            r = b.reliability[k] if weighted else 1.0
+            gsum += r * (w.energy * b.energy[k] + w.lifetime * b.lifetime[k]) * f / V
         if abs(total - V) > TOL * max(V, 1.0):
             violations.append(f"task {tk}: shares sum to {total:g} Mb, must cover its traffic {V:g} Mb")
         if worst > t.limit_ms[tk] * (1 + 1e-9):
@@ -251,11 +271,39 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         "total_cost": float(cost),
         "utility_per_cost": float(utility / cost) if cost > 0 else None,  # SusCO's utility per $ of winning bids
         "mean_group_size": float(np.mean(sizes)) if sizes else 0.0,
+        **_seed_metrics(d, solution),
     }
     if any(paid):
         details.update(total_payment=float(payment), carried_cost=float(carried_cost),
                        overpayment=float(overpayment), ir_violations=ir_fail, budget_violations=budget_fail)
     return Evaluation(objective=float(utility), feasible=not violations, violations=violations, details=details)
+
+
+def _seed_metrics(d: Data, solution: Solution) -> dict:
+    """The seed's evaluation metrics of a decision: satellite energy, battery life, end-to-end delay.
+
+    A share f_k through bid k spends (1 - e_k) and consumes (1 - l_k) of what it would on the task's ISL path
+    (e_k, l_k are those savings); traffic left on the ISL path spends it all. A task's delay is its group's
+    slowest member, or the ISL path's when it is not served. Energy and life are None when the file lacks the
+    per-task ISL figures (files from before issue 13).
+    """
+    t, b = d.tasks, d.bids
+    T = len(t.source)
+    task = np.array([g.task for g in solution.groups for _ in g.bids], dtype=int)
+    bid = np.array([k for g in solution.groups for k in g.bids], dtype=int)
+    share = np.array([f for g in solution.groups for f in g.shares], dtype=float)
+    served = np.zeros(T, dtype=bool)
+    served[task] = True
+    slowest = np.zeros(T)
+    np.maximum.at(slowest, task, b.delay_ms[bid])
+    delay = np.where(served, slowest, t.base_ms)
+    out = {"delay_mean_ms": float(delay.mean()), "delay_p50_ms": float(np.median(delay)),
+           "delay_p95_ms": float(np.quantile(delay, 0.95)), "delay_max_ms": float(delay.max()),
+           "share_under_120ms": float(np.mean(delay < 120.0))}  # the seed's CDF: tasks done within 120 ms
+    for key, per_mb, saving in (("energy_j", t.energy_j_per_mb, b.energy), ("lifetime_consumed", t.life_per_mb,
+                                                                               b.lifetime)):
+        out[key] = None if per_mb is None else float(per_mb @ t.traffic_mb - np.sum(per_mb[task] * saving[bid] * share))
+    return out
 
 
 # --- generator ------------------------------------------------------------------------------------
@@ -404,7 +452,7 @@ def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng, s
     eclipse = (eci[:, 0] < 0) & (np.hypot(eci[:, 1], eci[:, 2]) < _R_EARTH)
     if soc is None:
         soc = np.where(eclipse, rng.uniform(0.25, 0.55, n_sat), rng.uniform(0.55, 0.95, n_sat))
-    weight = np.exp(3.0 * (1.0 - soc))  # battery-cycle cost grows exponentially as the charge falls
+    weight = wear_per_mb(soc)  # battery life a transmitted Mb consumes: grows exponentially as the charge falls
     sat_tree = cKDTree(ground)
     src = np.sort(rng.choice(n_sat, size=T, replace=False))
     hop_km = 2 * (_R_EARTH + alt) * np.sin(np.pi / per)
@@ -434,7 +482,8 @@ def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng, s
     delay = pre_hops * hop_ms + down_ms + 1.0 + ground_ms
     energy = np.clip((base_hops[task] - pre_hops) / (base_hops[task] + 1.0), 0.0, 1.0)
     life = np.clip(1.0 - pre_w / base_w[task], 0.0, 1.0)
-    out = _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau,
+    isl = {"energy_j_per_mb": _SIM_TX_J_PER_MB * (base_hops + 1.0), "life_per_mb": base_w}
+    out = _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau, isl,
                        source=src, meta={"satellites": n_sat, "dishes_gs": int((kind == "gs").sum()),
                                          "dishes_5g": int((kind == "5g").sum())})
     out["paths"] = {"grid": (p, s, planes, per), "source": src, "dest_sat": dest_sat, "exit_sat": dish_sat[dish],
@@ -442,8 +491,12 @@ def _constellation(preset: str, n_tasks: int | None, bids: int, tau: int, rng, s
     return out
 
 
-def _synthetic(n_tasks: int, bids: int, tau: int, rng) -> dict:
-    """Small instances: the paper's traffic, bid sizes and prices; delays and savings drawn directly."""
+def _synthetic(n_tasks: int, bids: int, tau: int, rng, path_rng) -> dict:
+    """Small instances: the paper's traffic, bid sizes and prices; delays and savings drawn directly.
+
+    The ISL path's energy and battery life per Mb come from ``path_rng`` (so the other draws stay those of
+    the files made before they existed): 3-12 transmissions at one drawn charge.
+    """
     T = n_tasks
     n_dish = max(2, int(np.ceil(T * bids / 3)))  # each dish bids for about three tasks: dishes are contended
     kind = np.where(rng.random(n_dish) < 0.2, "gs", "5g")
@@ -455,11 +508,13 @@ def _synthetic(n_tasks: int, bids: int, tau: int, rng) -> dict:
     delay = base_ms[task] * rng.uniform(0.6, 1.2, size=len(task))
     energy = rng.uniform(0.0, 0.6, size=len(task))
     life = rng.uniform(0.0, 0.6, size=len(task))
-    return _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau,
+    sends = path_rng.integers(3, 13, size=T)
+    isl = {"energy_j_per_mb": _SIM_TX_J_PER_MB * sends, "life_per_mb": sends * wear_per_mb(path_rng.uniform(0.25, 0.95, T))}
+    return _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau, isl,
                         source=np.arange(T), meta={"dishes": n_dish})
 
 
-def _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau, source, meta) -> dict:
+def _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, tau, isl, source, meta) -> dict:
     n = len(task)
     dk = kind[dish]
     size = np.array(_BID_MB)[rng.integers(0, len(_BID_MB), size=n)]
@@ -473,7 +528,8 @@ def _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, t
     data = {
         "tau": tau,
         "tasks": {"source": source.tolist(), "traffic_mb": traffic.tolist(), "base_ms": np.round(base_ms, 3).tolist(),
-                  "limit_ms": np.round(1.1 * base_ms, 3).tolist(), "budget": np.round(_budget(traffic, rng), 5).tolist()},
+                  "limit_ms": np.round(1.1 * base_ms, 3).tolist(), "budget": np.round(_budget(traffic, rng), 5).tolist(),
+                  **{k: [float(f"{x:.6g}") for x in v] for k, v in isl.items()}},
         "bids": {"task": task.tolist(), "dish": dish.tolist(), "traffic_mb": size.tolist(), "bandwidth_mbps": bw.tolist(),
                  "delay_ms": np.round(delay, 3).tolist(), "cost": cost.tolist(), "reliability": rel.tolist(),
                  "energy": np.round(energy, 4).tolist(), "lifetime": np.round(life, 4).tolist()},
@@ -483,12 +539,16 @@ def _bids_common(traffic, base_ms, rng, task, dish, kind, delay, energy, life, t
 
 
 def generate(preset: str = "starlink-550", size: int | None = None, seed: int = 0, bids: int | None = None,
-             interval: int = 10, budget_scale: Annotated[float, Field(gt=0, le=1e3)] = 1.0) -> Instance:
+             interval: int = 10, budget_scale: Annotated[float, Field(gt=0, le=1e3)] = 1.0,
+             utility: Utility = "unweighted", interval_s: Annotated[float, Field(gt=0, le=1e6)] | None = None) -> Instance:
     """An interval of ``preset`` with ``size`` tasks (default: every satellite of the shell; 6 for small).
 
     Options: ``bids`` per task (default 30, 5 for small), ``interval`` tau (the dishes' win history
-    covers tau past intervals; 0 turns the exploration term off), ``budget_scale`` multiplies every
-    task's budget (1: 1.2-2.5 times the price of its traffic at a 5G dish's nominal rate).
+    covers tau past intervals; 0: no history, every dish at 0 wins), ``budget_scale`` multiplies every
+    task's budget (1: 1.2-2.5 times the price of its traffic at a 5G dish's nominal rate), ``utility``
+    the objective (``data.utility``: the seed's unweighted savings, or reliability-weighted as before),
+    ``interval_s`` the auction interval (default 60 s, 3 s for starlink-550-3s): a bid carries at most its
+    bandwidth times it.
     """
     if int(interval) < 0:
         raise InputError("interval", "must be >= 0")
@@ -500,18 +560,27 @@ def generate(preset: str = "starlink-550", size: int | None = None, seed: int = 
         n = 6 if size is None else int(size)
         if n < 1:
             raise InputError("--size", "must be >= 1 (tasks)")
-        out = _synthetic(n, n_bids, int(interval), rng)
+        out = _synthetic(n, n_bids, int(interval), rng, np.random.default_rng([seed, 1]))
     else:
-        out = _constellation(preset, None if size is None else int(size), n_bids, int(interval), rng)
+        shell = "starlink-550" if preset == "starlink-550-3s" else preset
+        out = _constellation(shell, None if size is None else int(size), n_bids, int(interval), rng)
+    if interval_s is not None or preset == "starlink-550-3s":
+        out["data"]["interval_s"] = float(3.0 if interval_s is None else interval_s)
     T = len(out["data"]["tasks"]["source"])
     meta = {"generator": "edgeopt.problems.cdgs.generate", "preset": preset, "size": T, "seed": seed,
             "bids": n_bids, "interval": int(interval), **out["meta"]}
     name = f"{preset}-t{T}-b{n_bids}-s{seed}"
+    if interval_s is not None:
+        meta["interval_s"] = float(interval_s)
+        name += f"-i{interval_s:g}s"
     if budget_scale != 1.0:  # after every draw, so that only the budgets change
         tasks = out["data"]["tasks"]
         tasks["budget"] = np.round(np.array(tasks["budget"]) * float(budget_scale), 5).tolist()
         meta["budget_scale"] = float(budget_scale)
         name += f"-x{budget_scale:g}"
+    if utility != "unweighted":
+        out["data"]["utility"] = meta["utility"] = utility
+        name += f"-{utility}"
     return Instance(name=name, meta=meta, data=Data.model_validate(out["data"]))
 
 
@@ -528,6 +597,14 @@ def small_instance(seed: int) -> Instance:
 _SIM_BATTERY_WH, _SIM_SOLAR_W, _SIM_BUS_W, _SIM_TX_J_PER_MB = 250.0, 250.0, 60.0, 0.704
 _SIM_CYCLES, _SIM_DOD_REF, _SIM_DOD_HALVING = 30_000.0, 0.3, 0.15
 _SIM_PRIOR = 2.0  # pseudo-wins behind a dish's advertised reliability before its own record counts
+
+
+def wear_per_mb(soc: np.ndarray) -> np.ndarray:
+    """Battery life one transmitted Mb consumes at charge ``soc``: ``cycle_damage``'s slope at depth 1 - soc
+    times the depth one Mb takes. The generator's lifetime savings and the referee's ``lifetime_consumed``."""
+    rate = np.log(2) / _SIM_DOD_HALVING
+    slope = rate * np.exp(rate * (1.0 - np.asarray(soc))) / (np.expm1(rate * _SIM_DOD_REF) * _SIM_CYCLES)
+    return slope * _SIM_TX_J_PER_MB / (_SIM_BATTERY_WH * 3600.0)
 
 
 def cycle_damage(dod_from: np.ndarray, dod_to: np.ndarray, cycles: float = _SIM_CYCLES, dod_ref: float = _SIM_DOD_REF,
@@ -551,7 +628,7 @@ class Simulation:
     State: every satellite's state of charge and consumed battery life, every dish's wins and failures. Each
     interval is an instance of the generator's geometry at t = 60 tau s with the state's charges (so the
     lifetime savings l_k follow the batteries) and the dishes' empirical reliability and win counts (so
-    CSTP's exploration term acts). A winning dish fails with its own rate; its share falls back to the ISL
+    CSTP's exploration term acts; with ``utility=reliability-weighted`` the reliability enters the utility). A winning dish fails with its own rate; its share falls back to the ISL
     path. Every task's traffic ends delivered through a dish or on its ISL path, never both.
     """
 
@@ -559,9 +636,10 @@ class Simulation:
              ("energy", "soc_mean", "mean state of charge"), ("lifetime", "consumed_total", "battery life consumed"),
              ("delay", "mean_ms", "mean end-to-end delay, ms"), ("auction", "fallback_mb", "failed-dish traffic, Mb"))
     CDF = ("delay", "values", "end-to-end delay, ms")
-    SUMMARY = {"utility": ("decision", "objective", "sum"), "energy_j": ("energy", "comm_j", "sum"),
-               "lifetime_consumed": ("lifetime", "consumed_total", "last"), "mean_delay_ms": ("delay", "mean_ms", "mean"),
-               "payment": ("auction", "payment", "sum")}
+    SUMMARY: ClassVar[dict] = {
+        "utility": ("decision", "objective", "sum"), "energy_j": ("energy", "comm_j", "sum"),
+        "lifetime_consumed": ("lifetime", "consumed_total", "last"), "mean_delay_ms": ("delay", "mean_ms", "mean"),
+        "payment": ("auction", "payment", "sum")}
 
     def __init__(self, preset: str = "starlink-550", seed: int = 0,
                  size: Annotated[int, Field(ge=1, le=MAX_INDEX)] | None = None,
@@ -570,7 +648,7 @@ class Simulation:
                  solar_w: Annotated[float, Field(ge=0, le=1e7)] = _SIM_SOLAR_W,
                  bus_w: Annotated[float, Field(ge=0, le=1e7)] = _SIM_BUS_W,
                  tx_j_per_mb: Annotated[float, Field(ge=0, le=1e6)] = _SIM_TX_J_PER_MB,
-                 cycles: Annotated[float, Field(gt=0, le=1e9)] = _SIM_CYCLES):
+                 cycles: Annotated[float, Field(gt=0, le=1e9)] = _SIM_CYCLES, utility: Utility = "unweighted"):
         if preset not in _SHELLS:
             raise InputError("--preset", f"must be a constellation ({', '.join(_SHELLS)}) to simulate cdgs: "
                                          f"{preset!r} has no orbits")
@@ -580,7 +658,7 @@ class Simulation:
             raise InputError("--option size", f"must be 1..{n_sat} (tasks, one per satellite of {preset})")
         self.preset, self.seed, self.size, self.bids = preset, seed, size, bids
         self.capacity_j, self.solar_w, self.bus_w, self.tx = battery_wh * 3600.0, solar_w, bus_w, tx_j_per_mb
-        self.cycles = cycles
+        self.cycles, self.utility = cycles, utility
         rng = np.random.default_rng([seed, 0xC065])
         self.pool = _dish_pool(max(2 * (size or n_sat), bids), rng)
         kind = self.pool[1]
@@ -608,6 +686,7 @@ class Simulation:
         data = out["data"]
         data["bids"]["reliability"] = np.round(self.reliability[np.array(data["bids"]["dish"])], 6).tolist()
         data["dishes"]["wins"] = self.wins.tolist()
+        data["utility"] = self.utility  # reliability-weighted: the learned record steers the auction's utility too
         meta = {"simulation": "edgeopt.problems.cdgs.Simulation", "preset": self.preset, "seed": self.seed,
                 "interval": t, **out["meta"]}
         return Instance(name=f"{self.preset}-sim-s{self.seed}-i{t}", meta=meta, data=Data.model_validate(data))

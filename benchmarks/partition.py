@@ -28,7 +28,7 @@ def latency_table() -> None:
     print("| instance | L | D | dp-latency ms | milp s | milp status | speed ratio milp/dp | dp objective | milp objective | dp gap |")
     print("|---|---|---|---|---|---|---|---|---|---|")
     for preset, size in [("llama2-7b", 5), ("llama2-7b", 8), ("llama2-70b", 5), ("llama2-70b", 8), ("llama2-70b", 12)]:
-        inst = generate("partition", preset, size=size)
+        inst = generate("partition", preset, size=size, objective="latency")
         dp = best_of(inst, "dp-latency")
         milp = solve(inst, "milp", time_limit=60)
         gap = (dp.objective - milp.objective) / milp.objective if dp.feasible and milp.feasible else float("nan")

@@ -1,10 +1,11 @@
-"""Exact MILPs for ``partition``.
+"""Exact MILPs for ``partition``, on the objective's coefficients (``Data.cost``: per generated token for
+ms-per-token and tokens-per-s, per pass for latency and throughput; the structure is the same).
 
-Latency: a shortest path through the layer x device graph. ``x[l, d]`` places layer l on device d,
+Latency and ms-per-token: a shortest path through the layer x device graph. ``x[l, d]`` places layer l on device d,
 ``y[l, d, e]`` is the arc from (l, d) to (l+1, e); flow conservation makes ``y`` integral once ``x``
 is, so only ``x`` is binary. Memory is one row per device.
 
-Throughput: a path of shards. ``z[i, j, d]`` puts layers i..j-1 on device d (only shards that fit in
+Throughput and tokens-per-s: a path of shards. ``z[i, j, d]`` puts layers i..j-1 on device d (only shards that fit in
 d's memory and that d can run); shards chain from layer 0 on the source to layer L, each device takes
 at most one, and ``w[k, d, e]`` is the hand-over at layer boundary k from d to e. A bottleneck ``B``
 lies above every device's stage time, every boundary's transfer and the return trip. Shard variables
@@ -27,17 +28,15 @@ from edgeopt.solvers import exact_method, solve_model
 
 def build_model(instance: Instance) -> pe.ConcreteModel:
     """Exact MILP (HiGHS by default): layer x device shortest path for latency, shard path for throughput."""
-    if instance.data.objective == "latency":
-        return _latency_model(instance)
-    return _throughput_model(instance)
+    if instance.data.pipelined:
+        return _throughput_model(instance)
+    return _latency_model(instance)
 
 
 def _latency_model(instance: Instance) -> pe.ConcreteModel:
     d = instance.data
     L, D = len(d.layers), len(d.devices)
-    t = d.t
-    hop = d.comm(d.act)  # (L, D, D)
-    back = d.comm(d.out_mb)[:, d.source]
+    t, hop, back, mem = d.cost
     ok = [(l, k) for l in range(L) for k in range(D) if np.isfinite(t[l, k]) and (l > 0 or k == d.source)]
     okset = set(ok)
     arcs = [(l, a, b) for l in range(L - 1) for a in range(D) for b in range(D)
@@ -55,7 +54,7 @@ def _latency_model(instance: Instance) -> pe.ConcreteModel:
                             rule=lambda m, l, k: sum(out_arcs.get((l, k), [])) == m.x[l, k])
     m.enter = pe.Constraint([p for p in ok if p[0] > 0],
                             rule=lambda m, l, k: sum(in_arcs.get((l, k), [])) == m.x[l, k])
-    m.memory = pe.Constraint(range(D), rule=lambda m, k: sum(d.mem[l] * m.x[l, k] for l in range(L) if (l, k) in okset)
+    m.memory = pe.Constraint(range(D), rule=lambda m, k: sum(mem[l] * m.x[l, k] for l in range(L) if (l, k) in okset)
                              <= d.cap[k])
     m.obj = pe.Objective(
         expr=sum(t[l, k] * m.x[l, k] for l, k in ok)
@@ -69,8 +68,7 @@ def _latency_model(instance: Instance) -> pe.ConcreteModel:
 def _throughput_model(instance: Instance) -> pe.ConcreteModel:
     d = instance.data
     L, D = len(d.layers), len(d.devices)
-    hop = d.comm(d.act)
-    back = d.comm(d.out_mb)[:, d.source]
+    _, hop, back, _ = d.cost
     tc, nc, mc = d.prefix
     shards = [(i, j, k) for k in range(D) for i in range(L) for j in range(i + 1, L + 1)
               if nc[j, k] == nc[i, k] and mc[j] - mc[i] <= d.cap[k] + 1e-9 and (i > 0 or k == d.source)]
@@ -90,7 +88,7 @@ def _throughput_model(instance: Instance) -> pe.ConcreteModel:
         sum(m.w[k, a, b] for b in range(D) if b != a) == sum(m.z[s] for s in ends.get((k, a), []))))
     m.hand_out = pe.Constraint([(k, b) for k in range(1, L) for b in range(D)], rule=lambda m, k, b: (
         sum(m.w[k, a, b] for a in range(D) if a != b) == sum(m.z[s] for s in starts.get((k, b), []))))
-    m.one_shard = pe.Constraint(range(D), rule=lambda m, k: sum(m.z[s] for s in per_device.get(k, [])) <= 1)
+    m.one_shard = pe.Constraint(sorted(per_device), rule=lambda m, k: sum(m.z[s] for s in per_device[k]) <= 1)
     m.B = pe.Var(bounds=(0, None))
     m.stage = pe.Constraint(range(D), rule=lambda m, k: m.B >= sum(
         (tc[s[1], k] - tc[s[0], k]) * m.z[s] for s in per_device.get(k, [])))
@@ -150,7 +148,7 @@ milp = method("partition", "milp", "exact")(exact_method(build_model, read_solut
 
 @method("partition", "lp", "bound")
 def lp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs") -> Outcome:
-    """Lower bound: the LP relaxation of the exact MILP (``build_model`` with integrality dropped).
+    """Lower bound: the LP relaxation of the exact MILP (``build_model`` with integrality dropped), any objective.
 
     Why it is valid: every placement the referee accepts is a 0/1 point of the MILP with the same
     objective, and the LP's feasible set contains those points, so its optimum is at most theirs. Only a

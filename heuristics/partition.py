@@ -6,23 +6,28 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgeopt.problems.partition import Instance, Solution
+from edgeopt.problems.partition import OBJECTIVES, PIPELINED, Instance, Solution
 from edgeopt.registry import NotApplicable, method
 from edgeopt.result import Outcome
 
+SEQUENTIAL = tuple(o for o in OBJECTIVES if o not in PIPELINED)
 
-def _only(objective: str):
+
+def _only(pipelined: bool):
+    names = " or ".join(repr(o) for o in (PIPELINED if pipelined else SEQUENTIAL))
+
     def applies(instance: Instance) -> str | None:
-        if instance.data.objective != objective:
-            return f"applies to objective {objective!r} instances only"
+        if instance.data.pipelined != pipelined:
+            return f"applies to objective {names} instances only"
         return None
 
     return applies
 
 
-@method("partition", "dp-latency", "heuristic", applies=_only("latency"))
+@method("partition", "dp-latency", "heuristic", applies=_only(pipelined=False))
 def dp_latency(instance: Instance, *, seed: int = 0, time_limit: float | None = None) -> Outcome:
-    """EdgeShard's latency DP, O(L·D²): D(l,d) = min_k D(l-1,k) + t[l][d] + comm(k,d).
+    """EdgeShard's latency DP, O(L·D²): D(l,d) = min_k D(l-1,k) + t[l][d] + comm(k,d), on the objective's
+    coefficients (per generated token for ms-per-token).
 
     Each cell carries the memory its best path uses on every device and only extends to devices with
     room (the paper's rule). That makes it a heuristic when memory binds: the best path to a cell may
@@ -31,9 +36,8 @@ def dp_latency(instance: Instance, *, seed: int = 0, time_limit: float | None = 
     """
     d = instance.data
     L = len(d.layers)
-    t, mem, cap = d.t, d.mem, d.cap
-    hop = d.comm(d.act)
-    back = d.comm(d.out_mb)[:, d.source]
+    t, hop, back, mem = d.cost
+    cap = d.cap
     place = _dp_path(t, mem, cap, hop, back, d.source, memory=True)
     if place is None:
         place = _dp_path(t, mem, cap, hop, back, d.source, memory=False)
@@ -71,7 +75,7 @@ def _dp_path(t, mem, cap, hop, back, source, memory: bool) -> list[int] | None:
     return place[::-1]
 
 
-@method("partition", "dp-throughput", "exact", applies=_only("throughput"))
+@method("partition", "dp-throughput", "exact", applies=_only(pipelined=True))
 def dp_throughput(instance: Instance, *, seed: int = 0, time_limit: float | None = None) -> Outcome:
     """EdgeShard's pipeline DP over (layers done, used devices, last device): exact, so a proven optimum.
 
@@ -83,8 +87,7 @@ def dp_throughput(instance: Instance, *, seed: int = 0, time_limit: float | None
     """
     d = instance.data
     L, D = len(d.layers), len(d.devices)
-    hop = d.comm(d.act)
-    back = d.comm(d.out_mb)[:, d.source]
+    _, hop, back, _ = d.cost
     tc, nc, mc = d.prefix
     cap = d.cap
 
@@ -185,16 +188,17 @@ def cloud_edge_opt(instance: Instance, *, seed: int = 0, time_limit: float | Non
     d = instance.data
     cloud = _fastest_cloud(instance)
     L, src = len(d.layers), d.source
+    t, hop, back, mem = d.cost
     ks = np.arange(1, L + 1)  # layers < k on the source
-    ts, tcl = np.concatenate([[0.0], np.cumsum(d.t[:, src])]), np.concatenate([[0.0], np.cumsum(d.t[:, cloud])])
+    ts, tcl = np.concatenate([[0.0], np.cumsum(t[:, src])]), np.concatenate([[0.0], np.cumsum(t[:, cloud])])
     edge_ms, cloud_ms = ts[ks], tcl[L] - tcl[ks]
-    hop = np.where(ks < L, d.act[ks - 1] / d.bw_mbps[src, cloud] * 1000 + d.lat_ms[src, cloud], 0.0)
-    back = np.where(ks < L, d.out_mb / d.bw_mbps[cloud, src] * 1000 + d.lat_ms[cloud, src], 0.0)
-    if d.objective == "latency":
-        obj = edge_ms + cloud_ms + hop + back
-    else:
+    hop = np.where(ks < L, hop[ks - 1, src, cloud], 0.0)
+    back = np.where(ks < L, back[cloud], 0.0)
+    if d.pipelined:
         obj = np.maximum.reduce([edge_ms, np.where(ks < L, cloud_ms, 0.0), hop, back])
-    mc = np.concatenate([[0.0], np.cumsum(d.mem)])
+    else:
+        obj = edge_ms + cloud_ms + hop + back
+    mc = np.concatenate([[0.0], np.cumsum(mem)])
     fits = (mc[ks] <= d.cap[src] + 1e-9) & (mc[L] - mc[ks] <= d.cap[cloud] + 1e-9)
     obj = np.where(np.isnan(obj), np.inf, obj)
     pick = np.where(fits & np.isfinite(obj), obj, np.inf)

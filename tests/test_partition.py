@@ -12,19 +12,41 @@ from edgeopt import InputError, evaluate, io, solve
 from edgeopt.problems.partition import Instance, Solution, generate, small_instance
 
 
-def make(time, mem, cap, *, act=0.5, out=1.0, bw=1000.0, lat=1.0, source=0, objective="latency"):
+GENERATION = ("ms-per-token", "tokens-per-s")
+OBJECTIVES = GENERATION + ("latency", "throughput")
+
+
+def make(time, mem, cap, *, act=0.5, out=1.0, bw=1000.0, lat=1.0, source=0, objective="latency", kv=None,
+         prompt=1, output=1, profile=1):
     time = np.asarray(time, dtype=object)
     L, D = time.shape
     bw_m = np.full((D, D), float(bw))
     lat_m = np.full((D, D), float(lat))
     np.fill_diagonal(bw_m, 0.0)
     np.fill_diagonal(lat_m, 0.0)
+    kv = [0.0] * L if kv is None else kv
     return Instance.model_validate({
         "name": "hand", "data": {
-            "objective": objective, "source": source, "out_mb": out,
-            "layers": [{"name": f"l{i}", "mem_gb": float(m), "act_mb": act} for i, m in enumerate(mem)],
+            "objective": objective, "source": source, "out_mb": out, "prompt_tokens": prompt,
+            "output_tokens": output, "profile_tokens": profile,
+            "layers": [{"name": f"l{i}", "mem_gb": float(m), "act_mb": act, "kv_gb_per_token": float(c)}
+                       for i, (m, c) in enumerate(zip(mem, kv))],
             "devices": [{"name": f"d{k}", "kind": "edge", "mem_gb": float(c)} for k, c in enumerate(cap)],
             "time_ms": time.tolist(), "bw_mbps": bw_m.tolist(), "lat_ms": lat_m.tolist()}})
+
+
+def generation_by_hand(d, place, comm):
+    """The generation's step times, token by token: [(layer times, hop times, return time)] per step."""
+    P, per = d.prompt_tokens, 1 / d.profile_tokens
+    out = []
+    for new, cached in [(P, 0)] + [(1, P + i) for i in range(d.output_tokens - 1)]:
+        layers = []
+        for l, k in enumerate(place):
+            read = cached * d.layers[l].kv_gb_per_token / d.layers[l].mem_gb if d.layers[l].mem_gb else 0
+            layers.append(d.time_ms[l, k] * (max(1, new * per) + read))
+        hops = [comm(place[l], place[l + 1], d.layers[l].act_mb * new * per) for l in range(len(place) - 1)]
+        out.append((layers, hops, comm(place[-1], d.source, d.out_mb * per)))
+    return out
 
 
 def enumerate_by_hand(inst: Instance, place: tuple[int, ...]):
@@ -39,8 +61,21 @@ def enumerate_by_hand(inst: Instance, place: tuple[int, ...]):
     if any(np.isnan(times)):
         return False, None
     ok = place[0] == d.source
+    kv_tokens = d.prompt_tokens + d.output_tokens if d.objective in GENERATION else 0
     for k in range(D):
-        ok &= sum(d.layers[l].mem_gb for l in range(L) if place[l] == k) <= d.devices[k].mem_gb + 1e-9
+        ok &= sum(d.layers[l].mem_gb + kv_tokens * d.layers[l].kv_gb_per_token
+                  for l in range(L) if place[l] == k) <= d.devices[k].mem_gb + 1e-9
+    if d.objective in GENERATION:
+        steps = generation_by_hand(d, place, comm)
+        N = len(steps)
+        if d.objective == "ms-per-token":
+            return ok, sum(sum(a) + sum(h) + r for a, h, r in steps) / N
+        starts = [l for l in range(L) if l == 0 or place[l] != place[l - 1]]
+        ok &= len({place[s] for s in starts}) == len(starts)
+        ends = starts[1:] + [L]
+        terms = [sum(sum(a[i:j]) for a, _, _ in steps) / N for i, j in zip(starts, ends)]
+        terms += [sum(h[j - 1] for _, h, _ in steps) / N for j in ends[:-1]]
+        return ok, max(terms + [sum(r for _, _, r in steps) / N])
     if d.objective == "latency":
         total = sum(times) + sum(comm(place[l], place[l + 1], d.layers[l].act_mb) for l in range(L - 1))
         return ok, total + comm(place[-1], d.source, d.out_mb)
@@ -70,13 +105,15 @@ def tiny(seed: int, objective: str) -> Instance:
     time[rng.random((L, D)) < 0.15] = None
     time[0, 0] = 1.0
     mem = rng.uniform(0.5, 2.0, size=L).round(2)
+    kv = (mem * rng.uniform(0, 0.02, size=L)).round(4)  # 50 tokens: up to twice the weights
     cap = rng.uniform(0.4, 0.8, size=D) * mem.sum()
-    cap[0] = max(cap[0], mem[0])
+    cap[0] = max(cap[0], mem[0] + kv[0] * 60)
     return make(time, mem, cap.round(2), act=float(rng.uniform(0.1, 2)), bw=float(rng.uniform(100, 1000)),
-                lat=float(rng.uniform(0, 3)), objective=objective)
+                lat=float(rng.uniform(0, 3)), objective=objective, kv=kv, prompt=int(rng.integers(1, 30)),
+                output=int(rng.integers(1, 30)), profile=int(rng.integers(1, 5)))
 
 
-@pytest.mark.parametrize("objective", ["latency", "throughput"])
+@pytest.mark.parametrize("objective", OBJECTIVES)
 @pytest.mark.parametrize("seed", range(12))
 def test_referee_matches_enumeration_on_every_placement(seed, objective):
     inst = tiny(seed, objective)
@@ -91,7 +128,7 @@ def test_referee_matches_enumeration_on_every_placement(seed, objective):
             assert ev.objective == pytest.approx(obj)
 
 
-@pytest.mark.parametrize("objective", ["latency", "throughput"])
+@pytest.mark.parametrize("objective", OBJECTIVES)
 @pytest.mark.parametrize("seed", range(12))
 def test_exact_methods_equal_brute_force(seed, objective):
     inst = tiny(seed, objective)
@@ -123,6 +160,114 @@ def test_referee_hand_computed_throughput_and_stage_rule():
     assert not bad.feasible and any("two stages" not in v or "device 0" in v for v in bad.violations)
 
 
+def hand_generation(objective, cap1=5.0):
+    """2 layers on 2 devices, layer 0 on the source (device 0), layer 1 on device 1; a profiled pass is 2 tokens.
+
+    Prompt P = 4 tokens, N = 3 generated; act_mb 2 Mb and out_mb 2 Mb per pass (1 Mb per token); links
+    1000 Mbit/s + 1 ms; weights 1 and 2 GB, layer 1's KV cache 0.1 GB per token (0.05 of its weights).
+    """
+    return make([[1.0, 4.0], [6.0, 3.0]], [1, 2], [5, cap1], act=2.0, out=2.0, lat=1.0, objective=objective,
+                kv=[0.0, 0.1], prompt=4, output=3, profile=2)
+
+
+def test_referee_hand_computed_ms_per_token():
+    # prefill (4 tokens = 2 profiled passes, empty cache): layer 0  1 x 2 = 2; layer 1  3 x 2 = 6;
+    #   hop 4 Mb -> 4 + 1 = 5; first token's output 1 Mb back -> 1 + 1 = 2.            step 15
+    # decode 1 (1 token: one pass, reads 4 cached tokens): layer 0  1 x 1 = 1; layer 1  3 x (1 + 4 x 0.05) = 3.6;
+    #   hop 1 Mb -> 2; return 2.                                                          step 8.6
+    # decode 2 (reads 5): layer 1  3 x (1 + 5 x 0.05) = 3.75                             step 8.75
+    # total 32.35 ms for 3 tokens: 10.78333 ms/token; TTFT 15, TPOT (8.6 + 8.75) / 2 = 8.675
+    ev = evaluate(hand_generation("ms-per-token"), Solution(place=[0, 1]))
+    assert ev.feasible and ev.objective == pytest.approx(32.35 / 3)
+    assert ev.details["total_ms"] == pytest.approx(32.35) and ev.details["ttft_ms"] == pytest.approx(15.0)
+    assert ev.details["tpot_ms"] == pytest.approx(8.675)
+    assert ev.details["tokens_per_s"] == pytest.approx(3000 / 32.35)
+    assert ev.details["compute_ms"] == pytest.approx((2 + 6 + 1 + 3.6 + 1 + 3.75) / 3)
+
+
+def test_referee_hand_computed_tokens_per_s():
+    # the same steps pipelined, per generated token: stage 0 (2 + 1 + 1) / 3 = 1.333, stage 1
+    # (6 + 3.6 + 3.75) / 3 = 4.45, boundary (5 + 2 + 2) / 3 = 3, return (2 + 2 + 2) / 3 = 2: 4.45 ms/token
+    ev = evaluate(hand_generation("tokens-per-s"), Solution(place=[0, 1]))
+    assert ev.feasible and ev.objective == pytest.approx(4.45)
+    np.testing.assert_allclose(ev.details["stage_ms"], [4 / 3, 4.45])
+    assert ev.details["boundary_ms"] == pytest.approx([3.0]) and ev.details["return_ms"] == pytest.approx(2.0)
+    assert ev.details["tokens_per_s"] == pytest.approx(1000 / 4.45)
+    for method in ("dp-throughput", "milp"):  # the optimum: both layers on device 0 is (2+1+1 + 12+6+6)/3 = 9.33
+        assert solve(hand_generation("tokens-per-s"), method).objective == pytest.approx(4.45), method
+
+
+def test_kv_cache_at_the_final_sequence_length_counts_against_memory():
+    # layer 1 on device 1 holds 2 GB of weights + 0.1 GB x (4 + 3) tokens = 2.7 GB
+    for objective in GENERATION:
+        assert evaluate(hand_generation(objective, cap1=2.7), Solution(place=[0, 1])).feasible
+        ev = evaluate(hand_generation(objective, cap1=2.6), Solution(place=[0, 1]))
+        assert not ev.feasible and "holds 2.700 GB > mem_gb 2.6" in ev.violations[0]
+        assert ev.details["memory_gb"] == pytest.approx([1.0, 2.7])
+        assert solve(hand_generation(objective, cap1=2.6), "milp").solution["place"] == [0, 0]
+    # the one-pass readings keep today's memory rule: weights only
+    assert evaluate(hand_generation("latency", cap1=2.6), Solution(place=[0, 1])).feasible
+
+
+def test_generation_with_one_token_of_one_pass_is_the_one_pass_reading():
+    """With the defaults (1-token prompt, 1 token out, 1-token profile, no KV cache) ms-per-token is latency."""
+    rng = np.random.default_rng(0)
+    time = rng.uniform(1, 9, size=(5, 3)).round(3)
+    for place in itertools.product(range(3), repeat=5):
+        place = [0, *place[1:]]
+        one = evaluate(make(time, [1] * 5, [9] * 3, objective="latency"), Solution(place=place))
+        gen = evaluate(make(time, [1] * 5, [9] * 3, objective="ms-per-token"), Solution(place=place))
+        assert gen.objective == pytest.approx(one.objective)
+
+
+def test_old_instance_files_load_with_the_defaults():
+    """A file written before issue 13 (no generation fields) keeps its objective and its numbers."""
+    path = INSTANCES / "partition" / "llama2-7b-d5-latency.json"
+    doc = json.loads(path.read_text())
+    for key in ("prompt_tokens", "output_tokens", "profile_tokens"):
+        doc["data"].pop(key)
+    for layer in doc["data"]["layers"]:
+        layer.pop("kv_gb_per_token")
+    old = io.load(doc)
+    d = old.data
+    assert (d.objective, d.prompt_tokens, d.output_tokens, d.profile_tokens, d.kv.sum()) == ("latency", 1, 1, 1, 0)
+    assert solve(old, "milp").objective == pytest.approx(solve(io.load(path), "milp").objective)
+    doc["data"].pop("objective")
+    assert io.load(doc).data.objective == "ms-per-token"
+
+
+def test_edgeshard_testbed_generation_against_the_paper():
+    """The seed's figures for Llama-2-7B: 75.88 ms/token at best, 52.45 tokens/s, 1.85-3x over the baselines.
+
+    Measured here (10 Mbit/s source-cloud link, prompt 32, 128 tokens out): 61.3 ms/token and 53.8 tokens/s;
+    Cloud-Edge-Opt 2.8x slower per token and 5.6x lower in tokens/s; Edge-Solo out of memory.
+    """
+    lat = io.load(INSTANCES / "partition" / "llama2-7b-d5-ms-per-token.json")
+    opt, ceo = solve(lat, "milp"), solve(lat, "cloud-edge-opt")
+    assert opt.status == "optimal" and opt.objective == pytest.approx(61.26, abs=0.01)
+    assert ceo.objective / opt.objective == pytest.approx(2.83, abs=0.01)
+    tput = io.load(INSTANCES / "partition" / "llama2-7b-d5-tokens-per-s.json")
+    best = solve(tput, "dp-throughput")
+    assert best.details["tokens_per_s"] == pytest.approx(53.77, abs=0.01)
+    assert best.details["tokens_per_s"] / solve(tput, "cloud-edge-opt").details["tokens_per_s"] == pytest.approx(
+        5.62, abs=0.01)
+
+
+def test_paper_preset_runs_every_baseline_on_7b():
+    """The seed compares EdgeShard with Edge-Solo on Llama-2-7B, so the paper's source holds the whole model.
+
+    With an AGX Orin source (29 GB for 25.3 GB of weights and KV cache) Edge-Solo fits; measured at 10 Mbit/s:
+    60.5 ms/token at best, Edge-Solo 3.04x, Cloud-Edge-Even 3.77x, Cloud-Edge-Opt 2.82x slower.
+    """
+    inst = generate("paper")
+    assert [x.name for x in inst.data.devices] == ["agx-orin-0", "agx-orin-1", "orin-nx-2", "orin-nx-3", "rtx3090-4"]
+    opt = solve(inst, "milp")
+    ratios = {m: solve(inst, m).objective / opt.objective for m in ("edge-solo", "cloud-edge-even", "cloud-edge-opt")}
+    assert solve(inst, "edge-solo").feasible and opt.objective == pytest.approx(60.51, abs=0.01)
+    assert ratios == pytest.approx({"edge-solo": 3.04, "cloud-edge-even": 3.77, "cloud-edge-opt": 2.82}, abs=0.01)
+    assert not solve(generate("paper", objective="ms-per-token", bytes_per_param=8), "edge-solo").feasible
+
+
 def test_referee_reports_memory_source_and_null_time():
     inst = make([[1.0, None], [1.0, 1.0]], [3, 3], [4, 4])
     ev = evaluate(inst, Solution(place=[1, 0]))
@@ -140,17 +285,19 @@ def test_referee_rejects_malformed_solution():
         evaluate(inst, Solution(place=[0, 5]))
 
 
+@pytest.mark.parametrize("objective", ["throughput", "tokens-per-s"])
 @pytest.mark.parametrize("seed", range(8))
-def test_dp_throughput_equals_milp(seed):
-    inst = small_instance(2 * seed + 1, objective="throughput")
+def test_dp_throughput_equals_milp(seed, objective):
+    inst = small_instance(2 * seed + 1, objective=objective)
     milp, dp = solve(inst, "milp"), solve(inst, "dp-throughput")
     assert milp.status == "optimal" and dp.status == "optimal"
     assert dp.objective == pytest.approx(milp.objective, rel=1e-6)
 
 
+@pytest.mark.parametrize("objective", ["latency", "ms-per-token"])
 @pytest.mark.parametrize("seed", range(8))
-def test_dp_latency_equals_milp_when_memory_does_not_bind(seed):
-    inst = small_instance(2 * seed, objective="latency")
+def test_dp_latency_equals_milp_when_memory_does_not_bind(seed, objective):
+    inst = small_instance(2 * seed, objective=objective)
     for dev in inst.data.devices:
         dev.mem_gb = 1e6
     inst = Instance.model_validate(inst.model_dump())
@@ -208,8 +355,12 @@ def test_llama_7b_preset_is_the_edgeshard_testbed():
     assert d.bw_mbps[0, 4] == 10 and d.bw_mbps[1, 4] == 950 and d.lat_ms[0, 1] == 2.1
     assert d.layers[1].mem_gb == 0.754 and d.layers[0].act_mb == pytest.approx(0.524288)
     assert d.out_mb == pytest.approx(4.096)
+    # generation: the profile is a 4-token pass; K and V of 4096 fp32 values per token and block
+    assert (d.objective, d.profile_tokens, d.prompt_tokens, d.output_tokens) == ("ms-per-token", 4, 32, 128)
+    assert d.layers[1].kv_gb_per_token == pytest.approx(2 * 4096 * 4 / 2**30) and d.layers[0].kv_gb_per_token == 0
     big = generate("llama2-70b", size=12).data
     assert len(big.layers) == 82 and len(big.devices) == 12
+    assert big.layers[1].kv_gb_per_token == pytest.approx(2 * 1024 / 2**30)  # 8 KV heads of 128, int8
 
 
 def test_shipped_instances_load_and_match_their_generator():
@@ -218,7 +369,7 @@ def test_shipped_instances_load_and_match_their_generator():
     for f in files:
         inst = io.load(f)
         m = inst.meta
-        opts = {k: m[k] for k in ("objective", "layers") if k in m}
+        opts = {k: m[k] for k in ("objective", "layers", "prompt_tokens", "output_tokens") if k in m}
         again = generate(m["preset"], size=m["size"], seed=m["seed"], **opts)
         assert io.instance_doc(again) == io.instance_doc(inst), f.name
 
@@ -244,7 +395,7 @@ def test_cli_list_and_schema(cli):
 
 def test_cli_generate_validate_solve_roundtrip(cli, tmp_path):
     inst = tmp_path / "g.json.gz"
-    code, _, err = cli("generate", "partition", "--preset", "random", "--size", "3", "--seed", "4",
+    code, _, _ = cli("generate", "partition", "--preset", "random", "--size", "3", "--seed", "4",
                        "--option", "layers=6", "-o", inst)
     assert code == 0 and inst.exists()
     assert cli("validate", inst)[0] == 0
@@ -334,6 +485,9 @@ BAD = {
     "zero bandwidth": (lambda d: d["data"]["bw_mbps"][0].__setitem__(1, 0), "data.bw_mbps[0][1] must be > 0"),
     "string time": (lambda d: d["data"]["time_ms"][0].__setitem__(0, "fast"), "data.time_ms[0][0] must be a number"),
     "unknown objective": (lambda d: d["data"].update(objective="energy"), "data.objective must be"),
+    "no prompt": (lambda d: d["data"].update(prompt_tokens=0), "data.prompt_tokens must be greater than or equal to 1"),
+    "KV cache without weights": (lambda d: d["data"]["layers"][2].update(mem_gb=0, kv_gb_per_token=0.1),
+                                 "data.layers[2].kv_gb_per_token must be 0 when mem_gb is 0"),
 }
 
 
@@ -343,7 +497,7 @@ def test_bad_instance_is_exit_2_with_field_path(cli, tmp_path, case):
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(_bad(mutate)))
     out_file = tmp_path / "out.json"
-    code, out, err = cli("solve", path, "-m", "edge-solo", "-o", out_file)
+    code, _, err = cli("solve", path, "-m", "edge-solo", "-o", out_file)
     assert code == 2, err
     assert message in err and "Traceback" not in err
     assert not out_file.exists()
@@ -379,7 +533,8 @@ def test_missing_file_is_exit_2(cli, tmp_path):
 def test_bad_generate_option_is_exit_2(cli, tmp_path):
     out_file = tmp_path / "g.json"
     code, _, err = cli("generate", "partition", "--option", "objective=energy", "-o", out_file)
-    assert code == 2 and "objective must be latency or throughput" in err and not out_file.exists()
+    assert code == 2 and "objective must be one of ms-per-token, tokens-per-s, latency, throughput" in err
+    assert not out_file.exists()
     code, _, err = cli("generate", "partition", "--preset", "llama9", "-o", out_file)
     assert code == 2 and "--preset must be one of" in err and not out_file.exists()
 

@@ -9,7 +9,10 @@ fields), clipped into their declared ranges, and leaves integers (counts, indice
 alone, so structure is kept. Every candidate is validated by the Instance model like a file before it
 is scored, so the search never produces an invalid instance. A candidate is scored only when the
 reference exact method proves its optimum; the gap is ``compare``'s (relative to the optimum, in the
-problem's sense).
+problem's sense). A relative gap grows without limit as the optimum nears 0, so a search left alone
+drives the optimum there (free edges, a zero-delay plan) instead of finding a hard instance: a candidate
+whose optimum is below ``floor`` times the magnitude of the first proven optimum (the generator's own
+instance) is counted as degenerate and not scored.
 """
 from __future__ import annotations
 
@@ -75,6 +78,8 @@ class Search:
     unproven: int = 0  # reference not optimal within its limit: skipped, not scored
     heuristic_failed: int = 0  # proven optimum exists but the heuristic returned no feasible solution
     invalid: int = 0  # proposals the Instance model rejected (never run)
+    degenerate: int = 0  # optimum below the floor: relative gap meaningless, not scored
+    scale: float | None = None  # magnitude of the first proven optimum; the floor is a fraction of it
     history: list[tuple[float, int, float]] = field(default_factory=list)  # (elapsed, evaluations, gap)
 
     def worst_instance(self):
@@ -83,6 +88,7 @@ class Search:
         meta = {"adversary": {"heuristic": self.heuristic, "gap": b.gap, "optimum": b.optimum,
                               "heuristic_objective": b.objective, "reference": self.reference,
                               "found_at_evaluation": b.evaluation, "evaluations": self.evaluations,
+                              "below_floor": self.degenerate, "floor_scale": self.scale,
                               "search": self.settings},
                 "derived_from": b.instance.meta}
         return b.instance.model_copy(update={"name": f"adv-{self.heuristic}-{b.instance.name}", "meta": meta})
@@ -262,7 +268,8 @@ def default_reference(problem_id: str, instance) -> str:
 
 def search(problem_id: str, heuristic: str, *, size: int | None = None, preset: str | None = None,
            budget: float = 60.0, evaluations: int | None = None, seed: int = 0, reference: str | None = None,
-           time_limit: float = 10.0, starts: int = 3, temperature: float = 0.02, generator: dict | None = None,
+           time_limit: float = 10.0, starts: int = 3, temperature: float = 0.02, floor: float = 0.1,
+           generator: dict | None = None,
            on_improve: Callable[[float, int, float], None] | None = None,
            on_candidate: Callable[[Any], None] | None = None) -> Search:
     """Sampling, then simulated annealing, for the instance of ``preset`` at ``size`` where ``heuristic`` is worst.
@@ -272,7 +279,8 @@ def search(problem_id: str, heuristic: str, *, size: int | None = None, preset: 
     instances for seeds ``seed, seed + 1, ...``, then random seeds until ``EXPLORE`` of the budget is
     spent; the acceptance temperature (in gap units) falls linearly to 0 over the budget.
     ``on_improve(elapsed, evaluations, gap)`` is called on every new best and ``on_candidate(instance)``
-    on every candidate run.
+    on every candidate run. ``floor`` (0 disables it) sets the smallest optimum scored, as a fraction of
+    the first proven optimum's magnitude.
     """
     prob = registry.problem(problem_id)
     method = prob.method(heuristic)
@@ -284,6 +292,8 @@ def search(problem_id: str, heuristic: str, *, size: int | None = None, preset: 
         raise InputError("--time-limit", f"must be > 0 seconds, got {time_limit:g}")
     if starts < 1:
         raise InputError("starts", f"must be >= 1, got {starts}")
+    if not 0 <= floor < 1:
+        raise InputError("--floor", f"must be in [0, 1), got {floor:g}")
     preset = preset or next(iter(prob.presets))
     generator = dict(generator or {})
     first = prob.generate(preset=preset, size=size, seed=seed, **generator)  # bad preset/size/options: exit 2 now
@@ -297,7 +307,7 @@ def search(problem_id: str, heuristic: str, *, size: int | None = None, preset: 
     if method.name == ref.name:
         raise InputError("--method", f"must differ from the reference {reference!r}")
     settings = {"preset": preset, "size": size, "seed": seed, "budget_s": budget, "evaluations": evaluations,
-                "time_limit_s": time_limit, "starts": starts, "temperature": temperature, "generator": generator}
+                "time_limit_s": time_limit, "starts": starts, "temperature": temperature, "floor": floor, "generator": generator}
     out = Search(problem_id, heuristic, reference, settings)
     rng = np.random.default_rng(seed)
     scalable = [n for n in _float_options(prob) if generator.get(n, 1.0) is not None]
@@ -364,6 +374,11 @@ def search(problem_id: str, heuristic: str, *, size: int | None = None, preset: 
                 raise Interrupted(seen[0])
             if verdict == "unproven":
                 out.unproven += 1
+                continue
+            if out.scale is None:
+                out.scale = abs(optimum)
+            if abs(optimum) < floor * out.scale:
+                out.degenerate += 1
                 continue
             if verdict == "failed":
                 out.heuristic_failed += 1

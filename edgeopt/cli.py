@@ -285,6 +285,8 @@ def adversary(problem: str = typer.Argument(..., help="problem id"),
                                                       help="exact method proving each optimum (default: the first)"),
               time_limit: float = typer.Option(10.0, "--time-limit", help="seconds per method call; a candidate "
                                                                             "not proven optimal within it is skipped"),
+              floor: float = typer.Option(0.1, "--floor", help="skip candidates whose optimum is below this "
+                                                                "fraction of the first proven optimum's magnitude"),
               option: List[str] = typer.Option([], "--option", help="generator option KEY=VALUE (repeatable)"),
               output: str = typer.Option(..., "-o", "--output", help="worst instance file to write")):
     """Search for the instance where a heuristic is furthest from the proven optimum, and write it."""
@@ -294,10 +296,11 @@ def adversary(problem: str = typer.Argument(..., help="problem id"),
         out().print(f"{elapsed:8.1f} s  {evals:6d} evaluations  gap {gap:.4%}")
 
     found = adv.search(problem, method, size=size, preset=preset, budget=budget, evaluations=evaluations, seed=seed,
-                       reference=reference, time_limit=time_limit, generator=_parse_options(option),
+                       reference=reference, time_limit=time_limit, floor=floor, generator=_parse_options(option),
                        on_improve=improved)
     counts = (f"{found.evaluations} evaluations, {found.unproven} not proven optimal (skipped), "
-              f"{found.heuristic_failed} with no feasible {method} solution, {found.invalid} invalid proposals")
+              f"{found.heuristic_failed} with no feasible {method} solution, {found.degenerate} below the floor "
+              f"(skipped), {found.invalid} invalid proposals")
     if found.best is None:
         err().print(f"no candidate was proven optimal by {found.reference}: {counts}; nothing written")
         raise typer.Exit(1)

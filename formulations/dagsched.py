@@ -280,6 +280,7 @@ milp = method("dagsched", "milp", "exact")(
 # --- CP-SAT ---------------------------------------------------------------------------------------
 
 MAX_TICKS_PER_S = 1e9  # nanoseconds, unless the objective would pass 2**50
+PROVE_SHARE = 0.5  # of a time-limited one-thread run's main solve spent on the proof before LNS joins
 
 
 @method("dagsched", "cpsat", "exact")
@@ -302,7 +303,8 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     objective in seconds and dollars; the referee's value of the same schedule differs from it by at
     most ``delta`` (see ``_scale``, about 1e-7 relative on the presets), which is also subtracted from
     the bound and added to T_max so that the bound stays valid. ``threads`` workers (default 1:
-    deterministic for a seed); ``mip_gap`` as the MILP's (default 1e-6). The start (``STARTS`` by default)
+    deterministic for a seed; with a time limit, the main solve's second half interleaves CP-SAT's LNS, see
+    ``PROVE_SHARE``); ``mip_gap`` as the MILP's (default 1e-6). The start (``STARTS`` by default)
     is the hint, and is returned if CP-SAT ends with nothing better.
     """
     from ortools.sat.python import cp_model
@@ -316,7 +318,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     bound_of = lambda sv: sv.best_objective_bound * cp.sc["unit"] - cp.sc["delta"]
     gap = DEFAULT_GAP if mip_gap is None else float(mip_gap)
 
-    def run(model, budget):
+    def run(model, budget, improve=False):
         solver = cp_model.CpSolver()
         prm = solver.parameters
         prm.num_workers = 1 if threads is None else int(threads)
@@ -324,6 +326,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         prm.relative_gap_limit = gap
         if budget is not None:
             prm.max_time_in_seconds = budget
+        prm.interleave_search = improve
         return solver, solver.solve(model)
 
     def left():
@@ -352,28 +355,49 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
                                             or merged.evaluation.objective < first.evaluation.objective):
             first = Start("jobs alone, merged", merged.solution, merged.evaluation)
     if first.solution is not None:
-        where, queues = placement(instance, first.solution)
-        for ts, lit in x.items():
-            model.add_hint(lit, where[ts[0]] == ts[1])
-        for n, arcs in enumerate(arcs_of):
-            chain = set(zip([-1] + queues[n], queues[n] + [-1])) if queues[n] else {(-1, -1)}
-            for ab, lit in arcs.items():
-                model.add_hint(lit, ab in chain)
+        _hint(model, x, arcs_of, *placement(instance, first.solution))
     budget = left()
     if budget is not None and budget <= 0:
         return no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
-    solver, code = run(model, budget)
-    if code == cp_model.INFEASIBLE:
+    # on one thread CP-SAT runs a single tree search and no large-neighbourhood search (LNS): good at proofs,
+    # but on large instances it hardly moves from the start. So a time-limited one-thread run searches for a
+    # proof for PROVE_SHARE of its time and, if it has none, interleaves all CP-SAT's subsolvers (LNS
+    # included) on the thread from the best schedule so far; the better schedule and bound are kept
+    one_thread = threads is None or int(threads) == 1
+    split = budget is not None and one_thread
+    runs = [run(model, budget * PROVE_SHARE if split else budget)]
+    if split and runs[0][1] in (cp_model.FEASIBLE, cp_model.UNKNOWN) and left() > 0:
+        if runs[0][1] == cp_model.FEASIBLE:
+            model.clear_hints()
+            _hint(model, x, arcs_of, *placement(instance, _read_cpsat(g, runs[0][0], x, arcs_of)))
+        runs.append(run(model, left(), improve=True))
+    codes = [code for _, code in runs]
+    if cp_model.INFEASIBLE in codes:
         return Outcome(None, status="infeasible", solver="cp-sat")
-    if code == cp_model.MODEL_INVALID:
+    if cp_model.MODEL_INVALID in codes:
         raise RuntimeError(f"CP-SAT rejected the model: {model.validate()}")
-    if code not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return no_worse(instance, Outcome(None, status="time_limit", bound=bound_of(solver), solver="cp-sat"), first)
-    claimed, bound = solver.objective_value * cp.sc["unit"], bound_of(solver)
+    bound = max(bound_of(sv) for sv, _ in runs)
+    found = [(sv.objective_value, k) for k, (sv, code) in enumerate(runs)
+             if code in (cp_model.OPTIMAL, cp_model.FEASIBLE)]
+    if not found:
+        return no_worse(instance, Outcome(None, status="time_limit", bound=bound, solver="cp-sat"), first)
+    solver = runs[min(found)[1]][0]
+    claimed = solver.objective_value * cp.sc["unit"]
     out = Outcome(_read_cpsat(g, solver, x, arcs_of), claimed=claimed,
-                  status="optimal" if code == cp_model.OPTIMAL else "time_limit", bound=bound,
-                  gap=abs(claimed - bound) / max(abs(claimed), 1e-10), solver="cp-sat")
+                  status="optimal" if cp_model.OPTIMAL in codes else "time_limit", bound=bound,
+                  gap=abs(claimed - bound) / max(abs(claimed), 1e-10), solver="cp-sat",
+                  extra={"cpsat_phases": [sv.status_name(code) for sv, code in runs]})
     return no_worse(instance, out, first)
+
+
+def _hint(model, x: dict, arcs_of: list[dict], where: dict[int, int], queues: list[list[int]]) -> None:
+    """Hint a schedule: its servers and, per edge queue, the arcs of its order."""
+    for ts, lit in x.items():
+        model.add_hint(lit, where[ts[0]] == ts[1])
+    for n, arcs in enumerate(arcs_of):
+        chain = set(zip([-1] + queues[n], queues[n] + [-1])) if queues[n] else {(-1, -1)}
+        for ab, lit in arcs.items():
+            model.add_hint(lit, ab in chain)
 
 
 class _CpSat:

@@ -30,10 +30,11 @@ def test_search_finds_a_gap_at_least_the_worst_of_as_many_random_instances():
     assert found.evaluations == n
     prob = registry.problem("partition")
     sampled = []
-    for k in range(n):
+    for k in range(n):  # sampling under the search's rule: an optimum below the floor is not scored
         inst = prob.generate(preset="random", size=4, seed=k, **gen)
-        verdict, gap, _, _ = adversary.score(inst, "dp-latency", "milp", time_limit=10)
-        sampled.append(gap if verdict == "scored" else -np.inf)
+        verdict, gap, optimum, _ = adversary.score(inst, "dp-latency", "milp", time_limit=10)
+        scored = verdict == "scored" and abs(optimum) >= 0.1 * found.scale
+        sampled.append(gap if scored else -np.inf)
     assert found.best.gap >= max(sampled)
     assert found.history == sorted(found.history, key=lambda h: h[2])  # one line per improvement
 
@@ -52,6 +53,18 @@ def test_every_candidate_is_a_valid_instance_file():
         plain = prob.generate(preset=m["preset"], size=m["size"], seed=m["seed"], **m["options"])
         moved += io.instance_doc(plain)["data"] != io.instance_doc(c)["data"]
     assert moved > 0  # some candidates are moved away from every generator instance
+
+
+def test_optima_below_the_floor_are_not_scored():
+    """The search cannot win by driving the optimum to 0: every improvement it reports clears the floor."""
+    improvements = []
+    found = adversary.search("cdgs", "cgsc-cstp", evaluations=30, floor=0.9,
+                             on_improve=lambda *a: improvements.append(a), **SMALL)
+    assert found.scale > 0 and found.degenerate > 0
+    assert abs(found.best.optimum) >= 0.9 * found.scale
+    assert found.worst_instance().meta["adversary"]["below_floor"] == found.degenerate
+    unfloored = adversary.search("cdgs", "cgsc-cstp", evaluations=30, floor=0.0, **SMALL)
+    assert unfloored.degenerate == 0
 
 
 @pytest.mark.parametrize("pid", ["cdgs", "dagsched", "offload", "partition", "qllms", "stepsplit"])
@@ -103,6 +116,7 @@ def test_dag_moves_never_close_a_cycle():
     (["cdgs", "-m", "cgsc-cstp", "--budget", "0"], "--budget must be > 0"),
     (["cdgs", "-m", "cgsc-cstp", "--evaluations", "0"], "--evaluations must be >= 1"),
     (["cdgs", "-m", "cgsc-cstp", "--time-limit", "-1"], "--time-limit must be > 0"),
+    (["cdgs", "-m", "cgsc-cstp", "--floor", "1"], "--floor must be in [0, 1)"),
     (["cdgs", "-m", "cgsc-cstp", "--preset", "bogus"], "--preset must be one of"),
     (["cdgs", "-m", "cgsc-cstp", "--option", "nope=1"], "--option nope is not an option of the cdgs generator"),
 ])

@@ -229,13 +229,16 @@ class Estimate(NamedTuple):
     lat: np.ndarray
     ppl: np.ndarray
     aqs: np.ndarray  # (M, N, Q) bool
+    ttft: np.ndarray | None = None  # (M, N, Q) estimated time to first token, when the instance has TTFT figures
 
 
 def estimate(instance: Instance, completer: str = "svt", **options) -> Estimate:
-    """Complete the observed task x (server, level) latency and task x level perplexity matrices in log space.
+    """Complete the observed task x (server, level) latency (and TTFT) and task x level perplexity matrices
+    in log space.
 
     Measured entries are kept as measured; entries known not runnable (measured null, or the model does
-    not fit the GPU's memory) are +inf. The estimated AQS holds the (j, q) that fit and meet both SLOs.
+    not fit the GPU's memory) are +inf. An estimated TTFT is capped at the estimated latency (the prefill
+    is part of it). The estimated AQS holds the (j, q) that fit and meet the SLOs of ``data.slo``.
     """
     d = instance.data
     M, N, Q = d.shape
@@ -252,9 +255,8 @@ def estimate(instance: Instance, completer: str = "svt", **options) -> Estimate:
 
     lat = np.where(d.fits, fill(obs.lat), np.inf)
     ppl = fill(obs.ppl)
-    with np.errstate(invalid="ignore"):
-        aqs = d.fits & (lat <= d.slo_lat[:, None, None]) & (ppl <= d.slo_ppl[:, None])[:, None, :]
-    return Estimate(lat, ppl, aqs)
+    ttft = None if d.slo == "latency" else np.where(d.fits, np.minimum(fill(obs.ttft), lat), np.inf)
+    return Estimate(lat, ppl, d.admissible(lat, ttft, ppl), ttft)
 
 
 # --- stable matching ------------------------------------------------------------------------------
@@ -262,14 +264,15 @@ def deferred_acceptance(prefs: np.ndarray, rank: np.ndarray, size: np.ndarray, c
     """Task-proposing many-to-one deferred acceptance with capacities in load units, vectorized by rounds.
 
     ``prefs`` (M, K): server indices, most preferred first, -1 ends a list. ``rank`` (M, N): server j's
-    rank of task i, lower = preferred, distinct within a column. ``size`` (M, N): load of i at j.
-    ``cap`` (N,). Each round every free task proposes to its next server; every server that got
-    proposals keeps the longest prefix of held + new tasks, in its rank order, whose load fits, and
-    rejects the rest. With unit sizes and integer capacities this is the resident-proposing
+    rank of task i, lower = preferred, distinct within a column. ``size`` (M, N) or (M, N, R): load of i at
+    j, per resource. ``cap`` (N,) or (N, R). Each round every free task proposes to its next server; every
+    server that got proposals keeps the longest prefix of held + new tasks, in its rank order, whose load
+    fits in every resource, and rejects the rest. With unit sizes and integer capacities this is the resident-proposing
     Gale-Shapley algorithm. Returns the server of every task, -1 = unmatched.
     """
     M, K = prefs.shape
     N = len(cap)
+    size, cap = (size, cap) if size.ndim == 3 else (size[..., None], cap[:, None])
     ptr = np.zeros(M, dtype=np.int64)
     match = np.full(M, -1, dtype=np.int64)
     free = np.arange(M)
@@ -285,11 +288,11 @@ def deferred_acceptance(prefs: np.ndarray, rank: np.ndarray, size: np.ndarray, c
         o = np.lexsort((rank[cand, cs], cs))
         cand, cs = cand[o], cs[o]
         load = size[cand, cs]
-        cum = np.cumsum(load)
+        cum = np.cumsum(load, axis=0)
         start = np.r_[0, np.nonzero(np.diff(cs))[0] + 1]
         first = np.repeat(start, np.diff(np.r_[start, len(cs)]))
         cum = cum - cum[first] + load[first]
-        keep = cum <= cap[cs] * (1 + _TOL) + _TOL
+        keep = (cum <= cap[cs] * (1 + _TOL) + _TOL).all(axis=1)
         match[cand[keep]] = cs[keep]
         rejected = cand[~keep]
         match[rejected] = -1
@@ -300,18 +303,20 @@ def deferred_acceptance(prefs: np.ndarray, rank: np.ndarray, size: np.ndarray, c
 
 class Preferences(NamedTuple):
     prefs: np.ndarray  # (M, N) servers by ascending estimated cost, -1 = no more
-    rank: np.ndarray  # (M, N) server-side rank: est_lat / L_i ascending, ties by task index
-    size: np.ndarray  # (M, N) estimated GPU-seconds at the chosen level
+    rank: np.ndarray  # (M, N) server-side rank: SLO satisfaction ratio ascending, ties by task index
+    size: np.ndarray  # (M, N, R) estimated GPU-seconds (and GB with aggregate memory) at the chosen level
     quant: np.ndarray  # (M, N) the level task i would use at server j
-    cap: np.ndarray  # (N,)
+    cap: np.ndarray  # (N, R)
 
 
 def preferences(instance: Instance, est: Estimate) -> Preferences:
     """The QLLMS preference lists from an estimate.
 
     A task ranks the servers with a non-empty estimated AQS by their estimated cost at the cheapest
-    admissible level (lowest bits on ties; server index on equal costs). A server ranks tasks by the
-    satisfaction ratio est_lat / L_i ascending, ties by task index.
+    admissible level (lowest bits on ties; server index on equal costs); under the seed's delta-cost the
+    cost is the server's price, so a task takes the lowest admissible bits. A server ranks tasks by the
+    satisfaction ratio ascending, ties by task index: est_lat / L_i, or with TTFT/TPOT SLOs the larger of
+    est_ttft / TTFT SLO and est_tpot / TPOT SLO (the SLO nearer to being missed).
     """
     d = instance.data
     M, N, Q = d.shape
@@ -323,12 +328,21 @@ def preferences(instance: Instance, est: Estimate) -> Preferences:
     best = np.take_along_axis(c, quant[:, :, None], axis=2)[:, :, 0]
     prefs = np.argsort(best, axis=1, kind="stable")
     prefs = np.where(np.isfinite(np.take_along_axis(best, prefs, axis=1)), prefs, -1)
-    size = np.take_along_axis(est.lat, quant[:, :, None], axis=2)[:, :, 0]
-    key = np.where(np.isfinite(best), size / d.slo_lat[:, None], np.inf)
+    at = quant[:, :, None]
+    lat = np.take_along_axis(est.lat, at, axis=2)[:, :, 0]
+    if d.slo == "latency":
+        ratio = lat / d.slo_lat[:, None]
+    else:
+        ttft = np.take_along_axis(est.ttft, at, axis=2)[:, :, 0]
+        with np.errstate(invalid="ignore"):
+            tpot = np.take_along_axis(d.tpot(est.lat, est.ttft), at, axis=2)[:, :, 0]
+        ratio = np.maximum(ttft / d.tasks.column("slo_ttft")[:, None], tpot / d.tasks.column("slo_tpot")[:, None])
+    size = np.take_along_axis(d.usage(est.lat), at[..., None], axis=2)[:, :, 0]
+    key = np.where(np.isfinite(best), ratio, np.inf)
     rank = np.empty((M, N), dtype=np.int64)
     order = np.argsort(key, axis=0, kind="stable")  # stable: ties by task index
     np.put_along_axis(rank, order, np.arange(M)[:, None], axis=0)
-    return Preferences(prefs, rank, size, quant, d.cap)
+    return Preferences(prefs, rank, size, quant, d.capacity)
 
 
 def _listed(server: np.ndarray, rank: np.ndarray) -> np.ndarray:
@@ -359,7 +373,7 @@ def blocking_pairs(instance: Instance, solution: Solution, est: Estimate | None 
     """(task, server) pairs that block ``solution`` under the QLLMS preferences of ``est`` (default: SVT's).
 
     i and j block when i prefers j to its assignment (the cloud is last) and j would keep i among its
-    tasks: the load of j's tasks it ranks above i plus i's own fits j's capacity. With unit sizes
+    tasks: the load of j's tasks it ranks above i plus i's own fits j's capacity (in every resource). With unit sizes
     ``daa``'s matching has none (Gale-Shapley). With GPU-second sizes it can: a server that rejects
     a large task cuts off the smaller, lower-ranked tasks behind it in the same round, and does not
     call them back once the large one has moved on.
@@ -376,26 +390,30 @@ def blocking_pairs(instance: Instance, solution: Solution, est: Estimate | None 
     for j in range(N):
         held = np.nonzero(server == j)[0]
         r = np.sort(pref.rank[held, j])
-        load = np.r_[0.0, np.cumsum(pref.size[held, j][np.argsort(pref.rank[held, j])])]
+        sizes = pref.size[held, j][np.argsort(pref.rank[held, j])]
+        load = np.concatenate([np.zeros((1, sizes.shape[1])), np.cumsum(sizes, axis=0)])
         cand = np.nonzero(pos[:, j] < current)[0]
         above = load[np.searchsorted(r, pref.rank[cand, j])]
-        fits = above + pref.size[cand, j] <= pref.cap[j] * (1 + _TOL) + _TOL
+        fits = (above + pref.size[cand, j] <= pref.cap[j] * (1 + _TOL) + _TOL).all(axis=1)
         out += [(int(i), j) for i in cand[fits]]
     return sorted(out)
 
 
 # --- baselines ------------------------------------------------------------------------------------
-def _greedy(instance: Instance, order: np.ndarray, score: np.ndarray, size: np.ndarray) -> Solution:
-    """Tasks in ``order`` each take the (j, q) of least ``score`` (inf = not allowed) whose ``size`` fits
-    the estimated GPU-seconds left on j; the cloud when none does."""
+def _greedy(instance: Instance, order: np.ndarray, score: np.ndarray, lat: np.ndarray) -> Solution:
+    """Tasks in ``order`` each take the (j, q) of least ``score`` (inf = not allowed) whose estimated usage
+    (GPU-seconds at latency ``lat``, and GB with aggregate memory) fits what is left on j; the cloud when
+    none does."""
     d = instance.data
     M, N, Q = d.shape
-    left = d.cap.copy()
+    left = d.capacity.copy()
     server, quant = np.full(M, -1), np.full(M, -1)
-    flat_score, flat_size = score.reshape(M, -1), size.reshape(M, -1)
+    flat_score = score.reshape(M, -1)
+    flat_size = d.usage(lat).reshape(M, N * Q, -1)
     js = np.repeat(np.arange(N), Q)
     for i in order:
-        s = np.where(flat_size[i] <= left[js] * (1 + _TOL) + _TOL, flat_score[i], np.inf)
+        room = (flat_size[i] <= left[js] * (1 + _TOL) + _TOL).all(axis=1)
+        s = np.where(room, flat_score[i], np.inf)
         k = int(np.argmin(s))
         if np.isfinite(s[k]):
             server[i], quant[i] = divmod(k, Q)
@@ -444,7 +462,8 @@ def mef(instance: Instance, *, seed: int = 0, time_limit: float | None = None) -
 @method("qllms", "melange", "baseline")
 def melange(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
             mip_gap: float = 1e-4) -> Solution:
-    """Mélange (arXiv 2404.14527): min-cost ILP placement at fp16 only (HiGHS via SciPy, to ``mip_gap``).
+    """Mélange (arXiv 2404.14527): min-cost ILP placement at fp16 only (HiGHS via SciPy, to ``mip_gap``),
+    within every server's GPU-seconds (and, with aggregate memory, its GB).
 
     Mélange assumes full profiling; with partial observation it plans on the SVT-completed profile
     (the referee charges what that gets wrong). Tasks with no fp16 option and no cloud stay unplaced.
@@ -465,9 +484,13 @@ def melange(instance: Instance, *, seed: int = 0, time_limit: float | None = Non
     c = np.r_[score[ti, tj, q16], d.cloud[tc]]
     n_rows = int(coverable.sum())
     A_assign = csr_array((np.ones(nx + ny), (np.r_[rows[ti], rows[tc]], np.arange(nx + ny))), shape=(n_rows, nx + ny))
-    A_cap = csr_array((est.lat[ti, tj, q16], (tj, np.arange(nx))), shape=(N, nx + ny))
+    cap = d.capacity
+    R = cap.shape[1]
+    use = d.usage(est.lat)[ti, tj, q16]  # (nx, R): GPU-seconds, and GB with aggregate memory
+    A_cap = csr_array((use.ravel(), ((tj[:, None] * R + np.arange(R)).ravel(), np.repeat(np.arange(nx), R))),
+                      shape=(N * R, nx + ny))
     res = milp(c, integrality=np.ones(nx + ny), bounds=Bounds(0, 1),
-               constraints=[LinearConstraint(A_assign, 1, 1), LinearConstraint(A_cap, -np.inf, d.cap)],
+               constraints=[LinearConstraint(A_assign, 1, 1), LinearConstraint(A_cap, -np.inf, cap.ravel())],
                options={"mip_rel_gap": float(mip_gap)} | ({} if time_limit is None else {"time_limit": float(time_limit)}))
     if res.x is None:
         raise NotApplicable(f"the fp16 placement ILP has no solution ({res.message})")

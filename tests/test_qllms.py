@@ -48,6 +48,7 @@ def test_gap_importer_through_the_cli(cli, tmp_path):
     assert mine.data.model_dump(mode="json") == ship.data.model_dump(mode="json")
     d = mine.data
     assert d.shape == (15, 5, 1) and d.cost[0, 0, 0] == 17 and d.lat[0, 0, 0] == 8 and d.cap[0] == 36
+    assert (d.objective, d.memory, d.slo) == ("gpu-seconds", "per-task", "latency")  # the GAP's reading, set
 
 
 def test_gap_importer_rejects_a_truncated_file(cli, tmp_path):
@@ -178,7 +179,7 @@ def test_daa_with_variable_sizes_keeps_every_server_within_its_estimate():
     pref = H.preferences(inst, est)
     for j in range(inst.data.shape[1]):
         held = np.nonzero(sol.server == j)[0]
-        assert pref.size[held, j].sum() <= pref.cap[j] * (1 + 1e-9)
+        assert (pref.size[held, j].sum(axis=0) <= pref.cap[j] * (1 + 1e-9)).all()  # GPU-seconds and GB
         assert all(est.aqs[i, j, sol.quant[i]] for i in held)
 
 
@@ -235,9 +236,9 @@ def test_fancyimpute_completers_when_installed():
 
 # --- the referee -------------------------------------------------------------------------------------
 def _tiny(full: bool) -> P.Instance:
-    """3 tasks, one server of 10 GPU-seconds, one level; task 1's true latency breaks its SLO."""
+    """3 tasks, one server of 10 GPU-seconds, one level; task 1's true latency breaks its SLO; GPU-seconds cost."""
     return P.Instance(name="tiny", data=P.Data(
-        horizon_s=10.0,
+        horizon_s=10.0, objective="gpu-seconds",
         tasks=[P.Task(name=f"t{i}", model="m", in_tokens=1, out_tokens=1, slo_lat=5.0, slo_ppl=10.0, cloud=1.0)
                for i in range(3)],
         servers=[P.Server(name="gpu", gpus=1, mem_gb=10.0, price=3600.0)],  # $1 per GPU-second
@@ -322,3 +323,151 @@ def test_null_memory_where_latency_is_given_exits_2(cli, tmp_path, good_doc):
     good_doc["data"]["need"][1][0] = None
     err = _bad(tmp_path, good_doc, cli)
     assert "data.need[1][0]" in err and "no memory figure" in err
+
+
+# --- the seed's reading (issue 13): Σ δ c_j, TTFT and TPOT, aggregate memory, tokens per dollar ------------
+def _priced(need: float = 5.0, **options) -> P.Instance:
+    """3 tasks, an RTX 3090 (0.2 $/h) and an A100 (0.85 $/h) of one GPU each, fp16 and int4; every pair meets
+    every SLO (TTFT 0.5 s, TPOT <= 0.0425 s) and takes ``need`` GB."""
+    tasks = [P.Task(name="t0", model="m", in_tokens=100, out_tokens=200, slo_lat=20, slo_ppl=10, cloud=0.01),
+             P.Task(name="t1", model="m", in_tokens=50, out_tokens=100, slo_lat=20, slo_ppl=10, cloud=0.02),
+             P.Task(name="t2", model="m", in_tokens=10, out_tokens=40, slo_lat=20, slo_ppl=10, cloud=0.01)]
+    lat = np.array([[[9.0, 9.0], [9.0, 9.0]], [[3.6, 3.6], [3.6, 3.6]], [[2.0, 2.0], [2.0, 2.0]]])
+    return P.Instance(name="priced", data=P.Data(
+        horizon_s=100.0, tasks=tasks,
+        servers=[P.Server(name="RTX3090", gpus=1, mem_gb=24.0, price=0.2),
+                 P.Server(name="A100", gpus=1, mem_gb=80.0, price=0.85)],
+        quants=[P.Quant(name="fp16", bits=16), P.Quant(name="int4", bits=4)],
+        lat=lat, ttft=np.full(lat.shape, 0.5), ppl=np.full((3, 2), 5.0), need=np.full((3, 2), need), **options))
+
+
+@pytest.mark.parametrize("objective", ["delta-cost", "gpu-seconds"])
+def test_seed_objective_gpu_seconds_cost_and_tokens_per_dollar_by_hand(objective):
+    """t0 on the RTX 3090, t1 on the A100, t2 in the cloud.
+
+    delta-cost (the seed's Σ δ c_j): 0.2 + 0.85 + cloud_price 1.79 = 2.84.
+    GPU-seconds: 0.2 $/h * 9 s / 3600 = 0.0005, 0.85 * 3.6 / 3600 = 0.00085, t2's cloud 0.01: 0.01135 $.
+    tokens: (100 + 200) + (50 + 100) + (10 + 40) = 500, so 500 / 0.01135 = 44052.86 tokens per $.
+    """
+    inst = _priced(objective=objective)
+    ev = P.evaluate(inst, P.Solution(server=[0, 1, -1], quant=[0, 1, -1]))
+    assert ev.feasible and ev.details["tcr"] == pytest.approx(2 / 3)
+    assert ev.details["delta_cost"] == pytest.approx(2.84)
+    assert ev.details["gpu_seconds_cost"] == pytest.approx(0.01135)
+    assert ev.details["tokens_per_dollar"] == pytest.approx(500 / 0.01135)
+    assert ev.objective == pytest.approx({"delta-cost": 2.84, "gpu-seconds": 0.01135}[objective])
+
+
+@pytest.mark.parametrize("memory,optimum", [("aggregate", 0.2 + 0.2 + 0.85), ("per-task", 3 * 0.2)])
+def test_milp_and_bound_with_aggregate_memory_by_hand(memory, optimum):
+    """10 GB a task: the RTX 3090's 24 GB hold two tasks together, so the third goes to the A100 (0.85) under
+    aggregate memory; per task, all three take the RTX 3090 (100 GPU-seconds hold 9 + 3.6 + 2)."""
+    inst = _priced(need=10.0, memory=memory)
+    r = run_one(inst, "milp", time_limit=30)
+    assert r.status == "optimal" and r.feasible and r.objective == pytest.approx(optimum)
+    assert run_one(inst, "lagrange").bound <= optimum + 1e-9
+    for name in ("daa", "random", "edf", "mef", "melange"):
+        assert run_one(inst, name).feasible, name  # full information: no method may overfill the 24 GB
+
+
+def _one_task(slo: str) -> P.Instance:
+    """One task (100 output tokens; SLOs TTFT 1 s, TPOT 50 ms, latency 5.6 s) at four levels a-d."""
+    return P.Instance(name="slos", data=P.Data(
+        horizon_s=100.0, slo=slo,
+        tasks=[P.Task(name="t0", model="m", in_tokens=10, out_tokens=100, slo_lat=5.6, slo_ppl=10, cloud=1.0)],
+        servers=[P.Server(name="gpu", gpus=1, mem_gb=10.0, price=1.0)],
+        quants=[P.Quant(name=n, bits=b) for n, b in (("a", 16), ("b", 8), ("c", 4), ("d", 3))],
+        lat=[[[5.3, 5.5, 5.5, 5.8]]], ttft=[[[0.8, 1.2, 0.2, 0.9]]], ppl=[[5.0] * 4], need=[[1.0] * 4]))
+
+
+def test_ttft_and_tpot_are_checked_separately_by_hand():
+    """TPOT = (lat - ttft) / 100: a (0.8 s, 0.045 s) meets both; b's TTFT 1.2 s misses; c's TPOT 5.3 / 100 =
+    0.053 s misses; d (0.9 s, 0.049 s) meets both. The whole-latency SLO 5.6 s reads them the other way for
+    b, c (5.5 s: met) and d (5.8 s: missed)."""
+    seed, whole = _one_task("ttft-tpot").data, _one_task("latency").data
+    np.testing.assert_array_equal(seed.admissible(seed.lat, seed.ttft, seed.ppl)[0, 0], [True, False, False, True])
+    np.testing.assert_array_equal(whole.admissible(whole.lat, whole.ttft, whole.ppl)[0, 0], [True, True, True, False])
+    np.testing.assert_array_equal(H.estimate(_one_task("ttft-tpot")).aqs[0, 0], [True, False, False, True])
+    for q, why in ((1, "TTFT 1.2 s > SLO 1 s"), (2, "TPOT 0.053 s > SLO 0.05 s")):
+        ev = P.evaluate(_one_task("ttft-tpot"), P.Solution(server=[0], quant=[q]))
+        assert not ev.feasible and any(why in v for v in ev.violations), ev.violations
+    ev = P.evaluate(_one_task("latency"), P.Solution(server=[0], quant=[3]))
+    assert any("latency 5.8 s > SLO 5.6 s" in v for v in ev.violations)
+    assert P.evaluate(_one_task("ttft-tpot"), P.Solution(server=[0], quant=[3])).feasible
+
+
+def _shared(memory: str, full: bool) -> P.Instance:
+    """Three 8 GB tasks on one server of 2 GPUs x 10 GB (0.5 $/h, 100 GPU-seconds), cloud at 2 $/h."""
+    return P.Instance(name="shared", data=P.Data(
+        horizon_s=100.0, memory=memory, cloud_price=2.0,
+        tasks=[P.Task(name=f"t{i}", model="m", in_tokens=1, out_tokens=1, slo_lat=5, slo_ppl=10, cloud=1.0)
+               for i in range(3)],
+        servers=[P.Server(name="gpu", gpus=2, mem_gb=10.0, price=0.5)],
+        quants=[P.Quant(name="fp16", bits=16)],
+        lat=np.ones((3, 1, 1)), ppl=np.full((3, 1), 5.0), need=np.full((3, 1), 8.0),
+        seen_ppl=None if full else [[True], [True], [False]]))
+
+
+def test_aggregate_memory_overflow_by_hand():
+    """8 + 8 + 8 = 24 GB > 2 x 10 GB: in index order tasks 0 and 1 hold 16 GB, task 2 is beyond memory.
+    With full information that is a violation; with partial information task 2 is charged the cloud:
+    0.5 + 0.5 + 2 = 3. Per task (each 8 GB <= 10 GB) all three fit: 1.5."""
+    all_on = P.Solution(server=[0, 0, 0], quant=[0, 0, 0])
+    ev = P.evaluate(_shared("aggregate", full=True), all_on)
+    assert not ev.feasible and any("holds 24 GB > memory 20 GB (2 GPUs); tasks beyond capacity: 2" in v
+                                   for v in ev.violations), ev.violations
+    ev = P.evaluate(_shared("aggregate", full=False), all_on)
+    assert ev.feasible and ev.objective == pytest.approx(3.0) and ev.details["overflowed"] == 1
+    assert ev.details["memory_gb"] == [16.0] and ev.details["memory_capacity_gb"] == [20.0]
+    ev = P.evaluate(_shared("per-task", full=True), all_on)
+    assert ev.feasible and ev.objective == pytest.approx(1.5) and ev.details["tcr"] == 1.0
+
+
+def test_a_file_from_before_the_seed_reading_loads_with_defaults():
+    """No ttft, objective, memory or slo: the whole-latency SLO (nothing else can be checked), the seed's
+    objective and aggregate memory."""
+    doc = io.instance_doc(_tiny(full=True))
+    for key in ("ttft", "objective", "memory", "slo"):
+        doc["data"].pop(key, None)
+    d = io.parse_instance(doc).data
+    assert (d.slo, d.objective, d.memory) == ("latency", "delta-cost", "aggregate")
+    assert d.tasks[0].slo_ttft == 1.0 and d.tasks[0].slo_tpot == 0.05  # the seed's thresholds
+
+
+def test_ttft_fields_are_checked():
+    doc = io.instance_doc(_one_task("ttft-tpot"))
+    doc["data"]["ttft"][0][0][0] = 6.0
+    with pytest.raises(P.InputError, match="data.ttft.*<= data.lat"):
+        io.parse_instance(doc)
+    doc["data"]["ttft"] = None
+    with pytest.raises(P.InputError, match="data.ttft.*must be given when data.slo is ttft-tpot"):
+        io.parse_instance(doc)
+
+
+def test_generator_splits_latency_into_ttft_and_decode():
+    """TTFT is the prefill; the rest is out_tokens decode steps, so TPOT is the same decode time for every
+    task of a model on one (server, level), up to the 5 % noise of each entry."""
+    d = P.generate("qllms", size=40, seed=3).data
+    assert (d.slo, d.objective, d.memory) == ("ttft-tpot", "delta-cost", "aggregate")
+    ok = ~np.isnan(d.lat)
+    assert (d.ttft[ok] < d.lat[ok]).all()
+    tpot = d.tpot(d.lat, d.ttft)
+    rows = np.array([t.model == "Llama-2-7B" and t.out_tokens >= 50 for t in d.tasks])
+    spread = np.nanmax(tpot[rows], axis=0) / np.nanmin(tpot[rows], axis=0)
+    assert np.nanmax(spread) < 1.5, np.nanmax(spread)
+    assert all(t.slo_ttft == 1.0 and 0.02 <= t.slo_tpot <= 0.05 for t in d.tasks)
+    old = P.generate("qllms", size=40, seed=3, objective="gpu-seconds", memory="per-task", slo="latency").data
+    np.testing.assert_array_equal(old.lat, d.lat)
+    with pytest.raises(P.InputError, match="objective"):
+        P.generate("qllms", size=5, objective="dollars")
+
+
+def test_milp_agrees_from_every_start_when_a_gpu_costs_more_than_the_cloud():
+    """hetero under delta-cost: H100s (2.49, 3.29 $/h) are dearer than the cloud (1.79). EDF's start puts tasks
+    there; taken as the MIP start as is, it made HiGHS return its LP bound 34.37 as "optimal" and the method
+    fell back to the start (48.81). The optimum is 36.73 from every start."""
+    inst = P.generate("hetero", size=30, seed=0)
+    found = {start: run_one(inst, "milp", time_limit=60, start=start) for start in ("edf", "none")}
+    for r in found.values():
+        assert r.status == "optimal" and r.objective == pytest.approx(36.73) and r.bound == pytest.approx(36.73)
+    assert run_one(inst, "melange").objective >= 36.73 - 1e-9

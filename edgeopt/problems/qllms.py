@@ -5,12 +5,26 @@ holds the ground truth (latency, perplexity, memory) and what a scheduler has me
 observation masks). Methods see the truth only through ``Data.observed()``; the referee and the exact
 oracle read it directly. See ``specs/qllms.md``; the figures of the presets are sourced in
 ``instances/qllms/README.md``.
+
+Three choices of the problem's definition are data fields, the seed's reading first (issue 13):
+
+* ``objective``: ``delta-cost`` is the seed's ``min Σ δ_ijq · c_j`` (a task placed on server type j costs
+  its price c_j, $/GPU-hour; a cloud task costs ``cloud_price``); ``gpu-seconds`` charges the GPU time used,
+  ``c_j / 3600 · lat`` (and ``tasks[i].cloud`` in the cloud). An explicit ``cost`` table replaces the edge
+  cost of either.
+* ``memory``: ``aggregate`` — the tasks sharing a server type hold their memory at once, ``Σ need ≤ G_j ·
+  mem_j`` (and each fits one GPU); ``per-task`` — each task fits one GPU, nothing more.
+* ``slo``: ``ttft-tpot`` — time to first token (``data.ttft``, the prefill) ``≤ slo_ttft`` and time per output
+  token ``(lat − ttft) / out_tokens ≤ slo_tpot``; ``latency`` — the whole latency ``lat ≤ slo_lat``. A file
+  without ``data.ttft`` defaults to ``latency``.
+
+Both readings keep the GPU-seconds capacity ``G_j · H`` (the seed names no time budget; the spec's stays).
 """
 from __future__ import annotations
 
 from functools import cached_property
 from pathlib import Path
-from typing import Annotated, NamedTuple, Optional
+from typing import Annotated, Literal, NamedTuple, Optional
 
 import numpy as np
 from pydantic import Field, ValidationError, model_validator
@@ -27,6 +41,9 @@ PRESETS = {
     "rtx3090": "the paper's RTX 3090-only scenario: one server type of 2 RTX 3090s",
     "hetero": "8 GPU types at Lambda Cloud on-demand prices (A10 ... H100), same models and levels",
 }
+OBJECTIVES = ("delta-cost", "gpu-seconds")
+MEMORY = ("aggregate", "per-task")
+SLOS = ("ttft-tpot", "latency")
 _TOL = 1e-9  # relative slack on capacity sums (float cumsums in different orders)
 MAX_INDEX = 10_000_000  # tasks (the paper: 100,000), server types, levels
 
@@ -36,7 +53,11 @@ class Task(Model):
     model: str = Field(description="model family, e.g. Llama-2-7B")
     in_tokens: int = Field(ge=0, le=1_000_000_000, description="prompt tokens (0 <= x <= 1e9)")
     out_tokens: int = Field(ge=0, le=1_000_000_000, description="response tokens (0 <= x <= 1e9)")
-    slo_lat: float = Field(gt=0, le=1e9, description="latency SLO L_i, s (0 < x <= 1e9)")
+    slo_lat: float = Field(gt=0, le=1e9, description="latency SLO L_i, s (0 < x <= 1e9); data.slo = latency")
+    slo_ttft: float = Field(1.0, gt=0, le=1e9, description="time-to-first-token SLO, s (0 < x <= 1e9; the seed's "
+                                                          "1 s); data.slo = ttft-tpot")
+    slo_tpot: float = Field(0.05, gt=0, le=1e9, description="time-per-output-token SLO, s (0 < x <= 1e9; the seed's "
+                                                           "50 ms); data.slo = ttft-tpot")
     slo_ppl: float = Field(gt=0, le=1e9, description="perplexity SLO P_i (0 < x <= 1e9)")
     cloud: Optional[float] = Field(default=None, ge=0, le=1e9, description="cloud fallback cost, $ "
                                                                            "(0 <= x <= 1e9); null = edge only")
@@ -59,6 +80,7 @@ class Observed(NamedTuple):
 
     lat: np.ndarray  # (M, N, Q) s
     ppl: np.ndarray  # (M, Q)
+    ttft: np.ndarray | None  # (M, N, Q) s, measured with lat; None when the instance has no TTFT figures
 
 
 class Data(Model):
@@ -77,6 +99,28 @@ class Data(Model):
         default=None, description="explicit edge cost table, $ (0 <= x <= 1e9); default price_j/3600 * lat")
     seen_lat: Optional[Array(bool, 3)] = Field(default=None, description="latency observed? default all")
     seen_ppl: Optional[Array(bool, 2)] = Field(default=None, description="perplexity observed? default all")
+    ttft: Array(float, 3, nullable=True, ge=1e-6, le=1e9) | None = Field(
+        default=None, description="TRUE time to first token (the prefill) ttft[i][j][q], s (1e-6 <= x <= 1e9), <= lat, "
+                                  "null where lat is; observed with lat (seen_lat)")
+    objective: Literal["delta-cost", "gpu-seconds"] = Field(
+        "delta-cost", description="delta-cost: the seed's sum of c_j over placed tasks (cloud: cloud_price); "
+                                  "gpu-seconds: c_j / 3600 * lat (cloud: tasks[i].cloud)")
+    memory: Literal["aggregate", "per-task"] = Field(
+        "aggregate", description="aggregate: the tasks on a server type hold at most gpus_j * mem_gb_j together; "
+                                 "per-task: each task fits one GPU")
+    slo: Literal["ttft-tpot", "latency"] = Field(
+        "ttft-tpot", description="ttft-tpot: ttft <= slo_ttft and (lat - ttft) / out_tokens <= slo_tpot; latency: "
+                                 "lat <= slo_lat. Default latency for a file without data.ttft")
+    cloud_price: float = Field(1.79, ge=0, le=1e6, description="c of the cloud, $ per GPU-hour: a cloud task's cost "
+                                                              "under delta-cost (0 <= x <= 1e6; an on-demand A100-80GB)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _slo_default(cls, data):
+        """A file without TTFT figures can only be read with the whole-latency SLO."""
+        if isinstance(data, dict) and "slo" not in data and data.get("ttft") is None:
+            data = {**data, "slo": "latency"}
+        return data
 
     @model_validator(mode="after")
     def _consistent(self):
@@ -101,6 +145,13 @@ class Data(Model):
             check_shape(self.seen_lat, (M, N, Q), "data.seen_lat", "(tasks, servers, quants)")
         if self.seen_ppl is not None:
             check_shape(self.seen_ppl, (M, Q), "data.seen_ppl", "(tasks, quants)")
+        if self.ttft is not None:
+            check_shape(self.ttft, (M, N, Q), "data.ttft", "(tasks, servers, quants)")
+            check(np.isnan(self.ttft) == np.isnan(self.lat), "data.ttft", "must be null exactly where data.lat is null")
+            check(np.isnan(self.lat) | (self.ttft <= self.lat), "data.ttft", "must be <= data.lat (the prefill is part "
+                                                                               "of the latency)")
+        check(self.slo != "ttft-tpot" or self.ttft is not None, "data.ttft",
+              "must be given when data.slo is ttft-tpot (or set data.slo to latency)")
         return self
 
     @property
@@ -117,7 +168,8 @@ class Data(Model):
         seen_ppl = np.ones(self.ppl.shape, bool) if self.seen_ppl is None else self.seen_ppl
         lat = np.where(seen_lat, np.where(np.isnan(self.lat), np.inf, self.lat), np.nan)
         ppl = np.where(seen_ppl, np.where(np.isnan(self.ppl), np.inf, self.ppl), np.nan)
-        return Observed(lat, ppl)
+        ttft = None if self.ttft is None else np.where(seen_lat, np.where(np.isnan(self.ttft), np.inf, self.ttft), np.nan)
+        return Observed(lat, ppl, ttft)
 
     # known quantities (not ground truth): SLOs, memory, prices, capacities
     @cached_property
@@ -130,8 +182,13 @@ class Data(Model):
 
     @cached_property
     def cloud(self) -> np.ndarray:
-        """(M,) cloud cost, NaN where the task must stay at the edge."""
-        return self.tasks.column("cloud")
+        """(M,) cloud cost under ``objective``, NaN where the task must stay at the edge."""
+        return self.cloud_cost(self.objective)
+
+    def cloud_cost(self, objective: str) -> np.ndarray:
+        """(M,) a cloud task's cost under ``objective``: ``cloud_price`` (delta-cost) or ``tasks[i].cloud``."""
+        cloud = self.tasks.column("cloud")
+        return np.where(np.isnan(cloud), np.nan, self.cloud_price) if objective == "delta-cost" else cloud
 
     @cached_property
     def mem(self) -> np.ndarray:
@@ -143,6 +200,34 @@ class Data(Model):
         return np.array([s.gpus for s in self.servers], dtype=float) * self.horizon_s
 
     @cached_property
+    def capacity(self) -> np.ndarray:
+        """(N, R) what a server type offers: GPU-seconds, and with aggregate memory its GPUs' GB."""
+        if self.memory == "per-task":
+            return self.cap[:, None]
+        return np.stack([self.cap, np.array([s.gpus for s in self.servers], dtype=float) * self.mem], axis=1)
+
+    def usage(self, lat: np.ndarray) -> np.ndarray:
+        """(M, N, Q, R) what task i at (j, q) takes of ``capacity``: its (true or estimated) GPU-seconds, and its GB."""
+        if self.memory == "per-task":
+            return lat[..., None]
+        return np.stack([lat, np.broadcast_to(self.need[:, None, :], lat.shape)], axis=-1)
+
+    def tpot(self, lat: np.ndarray, ttft: np.ndarray) -> np.ndarray:
+        """(M, N, Q) time per output token: the decode time (lat - ttft) over max(out_tokens, 1)."""
+        out = np.maximum(self.tasks.column("out_tokens"), 1)
+        return (lat - ttft) / out[:, None, None]
+
+    def admissible(self, lat: np.ndarray, ttft: np.ndarray | None, ppl: np.ndarray) -> np.ndarray:
+        """(M, N, Q) the AQS of a (true or estimated) profile: runnable, fits one GPU, meets the SLOs of ``slo``."""
+        with np.errstate(invalid="ignore"):
+            if self.slo == "latency":
+                ok = lat <= self.slo_lat[:, None, None]
+            else:
+                ok = ((ttft <= self.tasks.column("slo_ttft")[:, None, None])
+                      & (self.tpot(lat, ttft) <= self.tasks.column("slo_tpot")[:, None, None]))
+            return self.fits & ok & (ppl <= self.slo_ppl[:, None])[:, None, :] & ~np.isnan(lat)
+
+    @cached_property
     def bits(self) -> np.ndarray:
         return np.array([q.bits for q in self.quants])
 
@@ -152,11 +237,15 @@ class Data(Model):
         with np.errstate(invalid="ignore"):
             return self.need[:, None, :] <= self.mem[None, :, None]
 
-    def edge_cost(self, lat: np.ndarray) -> np.ndarray:
-        """(M, N, Q) edge cost for a latency table (true or estimated): the cost table, else price/3600 * lat."""
+    def edge_cost(self, lat: np.ndarray, objective: str | None = None) -> np.ndarray:
+        """(M, N, Q) edge cost under ``objective`` (default the instance's) for a latency table (true or
+        estimated): the cost table, else price_j (delta-cost) or price_j / 3600 * lat (gpu-seconds)."""
         if self.cost is not None:
             return self.cost
-        return np.array([s.price for s in self.servers])[None, :, None] / 3600.0 * lat
+        price = np.array([s.price for s in self.servers])[None, :, None]
+        if (objective or self.objective) == "delta-cost":
+            return np.where(np.isnan(lat), np.nan, price)
+        return price / 3600.0 * lat
 
 
 class Instance(model.Instance):
@@ -198,11 +287,12 @@ class Served(NamedTuple):
     q: np.ndarray
     lat: np.ndarray  # true latency, NaN = not runnable
     runnable: np.ndarray
-    ok_mem: np.ndarray
-    ok_lat: np.ndarray
+    ok_mem: np.ndarray  # fits one GPU
+    ok_lat: np.ndarray  # meets the latency SLOs of data.slo
     ok_ppl: np.ndarray
     admissible: np.ndarray
-    within: np.ndarray  # within the server's capacity, in the solution's order
+    within: np.ndarray  # within the server's GPU-seconds (and aggregate memory), in the solution's order
+    held: np.ndarray  # GB the task holds on its server (0 unless runnable)
 
 
 def _served(d: Data, solution: Solution) -> Served:
@@ -215,22 +305,33 @@ def _served(d: Data, solution: Solution) -> Served:
     runnable = ~np.isnan(lat)
     with np.errstate(invalid="ignore"):
         ok_mem = d.need[edge, q] <= d.mem[j]
-        ok_lat = lat <= d.slo_lat[edge]
+        if d.slo == "latency":
+            ok_lat = lat <= d.slo_lat[edge]
+        else:
+            ttft = d.ttft[edge, j, q]
+            tpot = (lat - ttft) / np.maximum(d.tasks.column("out_tokens")[edge], 1)
+            ok_lat = (ttft <= d.tasks.column("slo_ttft")[edge]) & (tpot <= d.tasks.column("slo_tpot")[edge])
         ok_ppl = d.ppl[edge, q] <= d.slo_ppl[edge]
     admissible = runnable & ok_mem & ok_lat & ok_ppl
-    # capacity: per server, true GPU-seconds accumulated in solution order; beyond capacity -> cloud
+    held = np.where(runnable, d.need[edge, q], 0.0)
+    # capacity: per server, true GPU-seconds (and GB held) accumulated in solution order; beyond it -> cloud
     pos = np.empty(M, dtype=np.int64)
     pos[order] = np.arange(M)
     by = np.lexsort((pos[edge], j))
-    load = np.where(runnable, lat, 0.0)[by]
+    within = np.empty(len(edge), dtype=bool)
+    within[by] = _running(np.where(runnable, lat, 0.0)[by], j[by]) <= d.cap[j[by]] * (1 + _TOL) + _TOL
+    if d.memory == "aggregate":
+        gb = np.array([s.gpus for s in d.servers], dtype=float) * d.mem
+        within[by] &= _running(held[by], j[by]) <= gb[j[by]] * (1 + _TOL) + _TOL
+    return Served(edge, j, q, lat, runnable, ok_mem, ok_lat, ok_ppl, admissible, within, held)
+
+
+def _running(load: np.ndarray, js: np.ndarray) -> np.ndarray:
+    """Running sums of ``load`` within each run of equal ``js`` (tasks sorted by server)."""
     cum = np.cumsum(load)
-    js = j[by]
     start = np.r_[0, np.nonzero(np.diff(js))[0] + 1]
     seg = np.repeat(start, np.diff(np.r_[start, len(js)]))
-    cum = cum - cum[seg] + load[seg]
-    within = np.empty(len(edge), dtype=bool)
-    within[by] = cum <= d.cap[js] * (1 + _TOL) + _TOL
-    return Served(edge, j, q, lat, runnable, ok_mem, ok_lat, ok_ppl, admissible, within)
+    return cum - cum[seg] + load[seg]
 
 
 OUTCOMES = ("edge", "cloud", "not_runnable", "overflow", "slo")  # task_outcome codes, in this order
@@ -246,20 +347,31 @@ def task_outcome(instance: Instance, solution: Solution) -> np.ndarray:
 
 
 def evaluate(instance: Instance, solution: Solution) -> Evaluation:
-    """The referee: true cost with honest charging of wrong estimates, feasibility, TCR."""
+    """The referee: true cost with honest charging of wrong estimates, feasibility, TCR, tokens per dollar.
+
+    Both objectives are reported (``delta_cost``, ``gpu_seconds_cost``); ``objective`` is the instance's.
+    ``tokens_per_dollar``: the prompt and output tokens of every task (each is served once, at the edge or in
+    the cloud) over the dollars paid for GPU time (``gpu_seconds_cost``, failed edge runs included); None
+    with an explicit cost table (its unit is not known to be $) or when nothing is paid.
+    """
     d = instance.data
     M, N, Q = d.shape
-    edge, j, q, lat, runnable, ok_mem, ok_lat, _, admissible, within = _served(d, solution)
+    edge, j, q, lat, runnable, ok_mem, ok_lat, _, admissible, within, held = _served(d, solution)
     ran = within & runnable
     done = ran & admissible
-    ecost = d.edge_cost(d.lat)[edge, j, q]
     to_cloud = np.ones(M, dtype=bool)
     to_cloud[edge[done]] = False
-    edge_cost = float(np.sum(ecost[ran]))
-    cloud_cost = float(np.nansum(d.cloud[to_cloud]))
+    cost = {o: (float(np.sum(d.edge_cost(d.lat, o)[edge, j, q][ran])), float(np.nansum(d.cloud_cost(o)[to_cloud])))
+            for o in OBJECTIVES}
+    edge_cost, cloud_cost = cost[d.objective]
     stranded = np.nonzero(to_cloud & np.isnan(d.cloud))[0]
     loads = np.bincount(j, weights=np.where(within & runnable, lat, 0.0), minlength=N)
     demand = np.bincount(j, weights=np.where(runnable, lat, 0.0), minlength=N)
+    gb = np.array([s.gpus for s in d.servers], dtype=float) * d.mem
+    holds = np.bincount(j, weights=np.where(within, held, 0.0), minlength=N)
+    wants = np.bincount(j, weights=held, minlength=N)
+    dollars = sum(cost["gpu-seconds"])
+    tokens = float(np.sum(d.tasks.column("in_tokens")) + np.sum(d.tasks.column("out_tokens")))
 
     violations: list[str] = []
     if d.full_information:  # with full information a mistake is an infeasibility, not a charge
@@ -268,13 +380,18 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
             i, jj, qk = int(edge[k]), int(j[k]), int(q[k])
             why = ("is not runnable (lat null)" if not runnable[k] else
                    f"needs {d.need[i, qk]:g} GB > {d.mem[jj]:g} GB" if not ok_mem[k] else
-                   f"latency {lat[k]:.4g} s > SLO {d.slo_lat[i]:g} s" if not ok_lat[k] else
+                   _slo_miss(d, i, jj, qk) if not ok_lat[k] else
                    f"perplexity {d.ppl[i, qk]:.4g} > SLO {d.slo_ppl[i]:g}")
             violations.append(f"task {i} on server {jj} ({d.servers[jj].name}) at {names[qk]} {why}")
         for jj in np.nonzero(demand > d.cap * (1 + _TOL) + _TOL)[0]:
             over = edge[~within & (j == jj)]
             violations.append(f"server {jj} ({d.servers[jj].name}) needs {demand[jj]:.6g} GPU-s > capacity "
                               f"{d.cap[jj]:.6g}; tasks beyond capacity: {_some(over)}")
+        if d.memory == "aggregate":
+            for jj in np.nonzero(wants > gb * (1 + _TOL) + _TOL)[0]:
+                over = edge[~within & (j == jj)]
+                violations.append(f"server {jj} ({d.servers[jj].name}) holds {wants[jj]:.6g} GB > memory "
+                                  f"{gb[jj]:.6g} GB ({d.servers[jj].gpus} GPUs); tasks beyond capacity: {_some(over)}")
     if len(stranded):
         violations.append(f"tasks without a cloud option end in the cloud: {_some(stranded)}")
     if len(violations) > 20:
@@ -289,10 +406,25 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         "not_runnable": int(np.sum(~runnable)),
         "load_s": loads.tolist(),
         "capacity_s": d.cap.tolist(),
+        "memory_gb": holds.tolist(),
+        "memory_capacity_gb": gb.tolist(),
+        "delta_cost": sum(cost["delta-cost"]),
+        "gpu_seconds_cost": dollars,
+        "tokens_per_dollar": tokens / dollars if d.cost is None and dollars > 0 else None,
         "full_information": d.full_information,
     }
     objective = None if len(stranded) else edge_cost + cloud_cost
     return Evaluation(objective=objective, feasible=not violations, violations=violations, details=details)
+
+
+def _slo_miss(d: Data, i: int, j: int, q: int) -> str:
+    """Which latency SLO of ``data.slo`` task i misses at (j, q), with the figures."""
+    if d.slo == "latency":
+        return f"latency {d.lat[i, j, q]:.4g} s > SLO {d.slo_lat[i]:g} s"
+    ttft, slo = d.ttft[i, j, q], d.tasks[i]
+    if ttft > slo.slo_ttft:
+        return f"TTFT {ttft:.4g} s > SLO {slo.slo_ttft:g} s"
+    return f"TPOT {(d.lat[i, j, q] - ttft) / max(slo.out_tokens, 1):.4g} s > SLO {slo.slo_tpot:g} s"
 
 
 def _some(idx: np.ndarray, k: int = 10) -> str:
@@ -361,9 +493,14 @@ def _layer_ms(gpu: str, tokens: np.ndarray) -> np.ndarray:
 
 
 def _truth(models: list[str], tin: np.ndarray, tout: np.ndarray, gpus: list[str], rng) -> tuple:
-    """Ground-truth lat (M,N,Q), ppl (M,Q), need (M,Q) from the profile figures, with 5 % noise."""
+    """Ground-truth lat (M,N,Q), ppl (M,Q), need (M,Q), ttft (M,N,Q) from the profile figures, with 5 % noise.
+
+    TTFT is the prefill of the prompt; the rest of the latency is ``out_tokens`` decode steps. One noise
+    factor per (i, j, q) scales both, so TPOT = (lat - ttft) / out_tokens is the noisy per-token decode time.
+    """
     M, N, Q = len(models), len(gpus), len(_QUANTS)
     lat = np.empty((M, N, Q))
+    ttft = np.empty((M, N, Q))
     need = np.empty((M, Q))
     ppl = np.empty((M, Q))
     difficulty = rng.lognormal(0.0, 0.08, size=M)  # per-task text difficulty, shared by all levels
@@ -376,23 +513,29 @@ def _truth(models: list[str], tin: np.ndarray, tout: np.ndarray, gpus: list[str]
             pre = _layer_ms(g, tin[rows]) * scale
             dec = _layer_ms(g, np.ones(rows.sum())) * scale
             for q in range(Q):
-                lat[rows, j, q] = pre * _PREFILL_Q[q] + tout[rows] * dec * _DECODE_Q[q]
+                ttft[rows, j, q] = pre * _PREFILL_Q[q]
+                lat[rows, j, q] = ttft[rows, j, q] + tout[rows] * dec * _DECODE_Q[q]
         kv = (tin[rows] + tout[rows]) * spec["kv"] / 1e9
         need[rows] = np.array(spec["weights"])[None, :] + kv[:, None] + _OVERHEAD_GB
         ppl[rows] = np.array(_PPL_7B)[None, :] * _PPL_BASE[name] * difficulty[rows, None]
-    lat *= rng.lognormal(0.0, 0.05, size=lat.shape)
+    noise = rng.lognormal(0.0, 0.05, size=lat.shape)
+    lat, ttft = lat * noise, ttft * noise
     mem = np.array([_GPUS[g][0] for g in gpus], dtype=float)
     lat[need[:, None, :] > mem[None, :, None]] = np.nan  # does not fit: not runnable
-    return lat, np.round(ppl, 4), np.round(need, 4)
+    ttft[np.isnan(lat)] = np.nan
+    return lat, np.round(ppl, 4), np.round(need, 4), ttft
 
 
 def generate(preset: str = "qllms", size: int | None = None, seed: int = 0, observe: float = 1.0,
-             load: float = 1.0, gpus: int = 2) -> Instance:
+             load: float = 1.0, gpus: int = 2, objective: str = "delta-cost", memory: str = "aggregate",
+             slo: str = "ttft-tpot") -> Instance:
     """``size`` tasks (default 100) on the preset's server types; ``observe`` = fraction of entries measured.
 
     Options: ``observe`` in [0.2, 1] (each latency and perplexity entry is measured with this
     probability); ``load`` = total fastest-configuration GPU-seconds / edge capacity (sets the horizon);
-    ``gpus`` per server type (the paper: 2).
+    ``gpus`` per server type (the paper: 2); ``objective``, ``memory``, ``slo``: the readings of the
+    problem (module docstring), the seed's by default. Every task gets the TTFT SLO 1 s and a TPOT SLO drawn
+    in 20-50 ms; its whole-latency SLO is their sum over its output, 1 s + TPOT SLO * out_tokens.
     """
     M = 100 if size is None else int(size)
     if M < 1:
@@ -403,6 +546,9 @@ def generate(preset: str = "qllms", size: int | None = None, seed: int = 0, obse
         raise InputError("load", f"must be > 0, got {load}")
     if int(gpus) < 1:
         raise InputError("gpus", f"must be >= 1, got {gpus}")
+    for name, value, allowed in (("objective", objective, OBJECTIVES), ("memory", memory, MEMORY), ("slo", slo, SLOS)):
+        if value not in allowed:
+            raise InputError(name, f"must be one of {', '.join(allowed)}, got {value!r}")
     rng = np.random.default_rng(seed)
     prices = {"qllms": _EDGE_PRICES, "rtx3090": {"RTX3090": _EDGE_PRICES["RTX3090"]}, "hetero": _LAMBDA_PRICES}[preset]
     names = list(prices)
@@ -410,7 +556,7 @@ def generate(preset: str = "qllms", size: int | None = None, seed: int = 0, obse
     # LMSYS-Chat-1M-like lengths: lognormal with the dataset's mean prompt / response tokens
     tin = np.clip(np.round(rng.lognormal(np.log(_LMSYS_MEAN_IN) - 0.5, 1.0, size=M)), 4, 2048)
     tout = np.clip(np.round(rng.lognormal(np.log(_LMSYS_MEAN_OUT) - 0.5, 1.0, size=M)), 4, 2048)
-    lat, ppl, need = _truth(models, tin, tout, names, rng)
+    lat, ppl, need, ttft = _truth(models, tin, tout, names, rng)
     tpot_slo = rng.uniform(0.02, 0.05, size=M)  # s per output token, paper's 50 ms at the loose end
     slo_lat = np.round(_TTFT_S + tpot_slo * tout, 3)
     slo_ppl = np.round(rng.uniform(6.0, 11.0, size=M), 3)
@@ -425,13 +571,16 @@ def generate(preset: str = "qllms", size: int | None = None, seed: int = 0, obse
     data = Data(
         horizon_s=max(horizon, 1e-3),
         tasks=[Task(name=f"t{i}", model=str(models[i]), in_tokens=int(tin[i]), out_tokens=int(tout[i]),
-                    slo_lat=float(slo_lat[i]), slo_ppl=float(slo_ppl[i]), cloud=float(cloud[i])) for i in range(M)],
+                    slo_lat=float(slo_lat[i]), slo_ttft=_TTFT_S, slo_tpot=float(np.round(tpot_slo[i], 4)),
+                    slo_ppl=float(slo_ppl[i]), cloud=float(cloud[i])) for i in range(M)],
         servers=[Server(name=g, gpus=int(gpus), mem_gb=float(_GPUS[g][0]), price=prices[g]) for g in names],
         quants=[Quant(name=n, bits=b) for n, b in _QUANTS],
         lat=np.round(lat, 5), ppl=ppl, need=need, seen_lat=seen_lat, seen_ppl=seen_ppl,
+        ttft=np.round(ttft, 5), objective=objective, memory=memory, slo=slo, cloud_price=_CLOUD_PRICE,
     )
     meta = {"generator": "edgeopt.problems.qllms.generate", "preset": preset, "size": M, "seed": seed,
-            "options": {"observe": p, "load": float(load), "gpus": int(gpus)}}
+            "options": {"observe": p, "load": float(load), "gpus": int(gpus), "objective": objective,
+                        "memory": memory, "slo": slo}}
     name = f"{preset}-m{M}-obs{int(round(p * 100))}-s{seed}"
     return Instance(name=name, meta=meta, data=data)
 
@@ -452,6 +601,7 @@ def import_gap(path: str) -> Instance:
     server types and jobs tasks. The resource r[a][t] is the latency lat[t][a][0] (GPU-seconds), and
     with H = 1 s and gpus_a = capacity_a the capacity gpus_a * H is the agent's capacity in the
     resource's units. SLOs are set loose (L_t = max_a r[a][t], perplexity 1 <= 1), memory needs are 0.
+    The GAP's reading is set explicitly: the cost table, the whole-latency SLO, per-task memory.
     """
     p = Path(path)
     if not p.is_file():
@@ -481,6 +631,7 @@ def import_gap(path: str) -> Instance:
         "servers": [{"name": f"agent{a}", "gpus": float(capacity[a]), "mem_gb": 1.0, "price": 0.0} for a in range(m)],
         "quants": [{"name": "q0", "bits": 16}],
         "lat": res.T[:, :, None], "ppl": np.ones((n, 1)), "need": np.zeros((n, 1)), "cost": cost.T[:, :, None],
+        "objective": "gpu-seconds", "memory": "per-task", "slo": "latency",
     }
     from edgeopt.model import validation_error
 
@@ -518,8 +669,11 @@ class Simulation:
     def __init__(self, preset: str = "qllms", seed: int = 0, families: Annotated[int, Field(ge=1, le=100_000)] = 20,
                  rate: Annotated[float, Field(gt=0, le=1e6)] | None = None,
                  observe: Annotated[float, Field(ge=0.2, le=1.0)] = 0.3,
-                 load: Annotated[float, Field(gt=0, le=1e3)] = 1.0, gpus: Annotated[int, Field(ge=1, le=10_000)] = 2):
-        self.template = generate(preset, size=families, seed=seed, observe=observe, load=load, gpus=gpus).data
+                 load: Annotated[float, Field(gt=0, le=1e3)] = 1.0, gpus: Annotated[int, Field(ge=1, le=10_000)] = 2,
+                 objective: Literal["delta-cost", "gpu-seconds"] = "delta-cost",
+                 memory: Literal["aggregate", "per-task"] = "aggregate", slo: Literal["ttft-tpot", "latency"] = "ttft-tpot"):
+        self.template = generate(preset, size=families, seed=seed, observe=observe, load=load, gpus=gpus,
+                                 objective=objective, memory=memory, slo=slo).data
         d = self.template
         self.seed, self.preset = seed, preset
         self.rate = float(families if rate is None else rate)
@@ -533,7 +687,9 @@ class Simulation:
         tasks = [d.tasks[f].model_copy(update={"name": f"i{t}-{k}-{d.tasks[f].name}"}) for k, f in enumerate(family)]
         return Data(horizon_s=self.horizon, tasks=tasks, servers=d.servers, quants=d.quants, lat=d.lat[family],
                     ppl=d.ppl[family], need=d.need[family], seen_lat=self.seen_lat[family] if partial else None,
-                    seen_ppl=self.seen_ppl[family] if partial else None)
+                    seen_ppl=self.seen_ppl[family] if partial else None,
+                    ttft=None if d.ttft is None else d.ttft[family], objective=d.objective, memory=d.memory,
+                    slo=d.slo, cloud_price=d.cloud_price)
 
     def instance(self, t: int) -> Instance | None:
         rng = np.random.default_rng([self.seed, t])

@@ -1,6 +1,7 @@
 """Speed of list scheduling, reach of the exact methods (milp, cpsat), every method's gap to the optimum (dagsched).
 
     python benchmarks/dagsched.py            # prints Markdown tables (about 20 minutes on 2 cores)
+    python benchmarks/dagsched.py gaps       # only the gap tables (about 5 minutes)
 
 Times are wall seconds of the whole method call (model building included); list is best of 3. The exact
 methods run on one thread with the list schedule as their start.
@@ -8,11 +9,13 @@ methods run on one thread with the list schedule as their start.
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 from edgeopt import generate, io, solve
 
-METHODS = ["list", "cs-ucb", "random", "all-cloud", "greedy-edge"]
+METHODS = {"list": ("list", {}), "cs-ucb": ("cs-ucb", {}), "cs-ucb-location": ("cs-ucb", {"learn": "location"}),
+           "random": ("random", {}), "all-cloud": ("all-cloud", {}), "greedy-edge": ("greedy-edge", {})}
 EXACT = ["milp", "cpsat"]
 
 
@@ -82,7 +85,7 @@ def layered(jobs: int, cloud_hz: float | None = None):
 def gaps(title: str, make, n: int = 50) -> None:
     rows = {m: [] for m in METHODS}
     infeasible = {m: 0 for m in METHODS}
-    wall = {m: [] for m in METHODS + ["milp"]}
+    wall = {m: [] for m in [*METHODS, "milp"]}
     proven = 0
     for seed in range(n):
         inst = make(seed)
@@ -91,8 +94,8 @@ def gaps(title: str, make, n: int = 50) -> None:
         if opt.status != "optimal":
             continue
         proven += 1
-        for m in METHODS:
-            r = solve(inst, m, seed=seed)
+        for m, (name, options) in METHODS.items():
+            r = solve(inst, name, seed=seed, **options)
             wall[m].append(r.wall_s)
             if not r.feasible:
                 infeasible[m] += 1
@@ -113,6 +116,10 @@ def paper(seed: int):
     return generate("dagsched", "paper", size=3, seed=seed, mix="random")
 
 
+def edge_share(seed: int):
+    return generate("dagsched", "edge-share", size=3, seed=seed, mix="random")
+
+
 def slow_cloud(seed: int):
     doc = io.instance_doc(paper(seed))
     doc["data"]["cloud"]["f_hz"] = 2.5e9
@@ -121,6 +128,12 @@ def slow_cloud(seed: int):
 
 if __name__ == "__main__":
     start = time.perf_counter()
+    if sys.argv[1:] == ["gaps"]:
+        gaps("50 paper-family instances, 3 random-family jobs, W = 6 MHz, T_max = 3 s", paper)
+        gaps("the same 50 families and sizes in the edge-share preset (gamma = 0.03)", edge_share)
+        gaps("the same 50 with the cloud slowed to 2.5 GHz (edges worth using)", slow_cloud)
+        print(f"total {time.perf_counter() - start:.0f} s")
+        sys.exit()
     list_speed()
     reach("layered DAGs of 6 sub-tasks, paper servers (3 edges + 10 GHz cloud)", layered,
           (3, 4, 6, 8, 12, 16, 24, 34, 48), target=34, two_threads=True)
@@ -132,5 +145,6 @@ if __name__ == "__main__":
     reach("the HEFT example (pure makespan, 3 processors; HEFT = 80)",
           lambda _: io.load("instances/dagsched/heft-topcuoglu.json"), (1,))
     gaps("50 paper-family instances, 3 random-family jobs, W = 6 MHz, T_max = 3 s", paper)
+    gaps("the same 50 families and sizes in the edge-share preset (gamma = 0.03)", edge_share)
     gaps("the same 50 with the cloud slowed to 2.5 GHz (edges worth using)", slow_cloud)
     print(f"total {time.perf_counter() - start:.0f} s")

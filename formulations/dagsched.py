@@ -280,7 +280,7 @@ milp = method("dagsched", "milp", "exact")(
 # --- CP-SAT ---------------------------------------------------------------------------------------
 
 MAX_TICKS_PER_S = 1e9  # nanoseconds, unless the objective would pass 2**50
-PROVE_SHARE = 0.5  # of a time-limited one-thread run's main solve spent on the proof before LNS joins
+PROVE_SHARE = 0.5  # of a time-limited one-thread run's main solve spent on the proof before LNS takes over
 
 
 @method("dagsched", "cpsat", "exact")
@@ -303,7 +303,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     objective in seconds and dollars; the referee's value of the same schedule differs from it by at
     most ``delta`` (see ``_scale``, about 1e-7 relative on the presets), which is also subtracted from
     the bound and added to T_max so that the bound stays valid. ``threads`` workers (default 1:
-    deterministic for a seed; with a time limit, the main solve's second half interleaves CP-SAT's LNS, see
+    deterministic for a seed; with a time limit, an unproven main solve's second half runs CP-SAT's LNS, see
     ``PROVE_SHARE``); ``mip_gap`` as the MILP's (default 1e-6). The start (``STARTS`` by default)
     is the hint, and is returned if CP-SAT ends with nothing better.
     """
@@ -326,7 +326,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         prm.relative_gap_limit = gap
         if budget is not None:
             prm.max_time_in_seconds = budget
-        prm.interleave_search = improve
+        prm.interleave_search = prm.use_lns_only = improve
         return solver, solver.solve(model)
 
     def left():
@@ -361,8 +361,8 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         return no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
     # on one thread CP-SAT runs a single tree search and no large-neighbourhood search (LNS): good at proofs,
     # but on large instances it hardly moves from the start. So a time-limited one-thread run searches for a
-    # proof for PROVE_SHARE of its time and, if it has none, interleaves all CP-SAT's subsolvers (LNS
-    # included) on the thread from the best schedule so far; the better schedule and bound are kept
+    # proof for PROVE_SHARE of its time and, if it has none, runs CP-SAT's LNS neighbourhoods on the thread
+    # from the best schedule so far; the better schedule and the better bound are kept
     one_thread = threads is None or int(threads) == 1
     split = budget is not None and one_thread
     runs = [run(model, budget * PROVE_SHARE if split else budget)]

@@ -15,10 +15,11 @@ from __future__ import annotations
 import math
 import time
 from bisect import bisect_left, bisect_right, insort
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 
+from edgeopt.model import InputError
 from edgeopt.problems.dagsched import Instance, Solution
 from edgeopt.registry import NotApplicable, method
 from edgeopt.result import Outcome
@@ -232,61 +233,79 @@ def list_schedule(instance: Instance, *, seed: int = 0, time_limit: float | None
 
 # --- CS-UCB -----------------------------------------------------------------------------------------
 
+LEARN = ("joint", "location")  # CS-UCB's arms: (sub-task, server) pairs, so the order too; or a server per modality
+
+
 @method("dagsched", "cs-ucb", "heuristic")
 def cs_ucb(instance: Instance, *, seed: int = 0, time_limit: float | None = None, episodes: int = 50,
-           delta: float = 0.5, lam: float = 1.0) -> Outcome:
-    """PerLLM's constraint-satisfaction UCB (arXiv 2405.14636): UCB over servers, best of `episodes` runs.
+           delta: float = 0.5, lam: float = 1.0, learn: str = "joint") -> Outcome:
+    """PerLLM's constraint-satisfaction UCB (arXiv 2405.14636) in the paper's action space; best of `episodes` runs.
 
-    Arms are (modality, server) pairs. Each episode dispatches the sub-tasks stage by stage; for each,
-    the arms whose server keeps the job within T_max (all arms if none) are candidates, untried ones
-    first, else the largest R(a) + delta * sqrt(ln t / L(a)). The reward is -(gamma * normalized delay +
-    (1 - gamma) * normalized cost) + lam * normalized slack to T_max. Statistics persist across episodes;
-    the best schedule seen (within T_max first) is returned. At ``time_limit`` no new episode starts
-    (status ``time_limit``, ``details.episodes`` says how many ran).
+    ``learn=joint`` (default, the paper's action ``a_i = (L_ij, alpha_ij)``: which sub-task to schedule next
+    and where): the arms are (sub-task, server) pairs, and every step chooses among all ready sub-tasks
+    of all jobs, so the edge queue orders are learned too; ``ln t`` counts the pulls of the sub-task's
+    job (its agent). ``learn=location``: the arms are (modality, server) pairs and the sub-tasks are
+    dispatched stage by stage, jobs in turn (a fixed order); ``ln t`` counts the modality's pulls.
+    Each step the arms whose choice keeps the job within T_max (all arms if none) are candidates,
+    untried ones first, else the largest R(a) + delta * sqrt(ln t / L(a)). The reward is -(gamma *
+    normalized delay + (1 - gamma) * normalized cost) + lam * normalized slack to T_max. Statistics
+    persist across episodes; the best schedule seen (within T_max first) is returned. At ``time_limit``
+    no new episode starts (status ``time_limit``, ``details.episodes`` says how many ran).
     """
+    if learn not in LEARN:
+        raise InputError("learn", f"must be one of {', '.join(LEARN)}, got {learn!r}")
     began = time.perf_counter()
     rng = np.random.default_rng(seed)
     g = instance.data.graph
-    mods = instance.data.jobs.modality
-    count: dict[tuple, int] = {}
-    mean: dict[tuple, float] = {}
-    pulls: dict[str, int] = {}
+    if learn == "joint":
+        arm_row, agent = np.arange(g.T), np.asarray(g.job)
+    else:
+        arm_row = agent = np.unique(instance.data.jobs.modality, return_inverse=True)[1]
+    count = np.zeros((arm_row.max() + 1, g.S))
+    mean = np.zeros_like(count)
+    pulls = np.zeros(agent.max() + 1)
     scale_t = instance.data.t_max_s or float(np.where(g.ok, g.dur, 0).max(1).sum() / len(g.sink))
     best: tuple | None = None
     for episode in range(int(episodes)):
         if episode and time_limit is not None and time.perf_counter() - began >= time_limit:
-            return Outcome(best[1], claimed=float(best[0][1]), status="time_limit", extra={"episodes": episode})
+            return Outcome(best[1], claimed=float(best[0][1]), status="time_limit",
+                           extra={"episodes": episode, "learn": learn})
         disp = Dispatcher(instance)
         while disp.ready:
-            t = min(disp.ready, key=lambda t: _arrival_key(disp, t))
-            m = mods[t]
-            cand = []
-            for s in disp.options(t):
+            ts = np.array(sorted(disp.ready) if learn == "joint" else
+                          [min(disp.ready, key=lambda t: _arrival_key(disp, t))])
+            t_of, s_of = np.nonzero(g.ok[ts])
+            t_of = ts[t_of]
+            n = count[arm_row[t_of], s_of]
+            with np.errstate(divide="ignore", invalid="ignore"):
+                index = mean[arm_row[t_of], s_of] + delta * np.sqrt(np.log(np.maximum(pulls[agent[t_of]], 1)) / n)
+            # untried arms first (in random order), then by index; the first that keeps its job within T_max
+            rank = np.lexsort((np.where(n == 0, rng.random(len(n)), -index), n > 0))
+            pick = None  # stays the first-ranked arm when none keeps its job within T_max
+            for k in rank:
+                t, s = int(t_of[k]), int(s_of[k])
                 st, en = disp.slot(t, s)
-                cand.append((s, st, en, disp.latency_if(t, st, en, s)))
-            if disp.t_max is not None:
-                cand = [c for c in cand if c[3] <= disp.t_max] or cand
-            untried = [c for c in cand if count.get((m, c[0]), 0) == 0]
-            if untried:
-                s, st, en, lat = untried[int(rng.integers(len(untried)))]
-            else:
-                n_m = pulls.get(m, 1)
-                s, st, en, lat = max(cand, key=lambda c: mean[(m, c[0])]
-                                     + delta * math.sqrt(math.log(max(n_m, 1)) / count[(m, c[0])]))
+                arm = (t, s, en, disp.latency_if(t, st, en, s))
+                if pick is None:
+                    pick = arm
+                if disp.t_max is None or arm[3] <= disp.t_max:
+                    pick = arm
+                    break
+            t, s, en, lat = pick
             ready_at = max((disp.finish[k] for k, _ in g.preds[t]), default=0.0)
             disp.place(t, s)
             cmax = g.cost[t][g.ok[t]].max()
             weighted = disp.gamma * (en - ready_at) / scale_t + (1 - disp.gamma) * (g.cost[t, s] / cmax if cmax else 0)
             slack = max(-1.0, min(1.0, (disp.t_max - lat) / disp.t_max)) if disp.t_max else 0.0
             reward = -weighted + lam * slack
-            key = (m, s)
-            count[key] = count.get(key, 0) + 1
-            mean[key] = mean.get(key, 0.0) + (reward - mean.get(key, 0.0)) / count[key]
-            pulls[m] = pulls.get(m, 0) + 1
+            a = arm_row[t]
+            count[a, s] += 1
+            mean[a, s] += (reward - mean[a, s]) / count[a, s]
+            pulls[agent[t]] += 1
         score = (not disp.feasible(), disp.objective())
         if best is None or score < best[0]:
             best = (score, disp.solution())
-    return Outcome(best[1], claimed=float(best[0][1]), extra={"episodes": int(episodes)})
+    return Outcome(best[1], claimed=float(best[0][1]), extra={"episodes": int(episodes), "learn": learn})
 
 
 # --- baselines --------------------------------------------------------------------------------------

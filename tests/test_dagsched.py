@@ -240,16 +240,17 @@ def test_methods_reproduce_for_a_seed():
 # --- CP-SAT, starts, and the MILP's initial values ------------------------------------------------
 
 def paper_case(case: str) -> Instance:
-    """small_instance seeds, the paper preset at 2-3 jobs (T_max 3 s), and the same with a 2.5 GHz cloud."""
-    kind, seed = case.split("-")
+    """small_instance seeds, the paper and edge-share presets at 2-3 jobs (T_max 3 s), paper with a 2.5 GHz cloud."""
+    kind, seed = case.split("-", 1)[0], case.rsplit("-", 1)[1]
     if kind == "small":
         return small_instance(int(seed))
     if kind == "slow":
         return slow_cloud(int(seed))
-    return generate("paper", size=2 + int(seed) % 2, seed=int(seed), mix="random")
+    return generate("paper" if kind == "paper" else "edge-share", size=2 + int(seed) % 2, seed=int(seed), mix="random")
 
 
-CASES = [f"small-{s}" for s in range(4)] + [f"paper-{s}" for s in range(10, 14)] + [f"slow-{s}" for s in range(3)]
+CASES = ([f"small-{s}" for s in range(4)] + [f"paper-{s}" for s in range(10, 14)] + [f"slow-{s}" for s in range(3)]
+         + [f"edge-share-{s}" for s in range(2)])
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -663,7 +664,69 @@ def test_backward_numbering_schedules_like_forward():
 
 def test_cs_ucb_starts_no_episode_after_its_time_limit():
     inst = generate("paper", size=60, seed=2)
-    r = solve(inst, "cs-ucb", time_limit=0.05, episodes=10_000)
-    assert r.status == "time_limit" and r.feasible and 1 <= r.details["episodes"] < 10_000
+    for learn in ("joint", "location"):  # a first joint episode tries arms in random order: T_max may break
+        r = solve(inst, "cs-ucb", time_limit=0.05, episodes=10_000, learn=learn)
+        assert r.status == "time_limit" and r.objective is not None and 1 <= r.details["episodes"] < 10_000
+        assert r.feasible or learn == "joint"
     full = solve(inst, "cs-ucb", episodes=3)
-    assert full.status == "feasible" and full.details["episodes"] == 3
+    assert full.status != "time_limit" and full.details["episodes"] == 3
+
+
+# --- the seed's joint decision: scheduling order and location (issue 13) ---------------------------
+
+def one_edge_two_jobs() -> Instance:
+    """One text edge at 1 GHz, no cloud, gamma = 1: job A is a1 (1 s) -> a2 (2 s), job B is b1 (3 s) alone."""
+    task = {"modality": "text", "in_bits": 0.0, "out_bits": 0.0}
+    return Instance.model_validate({"name": "order", "data": {
+        "gamma": 1.0, "t_max_s": None, "edge_bps": 1e6,
+        "servers": [{"name": "e0", "modalities": ["text"], "f_hz": 1e9, "price": 0.01}],
+        "rates": {"ul_bps": [[1e6]] * 2, "dl_bps": [[1e6]] * 2},
+        "jobs": [{"name": "A", "tasks": [{**task, "cycles": 1e9}, {**task, "cycles": 2e9, "out_bits": 5e5}],
+                  "edges": [{"src": 0, "dst": 1}]},
+                 {"name": "B", "tasks": [{**task, "cycles": 3e9}]}]}})
+
+
+def test_queue_order_changes_the_objective_by_hand():
+    """The seed's ST = max(WT, EN of the sub-task before it in the queue) and T_i = max EN - min ST + R/r_dl.
+
+    a1 b1 a2: a1 0-1, b1 1-4, a2 4-6; T_A = 6 - 0 + 0.5e6/1e6 = 6.5, T_B = 4 - 1 = 3 -> 9.5.
+    a1 a2 b1: a1 0-1, a2 1-3, b1 3-6; T_A = 3 + 0.5 = 3.5, T_B = 3 -> 6.5 (b1 a1 a2 too: 3.5 + 3).
+    CS-UCB learning the order (default) finds 6.5; learning the location only, it keeps the stage-by-stage
+    dispatch a1 b1 a2 and gets 9.5.
+    """
+    inst = one_edge_two_jobs()
+    interleaved = evaluate(inst, Solution(order=[[(0, 0), (1, 0), (0, 1)]]))
+    assert interleaved.details["start_finish"] == [[[0, 1], [4, 6]], [[1, 4]]]
+    assert interleaved.details["T_s"] == pytest.approx([6.5, 3.0]) and interleaved.objective == pytest.approx(9.5)
+    for order in ([(0, 0), (0, 1), (1, 0)], [(1, 0), (0, 0), (0, 1)]):
+        assert evaluate(inst, Solution(order=[order])).objective == pytest.approx(6.5)
+    assert solve(inst, "cs-ucb").objective == pytest.approx(6.5)
+    assert solve(inst, "cs-ucb", learn="location").objective == pytest.approx(9.5)
+    assert solve(inst, "milp").objective == pytest.approx(6.5)
+
+
+def test_cs_ucb_rejects_an_unknown_learn_option():
+    with pytest.raises(InputError, match="learn"):
+        solve(small_instance(0), "cs-ucb", learn="order")
+
+
+def test_the_paper_cloud_beats_every_edge_per_subtask():
+    """The reason for the edge-share preset: with Table 2's figures every sub-task runs (upload + compute)
+    faster on the cloud than on any edge that supports it, whatever the channel (even W = 1 GHz)."""
+    for W in (5.0, 6.0, 1000.0):
+        g = generate("paper", size=20, seed=1, mix="random", bandwidth_mhz=W).data.graph
+        edge = np.where(g.ok[:, :g.N], g.dur[:, :g.N], np.inf)
+        assert (g.dur[:, g.cloud] < edge.min(1)).all()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_edge_share_preset_puts_subtasks_on_edges_at_the_optimum(seed):
+    paper, edge = (generate(p, size=3, seed=seed) for p in ("paper", "edge-share"))
+    assert (paper.data.gamma, edge.data.gamma) == (0.5, 0.03) and edge.name.startswith("edge-share-j3-w6-tmax3-s")
+    on_edges = []
+    for inst in (paper, edge):
+        r = solve(inst, "milp")
+        assert r.status == "optimal" and r.feasible
+        assert solve(inst, "paths").bound <= r.objective + 1e-9
+        on_edges.append(inst.data.graph.T - r.details["on_cloud"])
+    assert on_edges[0] == 0 and on_edges[1] >= 5  # of 13 sub-tasks

@@ -32,6 +32,8 @@ SENSE = "min"
 PRESETS = {
     "paper": "the paper's five job families (section 5.1, Table 2): 3 modality edges + 10 GHz cloud, W=6 MHz, "
              "T_max=3 s (options bandwidth_mhz, t_max, gamma, mix=cycle|random)",
+    "edge-share": "the paper preset with gamma = 0.03, just below the break-even weight at which a median-channel "
+                  "edge ties the cloud, so the edges win a share of the sub-tasks (the paper's own gamma range [0, 1])",
     "layered": "random layered DAGs of `tasks` sub-tasks per job (default 10) with the paper's servers and sizes",
     "heft": "the classic HEFT example (Topcuoglu et al. 2002): 10 tasks, 3 processors, HEFT makespan 80",
 }
@@ -561,6 +563,12 @@ _OUT_BITS = {"text": (1e3, 3e3), "image": (2e3, 4e3), "audio": (3e3, 5e3), "mult
 # Channel gain (not given in the paper): 3GPP TR 38.901 indoor-factory line-of-sight path loss
 # PL = 31.84 + 21.50 log10(d / m) + 19.00 log10(fc / GHz) dB at fc = 3.5 GHz, d ~ U[10, 50] m, no shadowing.
 _FC_GHZ, _D_RANGE_M = 3.5, (10.0, 50.0)
+# gamma of each preset. With the paper's figures the cloud is faster per input bit than every edge for any
+# channel (upload 1/3e6 + 1900/10e9 = 0.52 us, edge compute alone 1900/2.5e9 = 0.76 us and more), so at
+# gamma = 0.5 an edge wins only off a job's critical path. The edge is cheaper by 1900 * (0.03 - 0.01) / 1e9
+# = 3.8e-8 $ per bit; at a median channel (30 m: 1.9 Mbit/s at W = 6 MHz) it is slower by 0.76-0.95 us per bit,
+# so it ties the cloud at gamma / (1 - gamma) = 3.8e-8 / 0.8e-6, gamma ~ 0.045. edge-share sits below that.
+_GAMMA = {"paper": 0.5, "edge-share": 0.03, "layered": 0.5}
 
 # The five job families: (name, [(sub-task name, modality)], edges). Stage 1 decomposes the request
 # (text), stage 2 runs the modular sub-tasks, stage 3 aggregates the answer (text, the sink).
@@ -655,13 +663,13 @@ def _heft_data() -> dict:
 
 
 def generate(preset: str = "paper", size: int | None = None, seed: int = 0, bandwidth_mhz: float = 6.0,
-             t_max: float | None = 3.0, gamma: float = 0.5, mix: str = "cycle", tasks: int = 10) -> Instance:
+             t_max: float | None = 3.0, gamma: float | None = None, mix: str = "cycle", tasks: int = 10) -> Instance:
     """An instance of ``preset`` with ``size`` jobs (default 5: one job of each family).
 
-    Options (paper, layered): ``bandwidth_mhz`` (W; the paper sweeps 5, 5.5, 6), ``t_max`` (s; 2.5, 2.8,
-    3.0; null for none), ``gamma``; ``mix`` = cycle (job i is family i mod 5) or random (paper);
-    ``tasks`` sub-tasks per job (layered). Sizes are drawn as in section 5.1; the channel gain from the
-    path-loss model recorded in ``meta.channel``.
+    Options (paper, edge-share, layered): ``bandwidth_mhz`` (W; the paper sweeps 5, 5.5, 6), ``t_max`` (s;
+    2.5, 2.8, 3.0; null for none), ``gamma`` (default 0.5; edge-share 0.03); ``mix`` = cycle (job i is
+    family i mod 5) or random (paper, edge-share); ``tasks`` sub-tasks per job (layered). Sizes are drawn
+    as in section 5.1; the channel gain from the path-loss model recorded in ``meta.channel``.
     """
     if preset == "heft":
         if size not in (None, 1):
@@ -682,7 +690,8 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, band
         raise InputError("bandwidth_mhz", "must be > 0")
     rng = np.random.default_rng(seed)
     names = list(FAMILIES)
-    if preset == "paper":
+    gamma = _GAMMA[preset] if gamma is None else gamma
+    if preset != "layered":
         fams = [names[i % 5] for i in range(n)] if mix == "cycle" else [str(x) for x in rng.choice(names, size=n)]
         jobs = [_family_job(f, rng) for f in fams]
     else:
@@ -694,8 +703,8 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, band
     meta = {"generator": "edgeopt.problems.dagsched.generate", "preset": preset, "size": n, "seed": seed,
             "options": opts, "channel": channel}
     name = (f"{preset}-j{n}" + (f"-t{int(tasks)}" if preset == "layered" else "") + ("-random" if mix == "random" else "")
-            + f"-w{bandwidth_mhz:g}" + (f"-tmax{t_max:g}" if t_max else "") + (f"-g{gamma:g}" if gamma != 0.5 else "")
-            + f"-s{seed}")
+            + f"-w{bandwidth_mhz:g}" + (f"-tmax{t_max:g}" if t_max else "")
+            + (f"-g{gamma:g}" if gamma != _GAMMA[preset] else "") + f"-s{seed}")
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
 

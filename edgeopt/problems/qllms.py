@@ -195,16 +195,25 @@ class Data(Model):
         return np.array([s.mem_gb for s in self.servers])
 
     @cached_property
+    def gpus(self) -> np.ndarray:
+        return np.array([s.gpus for s in self.servers], dtype=float)
+
+    @cached_property
     def cap(self) -> np.ndarray:
         """(N,) GPU-seconds per server type: gpus_j * H."""
-        return np.array([s.gpus for s in self.servers], dtype=float) * self.horizon_s
+        return self.gpus * self.horizon_s
+
+    @cached_property
+    def memory_gb(self) -> np.ndarray:
+        """(N,) GB per server type, all its GPUs together: gpus_j * mem_j."""
+        return self.gpus * self.mem
 
     @cached_property
     def capacity(self) -> np.ndarray:
         """(N, R) what a server type offers: GPU-seconds, and with aggregate memory its GPUs' GB."""
         if self.memory == "per-task":
             return self.cap[:, None]
-        return np.stack([self.cap, np.array([s.gpus for s in self.servers], dtype=float) * self.mem], axis=1)
+        return np.stack([self.cap, self.memory_gb], axis=1)
 
     def usage(self, lat: np.ndarray) -> np.ndarray:
         """(M, N, Q, R) what task i at (j, q) takes of ``capacity``: its (true or estimated) GPU-seconds, and its GB."""
@@ -321,8 +330,7 @@ def _served(d: Data, solution: Solution) -> Served:
     within = np.empty(len(edge), dtype=bool)
     within[by] = _running(np.where(runnable, lat, 0.0)[by], j[by]) <= d.cap[j[by]] * (1 + _TOL) + _TOL
     if d.memory == "aggregate":
-        gb = np.array([s.gpus for s in d.servers], dtype=float) * d.mem
-        within[by] &= _running(held[by], j[by]) <= gb[j[by]] * (1 + _TOL) + _TOL
+        within[by] &= _running(held[by], j[by]) <= d.memory_gb[j[by]] * (1 + _TOL) + _TOL
     return Served(edge, j, q, lat, runnable, ok_mem, ok_lat, ok_ppl, admissible, within, held)
 
 
@@ -367,7 +375,7 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
     stranded = np.nonzero(to_cloud & np.isnan(d.cloud))[0]
     loads = np.bincount(j, weights=np.where(within & runnable, lat, 0.0), minlength=N)
     demand = np.bincount(j, weights=np.where(runnable, lat, 0.0), minlength=N)
-    gb = np.array([s.gpus for s in d.servers], dtype=float) * d.mem
+    gb = d.memory_gb
     holds = np.bincount(j, weights=np.where(within, held, 0.0), minlength=N)
     wants = np.bincount(j, weights=held, minlength=N)
     dollars = sum(cost["gpu-seconds"])

@@ -144,18 +144,25 @@ def test_exact_resolve_never_worse_than_the_policy_on_the_same_state(problem, po
         assert r["gap"] >= -1e-6
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--intervals", "0"], "--intervals"),
-    (["--option", "observe=1.5"], "--option observe"),
-    (["--option", "families=-1"], "--option families"),
-    (["--option", "colour=3"], "--option colour"),
-    (["--preset", "nope"], "--preset"),
-    (["--option", "rate=NaN"], "--option rate"),
+@pytest.mark.parametrize("problem, method, args, field", [
+    ("qllms", "daa", ["--intervals", "0"], "--intervals"),
+    ("qllms", "daa", ["--option", "observe=1.5"], "--option observe"),
+    ("qllms", "daa", ["--option", "families=-1"], "--option families"),
+    ("qllms", "daa", ["--option", "colour=3"], "--option colour"),
+    ("qllms", "daa", ["--preset", "nope"], "--preset"),
+    ("qllms", "daa", ["--option", "rate=NaN"], "--option rate"),
+    ("dagsched", "list", ["--option", "rate=0"], "--option rate"),
+    ("dagsched", "list", ["--option", "failure=1.5"], "--option failure"),
+    ("dagsched", "list", ["--option", "interval_s=-1"], "--option interval_s"),
+    ("dagsched", "list", ["--option", "patience=0"], "--option patience"),
+    ("dagsched", "list", ["--option", "rate=inf"], "--option rate"),
+    ("dagsched", "list", ["--preset", "heft"], "--preset"),
+    ("dagsched", "list", ["--intervals", "-3"], "--intervals"),
 ])
-def test_bad_simulation_parameters_exit_2_with_one_line_and_write_nothing(cli, tmp_path, args, field):
+def test_bad_simulation_parameters_exit_2_with_one_line_and_write_nothing(cli, tmp_path, problem, method, args, field):
     """Bad input: exit 2, one line naming the field and its rule, no run directory."""
     out = tmp_path / "run"
-    code, _, err = cli("simulate", "qllms", "-m", "daa", "-o", out, *args)
+    code, _, err = cli("simulate", problem, "-m", method, "-o", out, *args)
     assert code == 2
     assert err.strip().count("\n") == 0 and err.startswith(f"error: {field} ")
     assert not out.exists()
@@ -307,22 +314,6 @@ def test_dagsched_a_decision_that_moves_the_backlog_is_refused_and_the_backlog_k
     assert dagsched.evaluate(inst, fb).feasible
 
 
-@pytest.mark.parametrize("args, field", [
-    (["--option", "rate=0"], "--option rate"),
-    (["--option", "failure=1.5"], "--option failure"),
-    (["--option", "interval_s=-1"], "--option interval_s"),
-    (["--option", "patience=0"], "--option patience"),
-    (["--option", "rate=inf"], "--option rate"),
-    (["--preset", "heft"], "--preset"),
-    (["--intervals", "-3"], "--intervals"),
-])
-def test_dagsched_bad_simulation_parameters_exit_2(cli, tmp_path, args, field):
-    """Bad input: exit 2, one line naming the field and its rule, no run directory."""
-    out = tmp_path / "run"
-    code, _, err = cli("simulate", "dagsched", "-m", "list", "-o", out, *args)
-    assert code == 2
-    assert err.strip().count("\n") == 0 and err.startswith(f"error: {field} ")
-    assert not out.exists()
 
 
 def test_dagsched_a_seed_repeats_a_run_and_every_policy_meets_the_same_arrivals_and_failures():

@@ -1,0 +1,1 @@
+"""Systems over time and their decision processes (RL environments wrap these)."""

@@ -1,0 +1,327 @@
+"""The ``dagsched`` system as a decision process (Liao et al. §4.1–4.2), in plain NumPy.
+
+One agent per job. At each step every agent whose job still has sub-tasks to place picks an action
+``a_i = (L_ij, alpha_ij)``: one of its sub-tasks and a server; the joint action is applied to a
+``Dispatcher`` in agent order (the same partial schedule every heuristic builds, so the schedule the
+agents end with is exactly what the referee evaluates). An agent's observation is the seed's
+``s_i = (P_i, S, Task_i)`` before encoding: the job's progress vector, every server's features (speed,
+price, modalities, rates to the job's device, current queueing delay) and the job's DAG (node features and
+adjacency, for a GCN). ``action_mask`` marks the ready, modality-valid pairs.
+
+Rewards, per agent and step (``reward=``):
+
+- ``paper``: the seed's ``r_i = -eta1 - eta2 + q theta - eta3 - gamma (TR + T_com) - (1 - gamma) Cost`` with
+  ``eta1 = vartheta * (unplaced predecessors)``, ``eta2 = vartheta * (modality mismatch)``, ``q = 1`` for a valid
+  action, ``eta3 = vartheta * max(0, EN - T_max)``; an invalid action changes nothing (it is only penalized).
+- ``objective``: minus the growth of the agent's job term ``gamma T_i + (1 - gamma) Cost_i`` of the partial
+  schedule; summed over an episode and the agents it is exactly minus the referee's objective (a sink's return
+  to the device is paid when the sink is placed). Invalid actions change nothing and pay 0.
+
+An episode that reaches ``max_steps`` (only possible with invalid actions) is truncated: the sub-tasks left
+go to the cloud (or, without one, to their first modality-feasible server), paid as if chosen, so that every
+episode ends with a complete schedule for the referee.
+
+The observation layout (``Layout``) is fixed per environment and recorded in every policy file: a policy
+runs on an instance whose jobs have at most ``tasks`` sub-tasks and whose servers match.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from edgeopt.heuristics.dagsched import Dispatcher
+from edgeopt.model import InputError
+from edgeopt.problems.dagsched import FAMILIES, Instance, Solution, evaluate
+
+LAYOUT_VERSION = 1
+REWARDS = ("paper", "objective")
+# Units that bring the features to order 1 on the seed's figures.
+GCYCLES, MBIT, KBIT, GHZ, PRICE = 1e9, 1e6, 1e4, 1e10, 0.01
+PAPER = {"vartheta": 1.0, "theta": 2.0}  # Table 2: the penalty factor (rho / vartheta) and the valid-action bonus
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Shapes and feature order of an observation: what a policy file must match."""
+
+    tasks: int  # sub-task slots per job (J_max)
+    servers: int  # edge servers + cloud
+    modalities: tuple[str, ...]
+    cloud: bool = True  # the last server is the (unqueued, multimodal) cloud
+    version: int = LAYOUT_VERSION
+
+    @property
+    def actions(self) -> int:
+        return self.tasks * self.servers
+
+    @property
+    def node_features(self) -> int:
+        # present, placed, ready, C, D, R, modality one-hot, duration on each server, finish time
+        return 7 + len(self.modalities) + self.servers
+
+    @property
+    def server_features(self) -> int:
+        # speed, price, modalities, uplink and downlink to the job's device, queueing delay, is cloud
+        return 6 + len(self.modalities)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        J, S = self.tasks, self.servers
+        return {"progress": (J,), "servers": (S, self.server_features), "nodes": (J, self.node_features),
+                "adjacency": (J, J), "action_mask": (J * S,)}
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "modalities": list(self.modalities)}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Layout":
+        return cls(int(doc["tasks"]), int(doc["servers"]), tuple(doc["modalities"]), bool(doc["cloud"]),
+                   int(doc["version"]))
+
+    @classmethod
+    def of(cls, instance: Instance, tasks: int | None = None) -> "Layout":
+        """The layout an instance needs (``tasks`` slots at least)."""
+        d = instance.data
+        mods = sorted(set(d.jobs.modality) | {m for s in d.servers for m in s.modalities})
+        return cls(max(max(d.jobs.sizes), tasks or 0), d.graph.S, tuple(mods), d.cloud is not None)
+
+    def misfit(self, instance: Instance) -> str | None:
+        """Why the instance does not fit this layout (None when it does)."""
+        d = instance.data
+        if d.graph.S != self.servers:
+            return f"the policy was trained for {self.servers} servers (cloud included), the instance has {d.graph.S}"
+        if (d.cloud is not None) != self.cloud:
+            return f"the policy was trained {'with' if self.cloud else 'without'} a cloud, the instance has " \
+                   f"{'one' if d.cloud is not None else 'none'}"
+        if max(d.jobs.sizes) > self.tasks:
+            return f"the policy takes jobs of at most {self.tasks} sub-tasks, the instance has {max(d.jobs.sizes)}"
+        unknown = (set(d.jobs.modality) | {m for s in d.servers for m in s.modalities}) - set(self.modalities)
+        if unknown:
+            return f"the policy knows the modalities {list(self.modalities)}, not {sorted(unknown)}"
+        return None
+
+
+def paper_layout() -> Layout:
+    """The layout of the paper, edge-share and layered presets up to the five families' largest job."""
+    return Layout(max(len(t) for t, _ in FAMILIES.values()), 4, ("audio", "image", "multimodal", "text"))
+
+
+class DecisionProcess:
+    """The jobs of one instance scheduled by their agents; ``reset`` starts an episode on an instance."""
+
+    def __init__(self, layout: Layout, agents: int, reward: str = "paper", max_steps: int | None = None):
+        if reward not in REWARDS:
+            raise InputError("reward", f"must be one of {', '.join(REWARDS)}, got {reward!r}")
+        self.layout, self.n_agents, self.reward = layout, int(agents), reward
+        self.max_steps = max_steps if max_steps is not None else 4 * layout.tasks
+        self.instance: Instance | None = None
+
+    # --- episode ------------------------------------------------------------------------------------
+
+    def reset(self, instance: Instance) -> None:
+        lay, d = self.layout, instance.data
+        reason = lay.misfit(instance)
+        if reason:
+            raise InputError("instance", reason)
+        if len(d.jobs) > self.n_agents:
+            raise InputError("instance", f"has {len(d.jobs)} jobs, the environment {self.n_agents} agents")
+        self.instance = instance
+        self.disp = disp = Dispatcher(instance)
+        g = self.g = disp.g
+        I, J, S = len(d.jobs), lay.tasks, lay.servers
+        self.jobs = I
+        self.steps = 0
+        self.truncated = False
+        self.paid = np.zeros(self.n_agents)  # objective reward paid so far per agent
+        # static per-job arrays, padded to the layout
+        mod = {m: k for k, m in enumerate(lay.modalities)}
+        self.present = np.zeros((I, J), dtype=bool)
+        self.slot = np.full((I, J), -1)  # sub-task index t of each slot
+        static = np.zeros((I, J, lay.node_features), dtype=np.float32)
+        adj = np.zeros((I, J, J), dtype=np.float32)
+        jb = d.jobs
+        for i in range(I):
+            a, n = g.offset[i], jb.sizes[i]
+            ts = np.arange(a, a + n)
+            self.present[i, :n] = True
+            self.slot[i, :n] = ts
+            static[i, :n, 0] = 1.0
+            static[i, :n, 3] = jb.cycles[ts] / GCYCLES
+            static[i, :n, 4] = jb.in_bits[ts] / MBIT
+            static[i, :n, 5] = jb.out_bits[ts] / KBIT
+            static[i, np.arange(n), 6 + np.array([mod[jb.modality[t]] for t in ts])] = 1.0
+            k = 6 + len(lay.modalities)
+            static[i, :n, k:k + S] = g.dur[ts]
+            for t in ts:
+                for p, _ in g.preds[t]:
+                    adj[i, g.local[p], g.local[t]] = 1.0
+        self.static_nodes, self.adjacency = static, adj
+        f = np.array([s.f_hz for s in d.servers] + ([d.cloud.f_hz] if d.cloud else []))
+        price = np.array([s.price for s in d.servers] + ([d.cloud.price] if d.cloud else []))
+        mods = np.zeros((S, len(lay.modalities)), dtype=np.float32)
+        for n, s in enumerate(d.servers):
+            mods[n, [mod[m] for m in s.modalities]] = 1.0
+        if d.cloud is not None:
+            mods[-1] = 1.0
+        N = len(d.servers)
+        ul, dl = (d.rates.ul_bps, d.rates.dl_bps) if d.rates is not None else d.radio.rates
+        up = np.hstack([ul, np.full((I, S - N), d.cloud.ul_bps if d.cloud else 0.0)]) / MBIT
+        down = np.hstack([dl, np.full((I, S - N), d.cloud.dl_bps if d.cloud else 0.0)]) / MBIT
+        srv = np.zeros((I, S, lay.server_features), dtype=np.float32)
+        srv[:, :, 0] = f / GHZ
+        srv[:, :, 1] = price / PRICE
+        srv[:, :, 2:2 + len(lay.modalities)] = mods
+        k = 2 + len(lay.modalities)
+        srv[:, :, k], srv[:, :, k + 1] = up, down
+        srv[:, N:, k + 3] = 1.0
+        self.static_servers = srv
+        self._queue_col = k + 2
+
+    @property
+    def live(self) -> list[int]:
+        """Agents whose job still has sub-tasks to place, in agent order."""
+        if self.instance is None:
+            return []
+        placed = self.disp.where
+        return [i for i in range(self.jobs) if any(t not in placed for t in self.slot[i, self.present[i]])]
+
+    @property
+    def done(self) -> bool:
+        return len(self.disp.where) == self.g.T
+
+    def mask(self, i: int) -> np.ndarray:
+        """(tasks * servers,) bool: ready sub-tasks of job i on servers that run their modality."""
+        J, S = self.layout.tasks, self.layout.servers
+        m = np.zeros((J, S), dtype=bool)
+        for j in range(J):
+            t = self.slot[i, j]
+            if t >= 0 and t in self.disp.ready:
+                m[j] = self.g.ok[t]
+        return m.ravel()
+
+    def observe(self, i: int) -> dict[str, np.ndarray]:
+        """Agent i's observation (zeros for an agent without a job)."""
+        lay = self.layout
+        if i >= self.jobs:
+            return {k: np.zeros(s, dtype=np.int8 if k == "action_mask" else np.float32) for k, s in lay.shapes().items()}
+        disp = self.disp
+        nodes = self.static_nodes[i].copy()
+        for j in np.flatnonzero(self.present[i]):
+            t = self.slot[i, j]
+            if t in disp.where:
+                nodes[j, 1] = 1.0
+                nodes[j, -1] = disp.finish[t]
+            elif t in disp.ready:
+                nodes[j, 2] = 1.0
+        servers = self.static_servers[i].copy()
+        servers[:len(disp.tail), self._queue_col] = disp.tail
+        return {"progress": nodes[:, 1].copy(), "servers": servers, "nodes": nodes,
+                "adjacency": self.adjacency[i].copy(), "action_mask": self.mask(i).astype(np.int8)}
+
+    def observe_all(self) -> dict[str, np.ndarray]:
+        """Every agent's observation stacked on a leading agent axis, with ``alive`` (job not finished)."""
+        obs = [self.observe(i) for i in range(self.n_agents)]
+        out = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
+        alive = np.zeros(self.n_agents, dtype=bool)
+        alive[self.live] = True
+        out["alive"] = alive
+        return out
+
+    # --- acting -------------------------------------------------------------------------------------
+
+    def _term(self, i: int) -> float:
+        """gamma T_i + (1 - gamma) Cost_i of job i in the partial schedule."""
+        disp, g = self.disp, self.g
+        ts = self.slot[i, self.present[i]]
+        cost = sum(g.cost[t, disp.where[t]] for t in ts if t in disp.where)
+        return disp.gamma * disp.latency(i) + (1 - disp.gamma) * cost
+
+    def _place(self, i: int, t: int, s: int) -> float:
+        """Place sub-task t of agent i on server s; the reward of that placement."""
+        disp, g = self.disp, self.g
+        st, en = disp.place(t, s)
+        if self.reward == "objective":
+            return 0.0
+        tmax = disp.t_max
+        late = PAPER["vartheta"] * max(0.0, en - tmax) if tmax is not None else 0.0
+        return PAPER["theta"] - late - disp.gamma * g.dur[t, s] - (1 - disp.gamma) * g.cost[t, s]
+
+    def _invalid(self, i: int, j: int, s: int) -> float:
+        """The seed's penalties for an action that is not a ready sub-task on a server of its modality."""
+        if self.reward == "objective":
+            return 0.0
+        t = self.slot[i, j] if j < self.layout.tasks else -1
+        if t < 0 or t in self.disp.where:
+            return -PAPER["vartheta"]  # no such sub-task, or already placed: counted as one violation
+        left = sum(1 for k, _ in self.g.preds[t] if k not in self.disp.where)
+        return -PAPER["vartheta"] * (left + (not self.g.ok[t, s]))
+
+    def step(self, actions: dict[int, int]) -> dict[int, float]:
+        """Apply the agents' actions (flat ``sub-task slot * servers + server``) in agent order; their rewards.
+
+        Agents without a job left or missing from ``actions`` do nothing this step.
+        """
+        S = self.layout.servers
+        rewards = {i: 0.0 for i in self.live}
+        for i in sorted(actions):
+            if i not in rewards:
+                continue
+            a = int(actions[i])
+            j, s = divmod(a, S)
+            t = self.slot[i, j] if 0 <= j < self.layout.tasks else -1
+            if 0 <= a < self.layout.actions and t >= 0 and t in self.disp.ready and self.g.ok[t, s]:
+                rewards[i] += self._place(i, t, s)
+            else:
+                rewards[i] += self._invalid(i, j, s)
+        self.steps += 1
+        if not self.done and self.steps >= self.max_steps:
+            self.truncated = True
+            g = self.g
+            while self.disp.ready:
+                t = min(self.disp.ready)
+                i = int(g.job[t])
+                s = g.cloud if g.cloud is not None else int(np.flatnonzero(g.ok[t])[0])
+                rewards[i] = rewards.get(i, 0.0) + self._place(i, t, s)
+        if self.reward == "objective":
+            for i in rewards:
+                term = self._term(i)
+                rewards[i] = -(term - self.paid[i])
+                self.paid[i] = term
+        return rewards
+
+    # --- the end ------------------------------------------------------------------------------------
+
+    def solution(self) -> Solution:
+        return self.disp.solution()
+
+    def outcome(self) -> dict:
+        """What the referee says of the finished schedule (``info`` at the episode's end)."""
+        ev = evaluate(self.instance, self.solution())
+        return {"objective": ev.objective, "feasible": ev.feasible, "violations": len(ev.violations),
+                "truncated": self.truncated, "instance": self.instance.name}
+
+
+# --- episodes ---------------------------------------------------------------------------------------
+
+OPTIMUM = "cpsat"  # the exact method whose optimum environments put in info
+
+
+def make_process(preset: str | None = None, size: int | None = None, reward: str = "paper",
+                 max_steps: int | None = None, **options):
+    """(decision process, draw): ``draw(seed)`` is an episode's instance from the generator (``preset``, ``size``,
+    generator ``options``); the layout is the paper's (the presets' largest job) unless ``tasks`` asks for more."""
+    from edgeopt.registry import problem
+
+    prob = problem("dagsched")
+    preset = preset or "paper"
+    if preset == "heft":
+        raise InputError("--preset", "heft is one fixed job on processors without a cloud: no episodes to draw")
+    probe = prob.generate(preset, size, 0, **options)  # a bad option is an input error here, once
+    base = paper_layout()
+    layout = Layout(max(base.tasks, max(probe.data.jobs.sizes)), base.servers, base.modalities)
+    process = DecisionProcess(layout, len(probe.data.jobs), reward, max_steps)
+
+    def draw(seed: int) -> Instance:
+        return prob.generate(preset, size, seed, **options)
+
+    return process, draw

@@ -1,0 +1,190 @@
+"""The training driver: episodes of a problem's decision process, a learner, checkpoints, the learning curve.
+
+``train`` is the whole loop (Algorithm 1's outer loop for every algorithm): draw an instance (generator seeds
+from 1,000,000 up, so training never sees an evaluation instance of seeds 0..999,999), let the learner act
+on every live agent until the schedule is complete, record each joint step, and write one row per episode
+(team reward, the referee's objective, on request the gap to the cached optimum). A checkpoint (every
+network, optimizer state, replay, counters, random state and the curve so far) is written atomically every
+``checkpoint_every`` episodes and at the end; ``resume`` continues from it.
+"""
+from __future__ import annotations
+
+import importlib
+import math
+import time
+from dataclasses import asdict, fields, replace
+from io import BytesIO
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+
+from edgeopt import io, registry
+from edgeopt.learn import ALGORITHMS, policy
+from edgeopt.model import InputError
+
+TRAIN_SEED_BASE = 1_000_000
+DECISION_OPTIONS = ("reward", "max_steps")
+
+
+def checkpoint_path(out: str | Path) -> Path:
+    out = Path(out)
+    return out.with_name(out.name.removesuffix(".npz") + ".ckpt.npz")
+
+
+def curve_paths(out: str | Path) -> tuple[Path, Path]:
+    out = Path(out)
+    stem = out.name.removesuffix(".npz")
+    return out.with_name(stem + ".curve.parquet"), out.with_name(stem + ".curve.png")
+
+
+def train_seed(seed: int, episode: int) -> int:
+    """The generator seed of a training episode: >= 1,000,000, so disjoint from evaluation seeds."""
+    state = np.random.SeedSequence([int(seed), int(episode), 22]).generate_state(1)[0]
+    return TRAIN_SEED_BASE + int(state) % (2**31 - TRAIN_SEED_BASE)
+
+
+def plan(problem: str, algorithm: str, preset: str | None, size: int | None, options: dict):
+    """Check everything before anything runs or is written: (process, draw, hyper, generator options)."""
+    if algorithm not in ALGORITHMS:
+        raise InputError("--method", f"must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    module_name, overrides = ALGORITHMS[algorithm]
+    module = importlib.import_module(module_name)
+    hyper_names = {f.name for f in fields(module.Hyper)}
+    hyper = {k: v for k, v in options.items() if k in hyper_names}
+    process_opts = {k: v for k, v in options.items() if k in DECISION_OPTIONS}
+    gen_opts = {k: v for k, v in options.items() if k not in hyper_names and k not in DECISION_OPTIONS}
+    h = module.Hyper(**overrides)
+    for k, v in hyper.items():
+        want = type(getattr(h, k))
+        ok = isinstance(v, want) or (want is float and isinstance(v, int) and not isinstance(v, bool))
+        if not ok or (want in (int, float) and not (math.isfinite(v) and v >= 0)):
+            raise InputError(f"--option {k}", f"must be a {want.__name__} >= 0 (a hyper-parameter of {algorithm}), "
+                                              f"got {v!r}")
+        h = replace(h, **{k: want(v)})
+    from edgeopt.envs import decisions
+
+    process, draw = decisions(problem).make_process(preset, size, **process_opts, **gen_opts)
+    return process, draw, h, gen_opts
+
+
+def train(problem: str, algorithm: str, *, preset: str | None = None, size: int | None = None,
+          options: dict | None = None, episodes: int = 700, seed: int = 0, out: str | Path,
+          resume: bool = False, gap: bool = False, checkpoint_every: int = 50, command: str = "",
+          on_episode: Callable[[dict], None] | None = None) -> list[dict]:
+    """Train ``algorithm`` for ``episodes`` episodes; write the policy, its curve (Parquet + PNG) and checkpoints."""
+    options = dict(options or {})
+    if not 1 <= int(episodes) <= 10_000_000:
+        raise InputError("--episodes", f"must be 1..10000000, got {episodes}")
+    out = Path(out)
+    if out.suffix != ".npz":
+        raise InputError("-o", f"must name a .npz policy file, got {str(out)!r}")
+    process, draw, h, gen_opts = plan(problem, algorithm, preset, size, options)
+    module = importlib.import_module(ALGORITHMS[algorithm][0])
+    learner = module.Learner(process.layout, process.n_agents, h, seed, int(episodes))
+    from edgeopt import __version__
+
+    header = {"problem": problem, "algorithm": algorithm, "layout": process.layout.to_json(),
+              "network": {"hidden": h.hidden, "embed": h.embed}, "preset": preset or "paper", "size": size,
+              "options": gen_opts, "reward": process.reward, "seed": int(seed), "hyper": asdict(h),
+              "command": command, "edgeopt": __version__}
+    ckpt = checkpoint_path(out)
+    rows: list[dict] = []
+    start = 0
+    if resume:
+        state = policy.load(ckpt, problem, kind="checkpoint")
+        mine = {k: header[k] for k in ("algorithm", "preset", "size", "options", "reward", "seed", "hyper")}
+        theirs = {k: state.header.get(k) for k in mine}
+        if io.dumps(mine) != io.dumps(theirs):
+            diff = next(k for k in mine if io.dumps(mine[k]) != io.dumps(theirs[k]))
+            raise InputError(f"{ckpt}: {diff}", f"must match the run being resumed: {theirs[diff]!r} != {mine[diff]!r}")
+        learner.load(state.tree("learner"))
+        learner.rng.bit_generator.state = state.header["rng"]
+        rows, start = state.header["curve"], int(state.header["episode"])
+    elif ckpt.exists():
+        raise InputError(str(ckpt), "exists: pass --resume to continue that run, or remove it")
+    optimum = None
+    if gap:
+        from edgeopt.envs import decisions, optimum as opt_of
+
+        method = decisions(problem).OPTIMUM
+        optimum = lambda inst: opt_of(inst, method, 60.0)  # noqa: E731
+    began = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
+
+    def save_checkpoint(episode: int) -> None:
+        policy.save(ckpt, {**header, "kind": "checkpoint", "episode": episode, "curve": rows,
+                           "rng": learner.rng.bit_generator.state}, {"learner": learner.state()})
+
+    for ep in range(start, int(episodes)):
+        instance = draw(train_seed(seed, ep))
+        process.reset(instance)
+        obs = process.observe_all()
+        total, steps = 0.0, 0
+        while not process.done:
+            actions = learner.act(obs, ep)
+            rewards = process.step({i: int(actions[i]) for i in process.live})
+            r = np.zeros(process.n_agents)
+            for i, v in rewards.items():
+                r[i] = v
+            nxt = process.observe_all()
+            learner.record(obs, actions, r, nxt, process.done)
+            obs, total, steps = nxt, total + float(r.sum()), steps + 1
+        learner.end_episode(ep)
+        res = process.outcome()
+        row = {"episode": ep + 1, "reward": total, "objective": res["objective"], "feasible": res["feasible"],
+               "steps": steps, "instance_seed": int(instance.meta.get("seed", -1)),
+               "wall_s": round(time.perf_counter() - began, 3)}
+        if optimum is not None:
+            o = optimum(instance)
+            row["optimum"] = o["optimum"]
+            row["gap"] = None if o["optimum"] is None else (res["objective"] - o["optimum"]) / max(abs(o["optimum"]), 1e-12)
+        rows.append(row)
+        if on_episode:
+            on_episode(row)
+        if (ep + 1) % checkpoint_every == 0 or ep + 1 == int(episodes):
+            save_checkpoint(ep + 1)
+    recent = rows[-min(50, len(rows)):]
+    final = {"episodes": len(rows), "mean_reward_last50": float(np.mean([r["reward"] for r in recent])),
+             "mean_objective_last50": float(np.mean([r["objective"] for r in recent])),
+             "train_wall_s": rows[-1]["wall_s"]}
+    policy.save(out, {**header, "kind": "policy", "episodes": len(rows), "final": final}, {"actor": learner.actor})
+    write_curve(rows, out, f"{algorithm} on {problem} ({header['preset']}), seed {seed}")
+    return rows
+
+
+def write_curve(rows: list[dict], out: Path, title: str) -> None:
+    """The learning curve beside the policy: Parquet table and a PNG (EMA over the raw episodes, shaded)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+    from matplotlib.figure import Figure
+
+    table_path, png_path = curve_paths(out)
+    buf = BytesIO()
+    pq.write_table(pa.Table.from_pylist(rows), buf)
+    io.write_bytes(buf.getvalue(), table_path)
+    fig = Figure(figsize=(6.4, 4.0), layout="constrained")
+    ax = fig.add_subplot()
+    x = [r["episode"] for r in rows]
+    y = np.array([r["reward"] for r in rows])
+    ax.plot(x, y, color="C0", alpha=0.25, linewidth=0.8)
+    ax.plot(x, ema(y), color="C0", label="reward (EMA 0.95)")
+    ax.set_xlabel("episode")
+    ax.set_ylabel("team reward per episode")
+    ax.set_title(title, fontsize="medium")
+    ax.legend(fontsize="small")
+    buf = BytesIO()
+    fig.savefig(buf, format="png", dpi=120)
+    io.write_bytes(buf.getvalue(), png_path)
+
+
+def ema(y: np.ndarray, alpha: float = 0.95) -> np.ndarray:
+    out = np.empty(len(y))
+    acc = y[0] if len(y) else 0.0
+    for k, v in enumerate(y):
+        acc = alpha * acc + (1 - alpha) * v
+        out[k] = acc
+    return out
+
+
+def known_problem(problem: str) -> None:
+    registry.problem(problem)

@@ -2,8 +2,9 @@
 
 A problem is three files with the same name: ``edgeopt/problems/<id>.py`` (types, referee,
 generator), ``formulations/<id>.py`` (exact model) and ``heuristics/<id>.py`` (paper heuristic and
-baselines). The last two register their methods with the ``method`` decorator; the registry finds
-every problem module on first use, so adding a problem touches no file here.
+baselines), and optionally ``edgeopt/learn/<id>.py`` (learned methods: trained policies, NumPy only). These
+register their methods with the ``method`` decorator; the registry finds every problem module on first use,
+so adding a problem touches no file here.
 """
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ from edgeopt.result import Outcome, Result
 log = logging.getLogger("edgeopt")
 
 # A bound method returns Outcome(None, status="bound", bound=...): a proven bound on the optimum, no solution.
-KINDS = ("exact", "heuristic", "baseline", "bound")
+# A learned method runs a trained policy file (``edgeopt train``) with NumPy.
+KINDS = ("exact", "heuristic", "baseline", "bound", "learned")
 
 
 class NotApplicable(Exception):
@@ -132,7 +134,7 @@ class Problem:
     def methods(self) -> dict[str, Method]:
         if self.id not in _METHODS_LOADED:
             _METHODS_LOADED.add(self.id)
-            for pkg in ("formulations", "heuristics"):
+            for pkg in ("formulations", "heuristics", "learn"):
                 try:
                     importlib.import_module(f"edgeopt.{pkg}.{self.id}")
                 except ModuleNotFoundError as exc:
@@ -192,7 +194,7 @@ class Problem:
         return self.methods[name]
 
     def select(self, names: list[str] | None, instance=None) -> list[Method]:
-        """Methods by name; ``exact``, ``heuristic``, ``baseline`` and ``bound`` select by kind, ``all`` every
+        """Methods by name; ``exact``, ``heuristic``, ``baseline``, ``bound`` and ``learned`` select by kind, ``all`` every
         method that returns a solution; no names: ``all`` and ``bound`` (so gaps can be certified).
 
         With an ``instance``, methods selected by kind that do not apply to it are left out (a

@@ -44,8 +44,10 @@ def train_seed(seed: int, episode: int) -> int:
     return TRAIN_SEED_BASE + int(state) % (2**31 - TRAIN_SEED_BASE)
 
 
-def plan(problem: str, algorithm: str, preset: str | None, size: int | None, options: dict):
+def plan(problem: str, algorithm: str, preset: str | None, size: int | None, options: dict, episodes: int = 1):
     """Check everything before anything runs or is written: (process, draw, hyper, generator options)."""
+    if not 1 <= int(episodes) <= 10_000_000:
+        raise InputError("--episodes", f"must be 1..10000000, got {episodes}")
     if algorithm not in ALGORITHMS:
         raise InputError("--method", f"must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
     module_name, overrides = ALGORITHMS[algorithm]
@@ -74,12 +76,10 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
           on_episode: Callable[[dict], None] | None = None) -> list[dict]:
     """Train ``algorithm`` for ``episodes`` episodes; write the policy, its curve (Parquet + PNG) and checkpoints."""
     options = dict(options or {})
-    if not 1 <= int(episodes) <= 10_000_000:
-        raise InputError("--episodes", f"must be 1..10000000, got {episodes}")
     out = Path(out)
     if out.suffix != ".npz":
         raise InputError("-o", f"must name a .npz policy file, got {str(out)!r}")
-    process, draw, h, gen_opts = plan(problem, algorithm, preset, size, options)
+    process, draw, h, gen_opts = plan(problem, algorithm, preset, size, options, episodes)
     module = importlib.import_module(ALGORITHMS[algorithm][0])
     learner = module.Learner(process.layout, process.n_agents, h, seed, int(episodes))
     from edgeopt import __version__
@@ -87,7 +87,7 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     header = {"problem": problem, "algorithm": algorithm, "layout": process.layout.to_json(),
               "network": {"hidden": h.hidden, "embed": h.embed}, "preset": preset or "paper", "size": size,
               "options": gen_opts, "reward": process.reward, "seed": int(seed), "hyper": asdict(h),
-              "command": command, "edgeopt": __version__}
+              "command": command, "edgeopt": __version__, "trained_on": dict(draw(0).meta.get("options") or {})}
     ckpt = checkpoint_path(out)
     rows: list[dict] = []
     start = 0

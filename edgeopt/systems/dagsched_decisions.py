@@ -301,6 +301,21 @@ class DecisionProcess:
                 "truncated": self.truncated, "instance": self.instance.name}
 
 
+def paper_reward(instance: Instance, solution: Solution) -> float:
+    """The seed's reward summed over a complete schedule, as the environment pays it to agents that only take
+    valid actions: ``sum_t theta - vartheta max(0, EN_t - T_max) - gamma (TR_t + T_com_t) - (1 - gamma) Cost_t``
+    with the referee's finish times (so any method's schedule gets the learners' reward, for the figures)."""
+    from edgeopt.problems.dagsched import placement
+
+    d, g = instance.data, instance.data.graph
+    where, queues = placement(instance, solution)
+    _, finish, _ = g.times(where, queues)
+    t = np.fromiter(where, dtype=int, count=len(where))
+    s = np.array([where[x] for x in t], dtype=int)
+    late = np.maximum(0.0, finish[t] - d.t_max_s) if d.t_max_s is not None else np.zeros(len(t))
+    return float((PAPER["theta"] - PAPER["vartheta"] * late - d.gamma * g.dur[t, s] - (1 - d.gamma) * g.cost[t, s]).sum())
+
+
 # --- episodes ---------------------------------------------------------------------------------------
 
 OPTIMUM = "cpsat"  # the exact method whose optimum environments put in info

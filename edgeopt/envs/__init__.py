@@ -91,11 +91,15 @@ class _Episodes:
     def reset(self, seed: int | None) -> None:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
-        self.process.reset(self.draw(int(self.rng.integers(2**31))))
+        draw_seed = int(self.rng.integers(2**31))
+        instance = self.draw(draw_seed, seed is not None) if hasattr(self.draw, "finish") else self.draw(draw_seed)
+        self.process.reset(instance)
         self.episode += 1
 
     def final_info(self) -> dict:
         out = self.process.outcome()
+        if hasattr(self.draw, "finish"):  # a simulated interval: carry the schedule out, report what happened
+            out.update(self.draw.finish(self.process.instance, self.process.solution()))
         if self.optimum_method is not None:
             out.update(optimum(self.process.instance, self.optimum_method, self.optimum_time_limit))
             out.update(_gaps(self.problem, out))

@@ -24,7 +24,7 @@ from edgeopt.learn import ALGORITHMS, policy
 from edgeopt.model import InputError
 
 TRAIN_SEED_BASE = 1_000_000
-DECISION_OPTIONS = ("reward", "max_steps")
+DECISION_OPTIONS = ("reward", "max_steps", "source", "max_jobs")
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -87,7 +87,7 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     header = {"problem": problem, "algorithm": algorithm, "layout": process.layout.to_json(),
               "network": {"hidden": h.hidden, "embed": h.embed}, "preset": preset or "paper", "size": size,
               "options": gen_opts, "reward": process.reward, "seed": int(seed), "hyper": asdict(h),
-              "command": command, "edgeopt": __version__, "trained_on": dict(draw(0).meta.get("options") or {})}
+              "command": command, "edgeopt": __version__, "trained_on": _trained_on(draw, gen_opts)}
     ckpt = checkpoint_path(out)
     rows: list[dict] = []
     start = 0
@@ -115,8 +115,9 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
         policy.save(ckpt, {**header, "kind": "checkpoint", "episode": episode, "curve": rows,
                            "rng": learner.rng.bit_generator.state}, {"learner": learner.state()})
 
+    simulated = hasattr(draw, "finish")  # episodes are the intervals of one simulated run
     for ep in range(start, int(episodes)):
-        instance = draw(train_seed(seed, ep))
+        instance = draw(train_seed(seed, ep), ep == start) if simulated else draw(train_seed(seed, ep))
         process.reset(instance)
         obs = process.observe_all()
         total, steps = 0.0, 0
@@ -131,6 +132,8 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
             obs, total, steps = nxt, total + float(r.sum()), steps + 1
         learner.end_episode(ep)
         res = process.outcome()
+        if simulated:
+            draw.finish(instance, process.solution())
         row = {"episode": ep + 1, "reward": total, "objective": res["objective"], "feasible": res["feasible"],
                "steps": steps, "instance_seed": int(instance.meta.get("seed", -1)),
                "wall_s": round(time.perf_counter() - began, 3)}
@@ -150,6 +153,13 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     policy.save(out, {**header, "kind": "policy", "episodes": len(rows), "final": final}, {"actor": learner.actor})
     write_curve(rows, out, f"{algorithm} on {problem} ({header['preset']}), seed {seed}")
     return rows
+
+
+def _trained_on(draw, gen_opts: dict) -> dict:
+    """The generator options of the training instances as the generator resolved them (e.g. the preset's gamma)."""
+    if hasattr(draw, "finish"):
+        return {**gen_opts, "source": "simulation"}
+    return dict(draw(0).meta.get("options") or {})
 
 
 def write_curve(rows: list[dict], out: Path, title: str) -> None:

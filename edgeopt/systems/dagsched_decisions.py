@@ -321,14 +321,65 @@ def paper_reward(instance: Instance, solution: Solution) -> float:
 OPTIMUM = "cpsat"  # the exact method whose optimum environments put in info
 
 
+class SimulationEpisodes:
+    """Episodes that are the intervals of one simulated run (``edgeopt simulate dagsched``): each episode
+    schedules one interval's jobs behind the carried backlog (fixed sub-tasks, not agents), and its schedule is
+    then carried out (failures, drops, backlog) before the next interval is drawn. A reset with a seed starts
+    a new run with that seed; idle intervals are skipped. The rewards pay for the interval's new jobs; the
+    carried jobs' share of the referee's objective (``info``) was fixed before any decision."""
+
+    def __init__(self, preset: str, max_jobs: int, params: dict):
+        from edgeopt.problems.dagsched import Simulation
+
+        self.make = lambda seed: Simulation(preset=preset, seed=seed, **params)
+        self.max_jobs, self.system, self.t = max_jobs, None, 0
+
+    def __call__(self, seed: int, restart: bool) -> Instance:
+        if restart or self.system is None:
+            self.system, self.t = self.make(seed), 0
+        while True:
+            instance = self.system.instance(self.t)
+            if instance is not None:
+                break
+            self.system.advance(self.t, None, None)
+            self.t += 1
+        if len(instance.data.jobs) > self.max_jobs:
+            raise InputError("max_jobs", f"interval {self.t} holds {len(instance.data.jobs)} jobs (carried ones "
+                                         f"included), more than max_jobs = {self.max_jobs} agents: raise it")
+        return instance
+
+    def finish(self, instance: Instance, solution: Solution) -> dict:
+        """Carry the episode's schedule out in the simulation; what happened to the interval's jobs."""
+        service = self.system.advance(self.t, instance, solution)["service"]
+        self.t += 1
+        return {"interval": self.t - 1, **{k: service[k] for k in ("served", "dropped", "carried", "failed_edges")}}
+
+
 def make_process(preset: str | None = None, size: int | None = None, reward: str = "paper",
-                 max_steps: int | None = None, **options):
+                 max_steps: int | None = None, source: str = "generator", max_jobs: int = 64, **options):
     """(decision process, draw): ``draw(seed)`` is an episode's instance from the generator (``preset``, ``size``,
-    generator ``options``); the layout is the paper's (the presets' largest job) unless ``tasks`` asks for more."""
+    generator ``options``); the layout is the paper's (the presets' largest job) unless ``tasks`` asks for more.
+
+    ``source="simulation"``: the episodes are the intervals of ``edgeopt simulate dagsched`` (``options`` are the
+    simulation's parameters; ``max_jobs`` agents, the jobs of an interval with the carried ones first), and
+    ``draw`` is a ``SimulationEpisodes``.
+    """
     from edgeopt.registry import problem
 
     prob = problem("dagsched")
     preset = preset or "paper"
+    if source not in ("generator", "simulation"):
+        raise InputError("source", f"must be generator or simulation, got {source!r}")
+    if source == "simulation":
+        from edgeopt.simulation import _build
+
+        if size is not None:
+            raise InputError("--size", "is set by the simulation's arrivals (rate), not by --size")
+        _build(prob.module.Simulation, prob, preset, 0, options)  # bad parameters: exit 2 here
+        layout = paper_layout() if options.get("tasks") is None else Layout(
+            max(paper_layout().tasks, int(options["tasks"])), 4, paper_layout().modalities)
+        return DecisionProcess(layout, int(max_jobs), reward, max_steps), SimulationEpisodes(preset, int(max_jobs),
+                                                                                             options)
     if preset == "heft":
         raise InputError("--preset", "heft is one fixed job on processors without a cloud: no episodes to draw")
     probe = prob.generate(preset, size, 0, **options)  # a bad option is an input error here, once

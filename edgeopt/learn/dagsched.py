@@ -109,7 +109,7 @@ def _train_then_run(algorithm: str, instance: Instance, episodes: int, train_see
     if meta.get("generator") != "edgeopt.problems.dagsched.generate":
         raise InputError("episodes", "trains on the instance's generator family: the instance must come from "
                                      "the dagsched generator (meta.generator)")
-    options = {k: v for k, v in (meta.get("options") or {}).items() if k != "mix" or v != "cycle"}
+    options = dict(meta.get("options") or {})
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / f"{algorithm}.npz"
         rows = train("dagsched", algorithm, preset=meta.get("preset"), size=meta.get("size"),

@@ -115,6 +115,7 @@ class ParallelDecisions(ParallelEnv):
         self.episodes = episodes
         proc = episodes.process
         self.possible_agents = [f"agent_{i}" for i in range(proc.n_agents)]
+        self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
         self._obs_space = _space(proc.layout.shapes())
         self._act_space = spaces.Discrete(proc.layout.actions)
@@ -130,7 +131,7 @@ class ParallelDecisions(ParallelEnv):
 
     def _obs(self) -> dict[str, dict]:
         proc = self.episodes.process
-        return {a: proc.observe(self.possible_agents.index(a)) for a in self.agents}
+        return {a: proc.observe(self._index[a]) for a in self.agents}
 
     def reset(self, seed: int | None = None, options: dict | None = None):
         self.episodes.reset(seed)
@@ -141,7 +142,7 @@ class ParallelDecisions(ParallelEnv):
 
     def step(self, actions: dict[str, Any]):
         proc = self.episodes.process
-        index = {a: self.possible_agents.index(a) for a in self.agents}
+        index = self._index
         rewards = proc.step({index[a]: int(x) for a, x in actions.items() if a in index})
         acting = list(self.agents)
         live = set(proc.live)
@@ -181,8 +182,7 @@ class SingleDecision(gymnasium.Env):
         self.action_space = spaces.Discrete(n * lay.actions)
 
     def _obs(self) -> dict[str, np.ndarray]:
-        all_obs = self.episodes.process.observe_all()
-        all_obs.pop("alive")
+        all_obs = {k: v for k, v in self.episodes.process.observe_all().items() if k != "alive"}
         all_obs["action_mask"] = all_obs["action_mask"].ravel()
         return all_obs
 

@@ -137,24 +137,20 @@ class DecisionProcess:
         mod = {m: k for k, m in enumerate(lay.modalities)}
         self.present = np.zeros((I, J), dtype=bool)
         self.slot = np.full((I, J), -1)  # sub-task index t of each slot
-        static = np.zeros((I, J, lay.node_features), dtype=np.float32)
-        adj = np.zeros((I, J, J), dtype=np.float32)
+        static = np.zeros((self.n_agents, J, lay.node_features), dtype=np.float32)  # padded to every agent
+        adj = np.zeros((self.n_agents, J, J), dtype=np.float32)
         jb = d.jobs
-        for i in range(I):
-            a, n = g.offset[i], jb.sizes[i]
-            ts = np.arange(a, a + n)
-            self.present[i, :n] = True
-            self.slot[i, :n] = ts
-            static[i, :n, 0] = 1.0
-            static[i, :n, 3] = jb.cycles[ts] / GCYCLES
-            static[i, :n, 4] = jb.in_bits[ts] / MBIT
-            static[i, :n, 5] = jb.out_bits[ts] / KBIT
-            static[i, np.arange(n), 6 + np.array([mod[jb.modality[t]] for t in ts])] = 1.0
-            k = 6 + len(lay.modalities)
-            static[i, :n, k:k + S] = g.dur[ts]
-            for t in ts:
-                for p, _ in g.preds[t]:
-                    adj[i, g.local[p], g.local[t]] = 1.0
+        job, local = g.job, g.local  # every sub-task's (job, slot): one scatter per feature
+        self.present[job, local] = True
+        self.slot[job, local] = np.arange(g.T)
+        static[job, local, 0] = 1.0
+        static[job, local, 3] = jb.cycles / GCYCLES
+        static[job, local, 4] = jb.in_bits / MBIT
+        static[job, local, 5] = jb.out_bits / KBIT
+        static[job, local, 6 + np.array([mod[m] for m in jb.modality])] = 1.0
+        k = 6 + len(lay.modalities)
+        static[job, local, k:k + S] = g.dur
+        adj[jb.edge_job, jb.src, jb.dst] = 1.0
         self.static_nodes, self.adjacency = static, adj
         f = np.array([s.f_hz for s in d.servers] + ([d.cloud.f_hz] if d.cloud else []))
         price = np.array([s.price for s in d.servers] + ([d.cloud.price] if d.cloud else []))
@@ -167,23 +163,27 @@ class DecisionProcess:
         ul, dl = (d.rates.ul_bps, d.rates.dl_bps) if d.rates is not None else d.radio.rates
         up = np.hstack([ul, np.full((I, S - N), d.cloud.ul_bps if d.cloud else 0.0)]) / MBIT
         down = np.hstack([dl, np.full((I, S - N), d.cloud.dl_bps if d.cloud else 0.0)]) / MBIT
-        srv = np.zeros((I, S, lay.server_features), dtype=np.float32)
-        srv[:, :, 0] = f / GHZ
-        srv[:, :, 1] = price / PRICE
-        srv[:, :, 2:2 + len(lay.modalities)] = mods
+        srv = np.zeros((self.n_agents, S, lay.server_features), dtype=np.float32)
+        srv[:I, :, 0] = f / GHZ
+        srv[:I, :, 1] = price / PRICE
+        srv[:I, :, 2:2 + len(lay.modalities)] = mods
         k = 2 + len(lay.modalities)
-        srv[:, :, k], srv[:, :, k + 1] = up, down
-        srv[:, N:, k + 3] = 1.0
+        srv[:I, :, k], srv[:I, :, k + 1] = up, down
+        srv[:I, N:, k + 3] = 1.0
         self.static_servers = srv
         self._queue_col = k + 2
+        self.idx = np.where(self.present, self.slot, 0)  # a real sub-task index in every slot, for gathers
+        self.left = np.zeros(self.n_agents, dtype=int)  # sub-tasks not yet placed, per job
+        self.left[:I] = self.present.sum(1) - np.isin(self.slot, list(disp.where)).sum(1)
+        self.cost = np.zeros(self.n_agents)  # cost of the job's placed sub-tasks
+        for t, s in disp.where.items():
+            self.cost[g.job[t]] += g.cost[t, s]
+        self._obs = None  # observations of the current state, once computed
 
     @property
     def live(self) -> list[int]:
         """Agents whose job still has sub-tasks to place, in agent order."""
-        if self.instance is None:
-            return []
-        placed = self.disp.where
-        return [i for i in range(self.jobs) if any(t not in placed for t in self.slot[i, self.present[i]])]
+        return np.flatnonzero(self.left > 0).tolist() if self.instance is not None else []
 
     @property
     def done(self) -> bool:
@@ -191,55 +191,48 @@ class DecisionProcess:
 
     def mask(self, i: int) -> np.ndarray:
         """(tasks * servers,) bool: ready sub-tasks of job i on servers that run their modality."""
-        J, S = self.layout.tasks, self.layout.servers
-        m = np.zeros((J, S), dtype=bool)
-        for j in range(J):
-            t = self.slot[i, j]
-            if t >= 0 and t in self.disp.ready:
-                m[j] = self.g.ok[t]
-        return m.ravel()
+        return self.observe_all()["action_mask"][i].astype(bool)
 
     def observe(self, i: int) -> dict[str, np.ndarray]:
         """Agent i's observation (zeros for an agent without a job)."""
-        lay = self.layout
-        if i >= self.jobs:
-            return {k: np.zeros(s, dtype=np.int8 if k == "action_mask" else np.float32) for k, s in lay.shapes().items()}
-        disp = self.disp
-        nodes = self.static_nodes[i].copy()
-        for j in np.flatnonzero(self.present[i]):
-            t = self.slot[i, j]
-            if t in disp.where:
-                nodes[j, 1] = 1.0
-                nodes[j, -1] = disp.finish[t]
-            elif t in disp.ready:
-                nodes[j, 2] = 1.0
-        servers = self.static_servers[i].copy()
-        servers[:len(disp.tail), self._queue_col] = disp.tail
-        return {"progress": nodes[:, 1].copy(), "servers": servers, "nodes": nodes,
-                "adjacency": self.adjacency[i].copy(), "action_mask": self.mask(i).astype(np.int8)}
+        return {k: v[i] for k, v in self.observe_all().items() if k != "alive"}
 
     def observe_all(self) -> dict[str, np.ndarray]:
-        """Every agent's observation stacked on a leading agent axis, with ``alive`` (job not finished)."""
-        obs = [self.observe(i) for i in range(self.n_agents)]
-        out = {k: np.stack([o[k] for o in obs]) for k in obs[0]}
-        alive = np.zeros(self.n_agents, dtype=bool)
-        alive[self.live] = True
-        out["alive"] = alive
+        """Every agent's observation stacked on a leading agent axis, with ``alive`` (job not finished); computed
+        once per step in whole-array operations (the arrays are shared: copy before changing them)."""
+        if self._obs is not None:
+            return self._obs
+        disp, I = self.disp, self.jobs
+        finish = disp.finish[self.idx]  # (I, J), NaN where not placed
+        placed = ~np.isnan(finish) & self.present
+        ready = np.zeros(self.g.T, dtype=bool)
+        ready[list(disp.ready)] = True
+        ready = ready[self.idx] & self.present
+        nodes = self.static_nodes.copy()
+        nodes[:I, :, 1], nodes[:I, :, 2] = placed, ready
+        nodes[:I, :, -1] = np.where(placed, finish, 0.0)
+        servers = self.static_servers.copy()
+        servers[:I, :len(disp.tail), self._queue_col] = disp.tail
+        mask = np.zeros((self.n_agents, self.layout.actions), dtype=np.int8)
+        mask[:I] = (ready[..., None] & self.g.ok[self.idx]).reshape(I, -1)
+        out = {"progress": nodes[:, :, 1].copy(), "servers": servers, "nodes": nodes,
+               "adjacency": self.adjacency.copy(), "action_mask": mask, "alive": self.left > 0}
+        self._obs = out
         return out
 
     # --- acting -------------------------------------------------------------------------------------
 
     def _term(self, i: int) -> float:
         """gamma T_i + (1 - gamma) Cost_i of job i in the partial schedule."""
-        disp, g = self.disp, self.g
-        ts = self.slot[i, self.present[i]]
-        cost = sum(g.cost[t, disp.where[t]] for t in ts if t in disp.where)
-        return disp.gamma * disp.latency(i) + (1 - disp.gamma) * cost
+        return self.disp.gamma * self.disp.latency(i) + (1 - self.disp.gamma) * self.cost[i]
 
     def _place(self, i: int, t: int, s: int) -> float:
         """Place sub-task t of agent i on server s; the reward of that placement."""
         disp, g = self.disp, self.g
         st, en = disp.place(t, s)
+        self.left[i] -= 1
+        self.cost[i] += g.cost[t, s]
+        self._obs = None
         if self.reward == "objective":
             return 0.0
         tmax = disp.t_max
@@ -262,6 +255,7 @@ class DecisionProcess:
         Agents without a job left or missing from ``actions`` do nothing this step.
         """
         S = self.layout.servers
+        self._obs = None
         rewards = {i: 0.0 for i in self.live}
         for i in sorted(actions):
             if i not in rewards:

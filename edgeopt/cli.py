@@ -381,27 +381,34 @@ def train(problem: str = typer.Argument(..., help="problem id (dagsched)"),
                        + [f"--option {o}" for o in option] + ["--episodes", str(episodes), "--seed", str(seed)]
                        + (["--gap"] if gap else []) + ["-o", output])
     recent: list[dict] = []
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  TextColumn("{task.fields[stats]}"), console=err()) as progress:
-        task = progress.add_task(f"{method}", total=episodes, stats="")
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[stats]}"), console=err())
+    task = progress.add_task(f"{method}", total=episodes, stats="")
 
-        def shown(row: dict) -> None:
-            recent.append(row)
-            last = recent[-50:]
-            stats = (f"reward {np.mean([r['reward'] for r in last]):.4g}  "
-                     f"objective {np.mean([r['objective'] for r in last]):.4g}")
-            gaps = [r["gap"] for r in last if r.get("gap") is not None]
-            if gaps:
-                stats += f"  gap {np.mean(gaps):.2%}"
-            progress.update(task, completed=row["episode"], stats=stats + " (last 50)")
+    def shown(row: dict) -> None:
+        if not recent:  # the bar appears with the first episode, after every check passed
+            progress.start()
+        recent.append(row)
+        last = recent[-50:]
+        stats = (f"reward {np.mean([r['reward'] for r in last]):.4g}  "
+                 f"objective {np.mean([r['objective'] for r in last]):.4g}")
+        gaps = [r["gap"] for r in last if r.get("gap") is not None]
+        if gaps:
+            stats += f"  gap {np.mean(gaps):.2%}"
+        progress.update(task, completed=row["episode"], stats=stats + " (last 50)")
 
-        try:
-            run_training(problem, method, preset=preset, size=size, options=opts, episodes=episodes, seed=seed,
-                         out=output, resume=resume, gap=gap, command=command, on_episode=shown)
-        except Interrupted:
-            if checkpoint_path(output).exists():
-                err().print(f"last checkpoint kept: {checkpoint_path(output)} (continue with --resume)")
-            raise
+    try:
+        run_training(problem, method, preset=preset, size=size, options=opts, episodes=episodes, seed=seed,
+                     out=output, resume=resume, gap=gap, command=command, on_episode=shown)
+    except Interrupted:
+        if recent:
+            progress.stop()
+        if checkpoint_path(output).exists():
+            err().print(f"last checkpoint kept: {checkpoint_path(output)} (continue with --resume)")
+        raise
+    finally:
+        if recent:
+            progress.stop()
     err().print(f"wrote {output} and its learning curve beside it")
 
 

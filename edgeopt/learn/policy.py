@@ -85,11 +85,11 @@ def load(path: str | Path, problem: str | None = None, kind: str = "policy") -> 
         raise InputError(f"{p}: header.problem", f"must be {problem!r}: this policy was trained for "
                                                  f"{header.get('problem')!r}")
     pol = Policy(header, arrays)
-    _check_layout(p, pol)
+    _check_layout(p, pol, "actor/" if kind == "policy" else "learner/actor/")
     return pol
 
 
-def _check_layout(p: Path, pol: Policy) -> None:
+def _check_layout(p: Path, pol: Policy, prefix: str) -> None:
     """The header's layout must be one this edgeopt reads, and the actor's shapes must match it."""
     module = _decisions(pol.header.get("problem"), f"{p}: header.problem")
     try:
@@ -105,12 +105,12 @@ def _check_layout(p: Path, pol: Policy) -> None:
     except (KeyError, TypeError, ValueError):
         raise InputError(f"{p}: header.network", "must give hidden and embed sizes") from None
     for k, v in want.items():
-        got = pol.arrays.get(f"actor/{k}")
+        got = pol.arrays.get(prefix + k)
         if got is None or got.shape != v.shape or not np.issubdtype(got.dtype, np.floating):
-            raise InputError(f"{p}: actor/{k}", f"must be a float array of shape {v.shape} for the header's layout, "
-                                                f"got {None if got is None else got.shape}")
+            raise InputError(f"{p}: {prefix}{k}", f"must be a float array of shape {v.shape} for the header's layout, "
+                                                  f"got {None if got is None else got.shape}")
         if not np.isfinite(got).all():
-            raise InputError(f"{p}: actor/{k}", "must be finite")
+            raise InputError(f"{p}: {prefix}{k}", "must be finite")
 
 
 def _decisions(problem, where: str = "header.problem"):

@@ -10,6 +10,7 @@ network, optimizer state, replay, counters, random state and the curve so far) i
 from __future__ import annotations
 
 import importlib
+import json
 import math
 import time
 from dataclasses import asdict, fields, replace
@@ -95,8 +96,9 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
         state = policy.load(ckpt, problem, kind="checkpoint")
         mine = {k: header[k] for k in ("algorithm", "preset", "size", "options", "reward", "seed", "hyper")}
         theirs = {k: state.header.get(k) for k in mine}
-        if io.dumps(mine) != io.dumps(theirs):
-            diff = next(k for k in mine if io.dumps(mine[k]) != io.dumps(theirs[k]))
+        canon = lambda x: json.dumps(x, sort_keys=True)  # noqa: E731
+        if canon(mine) != canon(theirs):
+            diff = next(k for k in mine if canon(mine[k]) != canon(theirs[k]))
             raise InputError(f"{ckpt}: {diff}", f"must match the run being resumed: {theirs[diff]!r} != {mine[diff]!r}")
         learner.load(state.tree("learner"))
         learner.rng.bit_generator.state = state.header["rng"]

@@ -4,6 +4,7 @@ reward of every method against W and T_max (figs. 5 and 7), and UCB-COMA over ti
     python experiments/dagsched_learning.py fig4      # reward over the 700 training episodes, six schemes + optimum
     python experiments/dagsched_learning.py fig5-7    # mean reward against W and T_max, 10 seeds per point
     python experiments/dagsched_learning.py fig9      # failure probability 0 / 0.1 / 0.2 over 100 intervals
+    python experiments/dagsched_learning.py plot5-7   # figs. 5 and 7 again from runs/dagsched-learning/fig5-7.json
 
 Writes PNGs to experiments/figures/ and the numbers to runs/dagsched-learning/*.json. The learned methods are
 the shipped policies (policies/dagsched/<method>-<preset>.npz, trained by the commands in their headers); fig. 4
@@ -127,28 +128,48 @@ def fig5_7(seeds: int = 10) -> None:
             out.setdefault(preset, {}).setdefault(axis, {})[str(value)] = {
                 m: {k: float(np.mean(v)) if v else None for k, v in c.items()} for m, c in cell.items()}
             print(preset, axis, value, flush=True)
+    _dump("fig5-7", out)
+    plot5_7(out)
+
+
+MARKERS = {"ucb-coma": "o", "coma": "s", "mappo": "^", "maddpg": "v", "cs-ucb": "D", "random": "x", "list": "+",
+           "cpsat": "*"}
+
+
+def plot5_7(out: dict | None = None) -> None:
+    """Figs. 5 and 7 from the numbers (``runs/dagsched-learning/fig5-7.json`` when not given)."""
+    from matplotlib.figure import Figure
+
+    out = out or json.loads((RUNS / "fig5-7.json").read_text())
+    methods = LEARNED + BASELINES + ["cpsat"]
+    for preset in out:
         for axis, fig_no in (("bandwidth_mhz", 5), ("t_max", 7)):
-            fig = Figure(figsize=(11, 4.2), layout="constrained")
+            fig = Figure(figsize=(11, 4.4), layout="constrained")
             axes = fig.subplots(1, 2)
             xs = sorted(float(x) for x in out[preset][axis])
             for m in methods:
                 label = "optimum (cpsat)" if m == "cpsat" else m
                 color = COLORS["optimum" if m == "cpsat" else m]
+                style = "--" if m in LEARNED else "-"
                 for ax, key in zip(axes, ("reward", "gap")):
-                    ys = [out[preset][axis][str(x)][m][key] for x in xs]
                     if key == "gap" and m == "cpsat":
                         continue
-                    ax.plot(xs, ys, marker="o", color=color, label=label)
+                    ys = [out[preset][axis][str(x)][m][key] for x in xs]
+                    ys = [100 * y for y in ys] if key == "gap" else ys
+                    ax.plot(xs, ys, style, marker=MARKERS[m], color=color, label=label, markersize=7,
+                            fillstyle="none")
             axes[0].set_ylabel("seed's reward of the schedule (mean of 10)")
-            axes[1].set_ylabel("gap to the proven optimum (mean of 10)")
-            axes[1].set_yscale("symlog", linthresh=0.01)
+            axes[1].set_ylabel("gap to the proven optimum, % (mean of 10; symlog)")
+            axes[1].set_yscale("symlog", linthresh=1.0)
             for ax in axes:
                 ax.set_xlabel("W, MHz" if axis == "bandwidth_mhz" else "T_max, s")
-            axes[0].legend(fontsize="small", ncol=2)
+                ax.set_xticks(xs)
+            axes[1].legend(*axes[0].get_legend_handles_labels(), fontsize="small", loc="upper left",
+                           bbox_to_anchor=(1.0, 1.0))
             fig.suptitle(f"Liao et al. fig. {fig_no} ({preset}): against "
-                         + ("W (T_max = 3 s)" if axis == "bandwidth_mhz" else "T_max (W = 6 MHz)"))
+                         + ("W (T_max = 3 s)" if axis == "bandwidth_mhz" else "T_max (W = 6 MHz)")
+                         + "; learned methods dashed, overlapping markers hide each other")
             _save(fig, f"dagsched-fig{fig_no}-{preset}")
-    _dump("fig5-7", out)
 
 
 def fig9(intervals: int = 100) -> None:
@@ -183,4 +204,4 @@ def fig9(intervals: int = 100) -> None:
 
 
 if __name__ == "__main__":
-    {"fig4": fig4, "fig5-7": fig5_7, "fig9": fig9}[sys.argv[1]]()
+    {"fig4": fig4, "fig5-7": fig5_7, "plot5-7": plot5_7, "fig9": fig9}[sys.argv[1]]()

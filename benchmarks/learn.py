@@ -115,6 +115,13 @@ def gaps(n: int = 50) -> None:
         table = {}
         for m in ALGORITHMS + ["list", "cs-ucb", "random"]:
             table[m] = [prob.method(m).run(i, seed=s).objective for s, i in enumerate(insts)]
+        from edgeopt.learn.train import train
+
+        with tempfile.TemporaryDirectory() as tmp:  # the same algorithm trained on the referee's objective
+            out = os.path.join(tmp, "u.npz")
+            train("dagsched", "ucb-coma", preset=preset, size=5, episodes=700, seed=0, out=out,
+                  options={"reward": "objective"})
+            table["ucb-coma, reward=objective"] = [prob.method("ucb-coma").run(i, policy=out).objective for i in insts]
         for m, objs in table.items():
             g = [(o - b.objective) / b.objective for o, b in zip(objs, best) if b.status == "optimal"]
             wins = sum(o <= min(t[k] for t in table.values()) + 1e-12 for k, o in enumerate(objs))

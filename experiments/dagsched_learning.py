@@ -107,8 +107,6 @@ def _dump(name: str, doc: dict) -> None:
 
 def fig5_7(seeds: int = 10) -> None:
     """Mean reward (and objective, gap) of every method against W (T_max = 3) and T_max (W = 6)."""
-    from matplotlib.figure import Figure
-
     methods = LEARNED + BASELINES + ["cpsat"]
     points = [("bandwidth_mhz", w, {"bandwidth_mhz": w, "t_max": 3.0}) for w in (5.0, 5.5, 6.0)]
     points += [("t_max", t, {"bandwidth_mhz": 6.0, "t_max": t}) for t in (2.5, 2.8, 3.0)]

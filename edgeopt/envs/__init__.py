@@ -82,7 +82,6 @@ class _Episodes:
         self.problem, self.base_seed = problem, int(seed)
         module = decisions(problem)
         self.process, self.draw = module.make_process(**settings)
-        self.settings = settings
         self.optimum_method = module.OPTIMUM if optimum else None
         self.optimum_time_limit = optimum_time_limit
         self.rng = np.random.default_rng(self.base_seed)

@@ -20,7 +20,7 @@ from typing import Callable
 
 import numpy as np
 
-from edgeopt import io, registry
+from edgeopt import io
 from edgeopt.learn import ALGORITHMS, policy
 from edgeopt.model import InputError
 
@@ -196,7 +196,3 @@ def ema(y: np.ndarray, alpha: float = 0.95) -> np.ndarray:
         acc = alpha * acc + (1 - alpha) * v
         out[k] = acc
     return out
-
-
-def known_problem(problem: str) -> None:
-    registry.problem(problem)

@@ -188,8 +188,11 @@ def fig9(intervals: int = 100) -> None:
             axes[0].plot(ema(np.nan_to_num(obj, nan=np.nanmean(obj)), 0.8), style, color=f"C{k}",
                          label=f"{method}, failure {failure}")
             axes[1].plot(ema(np.nan_to_num(gap, nan=0.0), 0.8), style, color=f"C{k}", label=f"{method}, failure {failure}")
+            status = run.column("reference", "ref_status")
             out[f"{method}@{failure}"] = {**run.summary, "mean_gap": float(np.nanmean(gap)),
-                                          "mean_objective": float(np.nanmean(obj))}
+                                          "mean_objective": float(np.nanmean(obj)),
+                                          "reference_proven": sum(x == "optimal" for x in status),
+                                          "decisions": len(status)}
             print(method, failure, out[f"{method}@{failure}"], flush=True)
     axes[0].set_ylabel("weighted sum per interval (referee, EMA 0.8)")
     axes[1].set_ylabel("gap to cpsat (2 s per interval, from list; EMA 0.8)")

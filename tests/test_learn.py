@@ -20,7 +20,8 @@ pytest.importorskip("pettingzoo")
 
 import edgeopt.envs as envs  # noqa: E402
 from edgeopt.learn import dagsched as learned  # noqa: E402
-from edgeopt.learn import policy  # noqa: E402
+from edgeopt.learn import nets, policy  # noqa: E402
+from edgeopt.systems.dagsched_decisions import Layout  # noqa: E402
 
 
 def _random_episode(env, seed: int | None, obs=None):
@@ -125,6 +126,15 @@ def test_shipped_policies_run_deterministically_through_the_referee(algorithm):
     assert c.solution == d.solution
 
 
+def instance_with_big_jobs(tmp_path):
+    """A paper instance whose second job (image analysis) has 5 sub-tasks."""
+    from edgeopt import io
+
+    path = tmp_path / "big.json"
+    io.save(generate("paper", 2, seed=0), path)
+    return path
+
+
 def _one_error(err: str) -> bool:
     return "Traceback" not in err and sum(line.startswith("error:") for line in err.splitlines()) == 1
 
@@ -147,6 +157,13 @@ def test_policy_files_for_another_problem_or_layout_exit_2(cli, tmp_path):
                 {"actor": {**src.actor, "sub": {"w": np.zeros((3, 3), np.float32), "b": np.zeros(3, np.float32)}}})
     code, _, err = cli("solve", inst, "-m", "ucb-coma", "--option", f"policy={wrong_shape}")
     assert code == 2 and "actor/sub/w" in err
+    small = Layout(4, 4, src.layout.modalities)  # a layout whose jobs are smaller than the instance's
+    misfit = tmp_path / "misfit.npz"
+    policy.save(misfit, {k: v for k, v in src.header.items() if k not in ("format", "format_version")}
+                | {"layout": small.to_json()},
+                {"actor": nets.actor_init(np.random.default_rng(0), small, 64, 16)})
+    code, _, err = cli("solve", instance_with_big_jobs(tmp_path), "-m", "ucb-coma", "--option", f"policy={misfit}")
+    assert code == 2 and _one_error(err) and "does not fit" in err, err
     (tmp_path / "junk.npz").write_bytes(b"not a zip")
     code, _, err = cli("solve", inst, "-m", "ucb-coma", "--option", f"policy={tmp_path / 'junk.npz'}")
     assert code == 2 and _one_error(err)

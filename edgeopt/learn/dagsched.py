@@ -78,7 +78,11 @@ def _register(algorithm: str) -> None:
             return _train_then_run(algorithm, instance, int(episodes), seed if train_seed is None else int(train_seed),
                                    reward, seed, sample)
         path = Path(policy) if policy is not None else shipped(algorithm, instance)
-        return run(instance, load(path), seed, bool(sample))
+        pol = load(path)
+        reason = pol.layout.misfit(instance)
+        if reason and policy is not None:  # the user's file: their input does not fit (exit 2)
+            raise InputError(f"{path}: header.layout", f"does not fit the instance: {reason}")
+        return run(instance, pol, seed, bool(sample))
 
     learned.__doc__ = {
         "ucb-coma": "Liao et al.'s UCB-COMA: COMA trained with UCB action selection (a shipped policy, NumPy).",

@@ -45,6 +45,9 @@ def test_parallel_env_passes_the_pettingzoo_api_test(reward):
         warnings.simplefilter("error")  # PettingZoo reports most contract breaches as warnings
         parallel_api_test(envs.make("dagsched", size=5, seed=0, reward=reward), num_cycles=100)
         parallel_seed_test(lambda: envs.make("dagsched", size=3, seed=1, reward=reward))
+    env = envs.make("dagsched", size=5, seed=0, reward=reward)
+    env.reset(seed=0)
+    assert env.state_space.contains(env.state())  # the global state for centralised critics
 
 
 @pytest.mark.parametrize("reward", ["paper", "objective"])

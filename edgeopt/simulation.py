@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt import io, registry
-from edgeopt.model import InputError, validation_error
+from edgeopt import io, limits, registry
+from edgeopt.model import InputError, shown, validation_error
 
 RESULTS = "simulation.parquet"
 MAX_INTERVALS = 100_000
@@ -70,14 +70,14 @@ def _build(cls, prob: registry.Problem, preset: str | None, seed: int, params: d
     from pydantic import ConfigDict, ValidationError, validate_call
 
     if preset is not None and preset not in prob.presets:
-        raise InputError("--preset", f"must be one of {', '.join(prob.presets)} for {prob.id}, got {preset!r}")
+        raise InputError("--preset", f"must be one of {', '.join(prob.presets)} for {prob.id}, got {shown(preset)}")
     args = {"seed": seed, **({"preset": preset} if preset is not None else {}), **params}
     system = cls.__new__(cls)
     try:
-        validate_call(cls.__init__, config=ConfigDict(allow_inf_nan=False))(system, **args)
+        validate_call(cls.__init__, config=ConfigDict(strict=True, allow_inf_nan=False))(system, **args)
         return system
-    except ValidationError as exc:
-        err = validation_error(exc)
+    except ValidationError as exc:  # checked by the rule of method options (Method.check_options)
+        err = validation_error(exc, given=True)
         name = err.path.split(".")[0].split("[")[0]
         raise InputError("--seed" if name == "seed" else f"--option {name}", err.rule) from None
 
@@ -99,10 +99,10 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
     method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
     ``REFERENCE``, None: none). With ``out`` the table, the parameters and the figures are written there.
     """
-    if isinstance(intervals, bool) or not isinstance(intervals, (int, np.integer)) or not 1 <= intervals <= MAX_INTERVALS:
-        raise InputError("--intervals", f"must be an integer 1..{MAX_INTERVALS}, got {intervals!r}")
-    if time_limit is not None and not 0 < time_limit <= 86400:
-        raise InputError("--time-limit", f"must be in (0, 86400] s, got {time_limit!r}")
+    limits.count(int(intervals) if isinstance(intervals, np.integer) else intervals, "--intervals", 1, MAX_INTERVALS)
+    limits.seed(seed)
+    if time_limit is not None:
+        limits.time_limit(time_limit)
     prob = registry.problem(problem)
     cls = _system_class(prob)
     policy = prob.method(method)
@@ -113,6 +113,7 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
         if not policy.takes(key):
             raise InputError(f"--option {key}", f"is neither a parameter of the {problem} simulation "
                                                 f"({', '.join(names)}) nor an option of method {method!r}")
+    method_opts = policy.check_options(method_opts)
     if reference == "auto":
         reference = getattr(cls, "REFERENCE", None)
     ref = prob.method(reference) if reference else None

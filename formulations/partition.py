@@ -23,7 +23,7 @@ import pyomo.environ as pe
 from edgeopt.problems.partition import Instance, Solution
 from edgeopt.registry import method
 from edgeopt.result import Outcome
-from edgeopt.solvers import exact_method, solve_model
+from edgeopt.solvers import check_model_size, exact_method, solve_model
 
 
 def build_model(instance: Instance) -> pe.ConcreteModel:
@@ -99,6 +99,16 @@ def _throughput_model(instance: Instance) -> pe.ConcreteModel:
     return m
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the layer and device counts."""
+    L, D = len(instance.data.layers), len(instance.data.devices)
+    if instance.data.pipelined:
+        shards, hands = D * L * (L + 1) // 2, (L - 1) * D * (D - 1)
+        return shards + hands + 1, 2 * (L - 1) * D + 2 * D + L + 1, 4 * shards + 3 * hands + D
+    arcs = (L - 1) * D * D
+    return L * D + arcs, L + 2 * L * D + D, 2 * arcs + 4 * L * D
+
+
 def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     L, D = len(instance.data.layers), len(instance.data.devices)
     if hasattr(m, "z"):
@@ -143,7 +153,7 @@ def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> N
 
 STARTS = ("dp-latency", "dp-throughput", "cloud-edge-opt", "edge-solo")  # those that apply to the objective
 milp = method("partition", "milp", "exact")(exact_method(build_model, read_solution, warm_start=warm_start,
-                                                         starts=STARTS))
+                                                         starts=STARTS, model_size=model_size))
 
 
 @method("partition", "lp", "bound")
@@ -156,6 +166,7 @@ def lp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, so
     of the latency model is at least the memory-free shortest path (which the arc rows make integral).
     """
     start = time.perf_counter()
+    check_model_size(model_size(instance))
     model = build_model(instance)
     pe.TransformationFactory("core.relax_integer_vars").apply_to(model)
     left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))

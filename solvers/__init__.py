@@ -6,6 +6,7 @@ from edgeopt.solvers.pyomo import (
     SolveReport,
     Start,
     available_solvers,
+    check_model_size,
     check_solver,
     choose_start,
     exact_method,
@@ -14,5 +15,5 @@ from edgeopt.solvers.pyomo import (
     write_model,
 )
 
-__all__ = ["AUTO", "FORMATS", "NO_START", "SolveReport", "Start", "available_solvers", "check_solver", "choose_start",
+__all__ = ["AUTO", "FORMATS", "NO_START", "SolveReport", "Start", "available_solvers", "check_model_size", "check_solver", "choose_start",
            "exact_method", "no_worse", "solve_model", "write_model"]

@@ -584,6 +584,12 @@ def generate(preset: str = "starlink-550", size: int | None = None, seed: int = 
     return Instance(name=name, meta=meta, data=Data.model_validate(out["data"]))
 
 
+def instance_bytes(preset: str, size: int | None, bids: int | None = None, **_) -> float:
+    """About the bytes generating and writing an instance takes: 1 KiB per bid, measured peak RSS (15.7 KiB per
+    task of 30 bids at 3,000 tasks) with a margin; the default size is a whole constellation (at most 3,168)."""
+    T = (6 if preset == "small" else 3_168) if size is None else size
+    return 1024.0 * T * (bids or 30)
+
 def small_instance(seed: int) -> Instance:
     """3-6 tasks with 4-6 bids each from a contended dish pool; the MILP solves it in milliseconds."""
     rng = np.random.default_rng(seed)

@@ -593,6 +593,11 @@ def generate(preset: str = "qllms", size: int | None = None, seed: int = 0, obse
     return Instance(name=name, meta=meta, data=data)
 
 
+def instance_bytes(preset: str, size: int | None, **_) -> float:
+    """About the bytes generating and writing an instance takes: 8 KiB per task, measured peak RSS (5.7 KiB per
+    task of the hetero preset at 100,000 tasks) with a margin."""
+    return 8192.0 * (100 if size is None else size)
+
 def small_instance(seed: int) -> Instance:
     """8-14 tasks on the QLLMS testbed, some with partial observation; the MILP solves it instantly."""
     rng = np.random.default_rng(seed)

@@ -543,6 +543,11 @@ def generate(preset: str = "seed003", size: int | None = None, seed: int = 0,
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
 
+def instance_bytes(preset: str, size: int | None, **_) -> float:
+    """About the bytes generating and writing an instance takes: the size is a step count, the instance a few
+    numbers, so 1 MiB whatever the size (``MAX_STEPS`` bounds it)."""
+    return float(2**20)
+
 def small_instance(seed: int) -> Instance:
     """A random 6x6 grid: the full enumeration takes well under a second."""
     return generate("random", size=6, seed=seed)

@@ -253,7 +253,8 @@ def export(file: str = typer.Argument(..., help="instance file"),
            output: str = typer.Option(..., "-o", "--output", help="model file to write")):
     """Write the exact model of an instance as LP, MPS, NL or GAMS, for other solvers."""
     from edgeopt import io, registry
-    from edgeopt.solvers import FORMATS, write_model
+    from edgeopt.errors import TooLarge
+    from edgeopt.solvers import FORMATS, check_model_size, write_model
 
     if fmt not in FORMATS:
         raise InputError("--format", f"must be one of {', '.join(FORMATS)}, got {shown(fmt)}")
@@ -261,6 +262,10 @@ def export(file: str = typer.Argument(..., help="instance file"),
     form = registry.problem(inst.problem).formulation()
     if form is None or not hasattr(form, "build_model"):
         raise InputError(file, f"is a {inst.problem} instance, and {inst.problem} has no Pyomo model to export")
+    try:
+        check_model_size(form.model_size(inst))
+    except TooLarge as exc:
+        raise InputError(file, f"cannot be exported: {exc}") from None
     write_model(form.build_model(inst), output, fmt)
     err().print(f"wrote {output}")
 

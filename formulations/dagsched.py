@@ -177,12 +177,15 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
 
 def model_size(instance: Instance) -> tuple[int, int, int]:
     """(variables, constraints, nonzeros) of ``build_model``, bounded from the sub-task, server and DAG edge
-    counts: every pair of sub-tasks may share an edge queue (ordering binaries and rows for each)."""
+    counts: the ordering binaries and rows are per pair of sub-tasks that can share an edge server (counted per
+    server from the modality table, so an upper bound)."""
     g = instance.data.graph
     T, S, N = g.T, g.S, g.N
     E = sum(len(p) for p in g.preds)
-    X, y, pairs = T * S, E * S * S, T * (T - 1) // 2
-    share, U, Q = pairs * N, T + E + 2 * pairs, 2 * pairs
+    on_edge = g.ok[:, :N].sum(axis=0).astype(np.int64)  # sub-tasks each edge server can run
+    share = int((on_edge * (on_edge - 1) // 2).sum())
+    X, y, pairs = int(g.ok.sum()), E * S * S, min(T * (T - 1) // 2, share)
+    U, Q = T + E + 2 * pairs, 2 * pairs
     variables = X + 3 * T + y + pairs + U
     constraints = 3 * T + 2 * E * S + E + 2 * share + U + Q * (N + 2)
     return variables, constraints, 3 * X + 4 * T + 4 * y + E * S * S + 10 * share + 4 * U + 4 * Q * (N + 1)

@@ -377,19 +377,25 @@ def is_linear(model) -> bool:
 
 
 def write_model(model, path: str | os.PathLike, fmt: str) -> None:
-    """Write ``model`` as LP, MPS, NL or GAMS, atomically, with readable variable names."""
+    """Write ``model`` as LP, MPS, NL or GAMS, atomically, with readable variable names.
+
+    The writer works in a temporary directory beside ``path`` (removed whatever happens). NL keeps its names in
+    two companion files, which land beside the model under its stem (``OUT.row``, ``OUT.col``: AMPL's ``stub``).
+    """
     if fmt not in FORMATS:
         raise InputError("--format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt in ("lp", "mps") and not is_linear(model):
         raise InputError("--format", f"{fmt} holds linear models only and this one is nonlinear: use --format nl or gms")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="edgeopt-export-", suffix=f".{fmt}")
-    os.close(fd)
-    try:
-        model.write(tmp, io_options={"symbolic_solver_labels": True})  # format from the .lp/.mps suffix
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    umask = os.umask(0)
+    os.umask(umask)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".edgeopt-export-") as tmp:
+        stub = Path(tmp) / f"model.{fmt}"
+        model.write(str(stub), io_options={"symbolic_solver_labels": True})  # format from the suffix
+        for written in Path(tmp).iterdir():
+            os.chmod(written, 0o666 & ~umask)
+        for side in (".row", ".col"):
+            if stub.with_suffix(side).exists():
+                os.replace(stub.with_suffix(side), path.with_suffix(side))
+        os.replace(stub, path)

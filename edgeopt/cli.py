@@ -230,9 +230,13 @@ def compare(files: List[str] = typer.Argument(..., help="instance files"), metho
             threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt, option: List[str] = MethodOptionOpt,
             as_json: bool = JsonOpt):
     """Run methods over instances and print each one's gap to the proven optimum (or best bound)."""
+    from pathlib import Path
+
     from edgeopt import compare as cmp
     from edgeopt import report
 
+    if plot and Path(plot).suffix.lower() not in report.PLOT_SUFFIXES:  # checked before anything runs
+        raise InputError("--plot", f"must end in {', '.join(report.PLOT_SUFFIXES[1:])} (or none: PNG), got {shown(plot)}")
     with report.RunProgress(console=err(), enabled=not as_json) as progress:
         rows = cmp.compare(files, method, jobs=jobs, seed=seed, time_limit=time_limit, out=output, isolate=True,
                            on_plan=progress.planned, on_start=progress.started, on_row=progress.finished,

@@ -56,7 +56,9 @@ BATCH_S = 2.0  # the table is rewritten at most this often while rows arrive (an
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """Checked by the rule of every option (strict: true/false is no number, 2.5 no integer, 1 no true/false)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
 
 
 PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
@@ -104,8 +106,7 @@ class Experiment(_Record):
     preset: str | None = None
     sizes: list[Annotated[int, Field(ge=0, le=10_000_000)]] = Field(
         default_factory=lambda: [0], min_length=1, description="instance sizes (0: the preset's default)")
-    seeds: int | list[int] = Field(3, description="a count (0 .. n-1) or a list of seeds, each 0 <= s < 2^63",
-                                   json_schema_extra={"items": {"minimum": 0, "maximum": limits.SEED_MAX}})
+    seeds: int | list[int] = Field(3, description="a count (0 .. n-1) or a list of seeds, each 0 <= s < 2^63")
     grid: dict[str, list[Any]] = Field(default_factory=dict,
                                        description="cartesian axes over generator options (and preset)")
     zip: dict[str, list[Any]] = Field(default_factory=dict, description="generator options that move together")

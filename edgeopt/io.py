@@ -130,8 +130,16 @@ def write_bytes(data: bytes, path: str | os.PathLike) -> None:
     """Write ``data`` atomically: a uniquely named temporary file in the target folder, renamed into place.
 
     ``os.replace`` swaps the directory entry, so a symlink planted at the target is replaced, never followed.
+    A path that cannot be written (a directory, no permission, a full disk) is an InputError naming it.
     """
     path = Path(path)
+    try:
+        _write_bytes(data, path)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be written: {exc.strerror or exc}") from None
+
+
+def _write_bytes(data: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

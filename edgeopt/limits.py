@@ -1,7 +1,7 @@
 """Every cap and range edgeopt holds its input to, in one place (README, "Robustness").
 
 Ranges are fixed: seeds 0 <= s < 2^63, time limits in (0, 86400] s, ``--jobs`` 1..256, ``--threads``
-1..1024, ``--mip-gap`` [0, 1], at most 100,000 rows per experiment. Two caps depend on the machine and so
+1..1024, ``--mip-gap`` [0, 1], ``--processors`` 1..1024, at most 100,000 rows per experiment. Two caps depend on the machine and so
 come from the environment:
 
 * ``EDGEOPT_MEMORY_GB`` (default 4): the most one piece of work may ask for — an instance a generator
@@ -27,6 +27,7 @@ SEED_MAX = 2**63 - 1  # seeds are int64 in every table and file; NumPy's generat
 TIME_LIMIT_MAX_S = 86_400.0  # a day per method call
 JOBS_MAX = 256  # worker processes
 THREADS_MAX = 1024  # solver threads
+PROCESSORS_MAX = 1024  # identical processors of an imported task graph (`import stg|gxl|dot --processors`)
 EXPERIMENT_ROWS_MAX = 100_000  # rows of one experiment: grid points x sizes x seeds x methods
 MEMORY_GB, INPUT_MB = 4.0, 256.0  # defaults of EDGEOPT_MEMORY_GB and EDGEOPT_INPUT_MB
 

@@ -13,8 +13,9 @@ scheduling rounds), so the loop is time-stepped and each step is vectorized over
 A ``Simulation`` has ``instance(t)`` (None: nothing arrives in interval t), ``fallback(instance)`` (the
 decision applied when the method returns none), ``advance(t, instance, solution)`` -> {family: {metric:
 value}}, optionally ``reference_instance(instance)`` (what the reference method solves, e.g. with full
-information) and ``REFERENCE`` (its default reference method), and ``PLOTS``, ``CDF``, ``SUMMARY`` (what the
-figures and the summary show). Randomness is drawn from ``numpy.random.default_rng([seed, t, ...])``, never
+information), ``REFERENCE`` (its default reference method) and ``largest()`` (the generator arguments of the
+largest instance an interval can hold: checked against the memory cap before the run), and ``PLOTS``, ``CDF``,
+``SUMMARY`` (what the figures and the summary show). Randomness is drawn from ``numpy.random.default_rng([seed, t, ...])``, never
 from the policy's choices, so every method meets the same arrivals and failures and a seed repeats a run.
 """
 from __future__ import annotations
@@ -29,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from edgeopt import io, limits, registry
+from edgeopt.errors import TooLarge
 from edgeopt.model import InputError, shown, validation_error
 
 RESULTS = "simulation.parquet"
@@ -118,6 +120,11 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
         reference = getattr(cls, "REFERENCE", None)
     ref = prob.method(reference) if reference else None
     system = _build(cls, prob, preset, seed, params)
+    if hasattr(system, "largest"):  # the most one interval's instance can hold, against the memory cap
+        try:
+            limits.check_memory(prob.module.instance_bytes(**system.largest()), f"an interval's {problem} instance")
+        except TooLarge as exc:
+            raise InputError("--option values", f"are too large: {exc}") from None
     rows: list[dict] = []
     for t in range(intervals):
         instance = system.instance(t)

@@ -23,6 +23,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from edgeopt import model
+from edgeopt import limits
 from edgeopt.model import (Array, ColumnStore, InputError, Model, NotPlain, check, check_shape, plain_columns,
                            plain_floats, plain_indices)
 from edgeopt.registry import importer
@@ -732,8 +733,8 @@ def import_stg(path: str, processors: int = 4) -> Instance:
     p = Path(path)
     if not p.is_file():
         raise InputError(str(p), "does not exist (expected an STG file)")
-    if int(processors) < 1:
-        raise InputError("--processors", f"must be >= 1, got {processors}")
+    if not 1 <= int(processors) <= limits.PROCESSORS_MAX:
+        raise InputError("--processors", f"must be 1..{limits.PROCESSORS_MAX}, got {processors}")
     lines = [(k + 1, ln.split()) for k, ln in enumerate(p.read_text(encoding="utf-8", errors="replace").splitlines())]
     lines = [(k, toks) for k, toks in lines if toks and not toks[0].startswith("#")]
     try:
@@ -813,8 +814,8 @@ def _task_graph_instance(p: Path, graph: str, nodes: dict[str, float], edges: di
     sinks get a zero-work ``exit`` sub-task fed by zero-size edges: the model needs one sink per job. It
     needs no single entry (latency counts from the first start), so sources are kept as they are.
     """
-    if int(processors) < 1:
-        raise InputError("--processors", f"must be >= 1, got {processors}")
+    if not 1 <= int(processors) <= limits.PROCESSORS_MAX:
+        raise InputError("--processors", f"must be 1..{limits.PROCESSORS_MAX}, got {processors}")
     if not nodes:
         raise InputError(str(p), "holds no nodes (expected a task graph)")
     index = {v: k for k, v in enumerate(nodes)}
@@ -1097,6 +1098,12 @@ class Simulation:
         self.on_cloud: list[tuple[int, int]] = []
         self.ended: dict[int, tuple[str, int]] = {}  # id -> (served | a drop reason, interval)
         self.in_instance: list[int] = []
+
+    def largest(self) -> dict:
+        """Generator arguments of the largest instance an interval can hold (for ``instance_bytes``): the jobs of
+        ``patience`` intervals of arrivals, each interval's at most the mean plus ten standard deviations."""
+        return {"preset": self.preset, "size": int(self.patience * (self.rate + 10 * self.rate**0.5 + 10)),
+                "tasks": self.tasks}
 
     def _arrivals(self, t: int) -> list[int]:
         rng = np.random.default_rng([self.seed, t, 0])

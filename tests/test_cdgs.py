@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from conftest import INSTANCES
 from edgeopt import io
-from edgeopt.compare import run_one
 from edgeopt.heuristics.cdgs import EXPLORATIONS, PAYMENTS, cgsc, cgsc_cstp, cstp, exploration_bonus, greedy
 from edgeopt.model import InputError
 from edgeopt.problems import cdgs
 from edgeopt.problems.cdgs import Data, Group, Instance, Solution, evaluate
+from edgeopt.run import run_one
 
 
 def _instance(data: dict, name: str = "t") -> Instance:

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 from conftest import INSTANCES, shipped
 from edgeopt import io
-from edgeopt.compare import run_one
 from edgeopt.heuristics import qllms as H
 from edgeopt.problems import qllms as P
+from edgeopt.run import run_one
 
 DATA = Path(__file__).parent / "data" / "qllms"
 GAP = INSTANCES / "qllms" / "gap"

@@ -4,10 +4,10 @@
     run = edgeopt.simulate("qllms", "daa", intervals=50, seed=1)
 
 The loop in ``simulate`` is the whole contract. At each interval the problem's ``Simulation`` (a class in
-``edgeopt/problems/<id>.py``) turns its state into an Instance, the method decides through the registry
+``edgeopt/systems/<id>.py``) turns its state into an Instance, the method decides through the registry
 (``Method.run``: the referee judges the decision), and the Simulation carries the decision out and advances
-its state, returning that interval's metrics by family. A problem simulates when its module has a
-``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s auctions,
+its state, returning that interval's metrics by family. A problem simulates when it has a system module
+with a ``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s auctions,
 scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes and tasks.
 
 A ``Simulation`` has ``instance(t)`` (None: nothing arrives in interval t), ``fallback(instance)`` (the
@@ -54,11 +54,10 @@ class Run:
 
 
 def _system_class(prob: registry.Problem):
-    cls = getattr(prob.module, "Simulation", None)
-    if cls is None:
-        have = [p for p, q in registry.problems().items() if hasattr(q.module, "Simulation")]
+    if prob.system is None:
+        have = [p for p, q in registry.problems().items() if q.system is not None]
         raise InputError("problem", f"{prob.id!r} has no simulation (simulated: {', '.join(have)})")
-    return cls
+    return prob.system.Simulation
 
 
 def _parameters(cls) -> list[str]:
@@ -95,7 +94,7 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
              on_interval: Callable[[int, dict], None] | None = None, **options: Any) -> Run:
     """Simulate ``problem`` for ``intervals`` intervals with ``method`` as the policy; returns the Run.
 
-    ``options`` are the Simulation's parameters (``edgeopt.problem(id).module.Simulation``) or options of the
+    ``options`` are the Simulation's parameters (``edgeopt.problem(id).system.Simulation``) or options of the
     method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
     ``REFERENCE``, None: none). With ``out`` the table, the parameters and the figures are written there.
     """

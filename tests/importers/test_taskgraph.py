@@ -7,9 +7,11 @@ import numpy as np
 import pytest
 
 from edgeopt import evaluate, io
-from edgeopt.problems.dagsched import Solution, import_dot, import_gxl
+from edgeopt.importers.dot import import_dot
+from edgeopt.importers.gxl import import_gxl
+from edgeopt.problems.dagsched import Solution
 
-DATA = Path(__file__).parent / "data" / "dagsched"
+DATA = Path(__file__).parents[1] / "data" / "dagsched"
 
 
 def test_gxl_weights_become_execution_and_transfer_times():

@@ -3,7 +3,7 @@ instances (``edgeopt import dot``).
 
 Read by a small tokenizer of DOT's node and edge statements rather than pydot: pydot keeps no line numbers
 for the error messages, prints parse errors to stdout, reads ``1e5`` as ``1`` and an attribute ``e5``, and
-parses a 2,000-node graph 74 times slower (``benchmarks/importers.py``).
+parses a 2,000-task graph 69 times slower than this whole import (``benchmarks/importers.py``).
 """
 from __future__ import annotations
 

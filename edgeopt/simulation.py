@@ -7,8 +7,9 @@ The loop in ``simulate`` is the whole contract. At each interval the problem's `
 ``edgeopt/systems/<id>.py``) turns its state into an Instance, the method decides through the registry
 (``Method.run``: the referee judges the decision), and the Simulation carries the decision out and advances
 its state, returning that interval's metrics by family. A problem simulates when it has a system module
-with a ``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s auctions,
-scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes and tasks.
+with a ``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s
+auctions, scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes
+and tasks.
 
 A ``Simulation`` has ``instance(t)`` (None: nothing arrives in interval t), ``fallback(instance)`` (the
 decision applied when the method returns none), ``advance(t, instance, solution)`` -> {family: {metric:
@@ -94,8 +95,8 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
              on_interval: Callable[[int, dict], None] | None = None, **options: Any) -> Run:
     """Simulate ``problem`` for ``intervals`` intervals with ``method`` as the policy; returns the Run.
 
-    ``options`` are the Simulation's parameters (``edgeopt.problem(id).system.Simulation``) or options of the
-    method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
+    ``options`` are the Simulation's parameters (``edgeopt.problem(id).system.Simulation``) or options of
+    the method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
     ``REFERENCE``, None: none). With ``out`` the table, the parameters and the figures are written there.
     """
     if isinstance(intervals, bool) or not isinstance(intervals, (int, np.integer)) or not 1 <= intervals <= MAX_INTERVALS:

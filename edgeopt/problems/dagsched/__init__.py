@@ -19,6 +19,6 @@ from edgeopt.problems.dagsched.data import (GIGA, MAX_BPS, MAX_INDEX, MIN_BPS, C
 from edgeopt.problems.dagsched.generator import FAMILIES, HEFT_EDGES, HEFT_EXEC, PRESETS, generate, small_instance
 from edgeopt.problems.dagsched.referee import SENSE, evaluate, placement
 
-__all__ = ["FAMILIES", "GIGA", "HEFT_EDGES", "HEFT_EXEC", "MAX_BPS", "MAX_INDEX", "MIN_BPS", "PRESETS", "SENSE", "Cloud",
-           "Data", "Edge", "Fixed", "Graph", "Index", "Instance", "Job", "Jobs", "Radio", "Rates", "Server", "Solution",
-           "SubTask", "Task", "evaluate", "generate", "placement", "small_instance", "topological"]
+__all__ = ["FAMILIES", "GIGA", "HEFT_EDGES", "HEFT_EXEC", "MAX_BPS", "MAX_INDEX", "MIN_BPS", "PRESETS", "SENSE",
+           "Cloud", "Data", "Edge", "Fixed", "Graph", "Index", "Instance", "Job", "Jobs", "Radio", "Rates", "Server",
+           "Solution", "SubTask", "Task", "evaluate", "generate", "placement", "small_instance", "topological"]

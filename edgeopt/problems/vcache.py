@@ -347,7 +347,8 @@ def generate(preset: str = "velo", size: int | None = None, seed: int = 0, edges
                "sat_weight": sat_weight, "lat_weight": lat_weight}
     meta = {"generator": "edgeopt.problems.vcache.generate", "preset": preset, "size": R, "seed": seed,
             "options": options, "nearest_neighbour": "exact (NumPy)"}
-    return Instance(name=f"{preset}-r{R}-e{E}-c{C}-s{seed}", meta=meta, data=data)
+    name = f"{preset}-r{R}-e{E}-c{C}-s{seed}" + ("" if cloud_share == 0.3 else f"-cloud{cloud_share:g}")
+    return Instance(name=name, meta=meta, data=data)
 
 
 def small_instance(seed: int) -> Instance:

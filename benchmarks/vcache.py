@@ -39,7 +39,7 @@ def bench_exact(sizes=(200, 1000, 2000, 5000), time_limit: float = 60.0) -> None
 
     print(f"\n### milp on one interval of the metro preset (10 edges, seed 0, time limit {time_limit:g} s; {load()})\n")
     print("| requests | binaries | rows | milp status | milp s | objective | bound | gap | lp s | lp above optimum | "
-          "best baseline (greedy-0.5) gap |")
+          "greedy-0.5 gap |")
     print("|---:|---:|---:|---|---:|---:|---:|---:|---:|---:|---:|")
     for R in sizes:
         inst = P.generate("metro", size=R, seed=0)

@@ -112,3 +112,14 @@ def test_warm_above_the_cache_size_exits_2(cli, tmp_path):
     code, _, err = cli("simulate", "vcache", "-m", "greedy-0.5", "--option", "warm=50", "--option", "cache_size=10",
                        "-o", tmp_path / "run")
     assert code == 2 and err.startswith("error: --option warm ") and not (tmp_path / "run").exists()
+
+
+def test_without_the_extra_simulate_names_the_install(cli, tmp_path, monkeypatch):
+    """A plain install (no usearch): one line naming the extra, exit 2, nothing written."""
+    import sys
+
+    monkeypatch.setitem(sys.modules, "usearch", None)
+    monkeypatch.setitem(sys.modules, "usearch.index", None)
+    code, _, err = cli("simulate", "vcache", "-m", "greedy-0.5", "--intervals", "2", "-o", tmp_path / "run")
+    assert code == 2 and err.count("\n") == 1 and 'pip install "edgeopt[vcache]"' in err
+    assert not (tmp_path / "run").exists()

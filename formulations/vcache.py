@@ -9,15 +9,12 @@ bipartite b-matching (totally unimodular, LP = MILP); the cloud's knapsack row m
 """
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pyomo.environ as pe
 
 from edgeopt.problems.vcache import CLOUD, Instance, Solution
 from edgeopt.registry import method
-from edgeopt.result import Outcome
-from edgeopt.solvers import exact_method, solve_model
+from edgeopt.solvers import exact_method, lp_relaxation
 
 
 def build_model(instance: Instance) -> pe.ConcreteModel:
@@ -59,20 +56,10 @@ milp = method("vcache", "milp", "exact")(exact_method(build_model, read_solution
                                                       starts=STARTS))
 
 
-@method("vcache", "lp", "bound")
-def lp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs") -> Outcome:
-    """Upper bound: the LP relaxation of the MILP (``build_model`` with 0 <= x <= 1).
+lp = method("vcache", "lp", "bound")(lp_relaxation(build_model, """Upper bound: the LP relaxation of the MILP (``build_model`` with 0 <= x <= 1).
 
     Valid because the routes the referee accepts are the 0/1 points of the MILP with the same objective, and
     the LP's feasible set contains them, so its optimum is at least theirs. Only a proven LP optimum is
     reported. Its vertices are the b-matching's integral routes or points on an edge of that polytope cut by the
     cloud's token row, where the routes along one alternating path are split.
-    """
-    start = time.perf_counter()
-    model = build_model(instance)
-    pe.TransformationFactory("core.relax_integer_vars").apply_to(model)
-    left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
-    rep = solve_model(model, solver=solver, time_limit=left)
-    if rep.status != "optimal":
-        return Outcome(None, status=rep.status, solver=rep.solver)
-    return Outcome(None, status="bound", bound=rep.objective, solver=rep.solver)
+    """))

@@ -34,8 +34,9 @@ import numpy as np
 from pydantic import BaseModel, BeforeValidator
 
 from edgeopt import io, limits, registry
-from edgeopt.compare import add_gaps, run_one
+from edgeopt.compare import add_gaps
 from edgeopt.errors import InputError, Interrupted, shown
+from edgeopt.run import run_one
 
 SIGMA = 0.4  # log-scale of one multiplicative data move
 EXPLORE = 0.25  # fraction of the budget spent sampling generator instances before the annealing starts

@@ -10,16 +10,10 @@ from typing import Callable, Iterable
 from edgeopt import io, limits, registry
 from edgeopt.model import InputError, Instance
 from edgeopt.result import Result
+from edgeopt.run import run_one
 
 FIELDS = ["problem", "instance", "method", "kind", "status", "objective", "feasible", "violations", "bound",
           "gap", "wall_s", "seed", "solution", "gap_to_best", "gap_ref", "file", "message"]
-
-
-def run_one(instance, method_name: str, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
-    """One method on one instance, given the options it takes (solver options reach exact methods only)."""
-    m = registry.problem(instance.problem).method(method_name)
-    mine = {k: v for k, v in options.items() if v is not None and m.takes(k)}
-    return m.run(instance, seed=seed, time_limit=time_limit, **mine)
 
 
 def check_options(methods: list[registry.Method], options: dict) -> None:

@@ -17,10 +17,11 @@ An experiment file (TOML) is a typed record, validated like an instance file (ke
     x = "observe"
     y = "objective"
 
-``run`` is a loop over ``compare``'s per-row work (one method on one instance, judged by the referee):
-each (grid point, seed) becomes an instance *recipe*, built where the method runs, so that only small
-task descriptions travel to worker processes or to a Dask cluster. Rows go to ``results.parquet`` in the
-run directory, rewritten atomically as they arrive; a re-run skips the rows already there.
+``run`` is a loop over ``compare``'s per-row work (``edgeopt.run.run_one``: one method on one instance,
+judged by the referee): each (grid point, seed) becomes an instance *recipe*, built where the method runs, so
+that only small task descriptions travel to worker processes or to a Dask cluster. Rows go to
+``results.parquet`` in the run directory, rewritten atomically as they arrive; a re-run skips the rows already
+there.
 """
 from __future__ import annotations
 

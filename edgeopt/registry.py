@@ -1,9 +1,11 @@
 """Problem id -> Problem, method name -> Method, importer name -> Importer.
 
 A problem is three files with the same name: ``edgeopt/problems/<id>.py`` (types, referee,
-generator), ``formulations/<id>.py`` (exact model) and ``heuristics/<id>.py`` (paper heuristic and
-baselines). The last two register their methods with the ``method`` decorator; the registry finds
-every problem module on first use, so adding a problem touches no file here.
+generator; a package ``problems/<id>/`` where one file would be too long), ``formulations/<id>.py``
+(exact model) and ``heuristics/<id>.py`` (paper heuristic and baselines). The last two register their
+methods with the ``method`` decorator. A problem may also have a system over time
+(``edgeopt/systems/<id>.py``); readers of outside formats are the modules of ``edgeopt/importers/``.
+The registry finds all of them by module name on first use, so adding one touches no file here.
 """
 from __future__ import annotations
 
@@ -174,12 +176,13 @@ class Problem:
         if self.id not in _METHODS_LOADED:
             _METHODS_LOADED.add(self.id)
             for pkg in ("formulations", "heuristics"):
-                try:
-                    importlib.import_module(f"edgeopt.{pkg}.{self.id}")
-                except ModuleNotFoundError as exc:
-                    if exc.name != f"edgeopt.{pkg}.{self.id}":
-                        raise
+                _import_if_present(f"edgeopt.{pkg}.{self.id}")
         return _METHODS.setdefault(self.id, {})
+
+    @functools.cached_property
+    def system(self) -> ModuleType | None:
+        """The problem's system over time (``edgeopt/systems/<id>.py``, with its ``Simulation``), or None."""
+        return _import_if_present(f"edgeopt.systems.{self.id}")
 
     @property
     def instance_type(self):
@@ -333,8 +336,18 @@ def importer(name: str, problem_id: str) -> Callable:
     return register
 
 
+def _import_if_present(name: str) -> ModuleType | None:
+    """Module ``name``, or None if there is no such module (a module it imports that is missing still raises)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+
+
 def _discover() -> None:
-    """Problem ids are the modules of ``edgeopt.problems``; nothing is imported until it is used."""
+    """Problem ids are the modules and packages of ``edgeopt.problems``; nothing is imported until it is used."""
     if _PROBLEMS:
         return
     import edgeopt.problems
@@ -356,7 +369,9 @@ def problem(problem_id: str) -> Problem:
 
 
 def importers() -> dict[str, Importer]:
-    """Importers register in their problem's module: every problem module is loaded to find them."""
-    for p in problems().values():
-        p.module
+    """Importers register in the modules of ``edgeopt.importers``: every one is loaded to find them."""
+    import edgeopt.importers
+
+    for info in sorted(pkgutil.iter_modules(edgeopt.importers.__path__), key=lambda i: i.name):
+        importlib.import_module(f"edgeopt.importers.{info.name}")
     return dict(_IMPORTERS)

@@ -4,22 +4,25 @@
     run = edgeopt.simulate("qllms", "daa", intervals=50, seed=1)
 
 The loop in ``simulate`` is the whole contract. At each interval the problem's ``Simulation`` (a class in
-``edgeopt/problems/<id>.py``) turns its state into an Instance, the method decides through the registry
+``edgeopt/systems/<id>.py``) turns its state into an Instance, the method decides through the registry
 (``Method.run``: the referee judges the decision), and the Simulation carries the decision out and advances
-its state, returning that interval's metrics by family. A problem simulates when its module has a
-``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s auctions,
-scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes and tasks.
+its state, returning that interval's metrics by family. A problem simulates when it has a system module
+with a ``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s
+auctions, scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes
+and tasks.
 
 A ``Simulation`` has ``instance(t)`` (None: nothing arrives in interval t), ``fallback(instance)`` (the
 decision applied when the method returns none), ``advance(t, instance, solution)`` -> {family: {metric:
 value}}, optionally ``reference_instance(instance)`` (what the reference method solves, e.g. with full
-information), ``REFERENCE`` (its default reference method) and ``largest()`` (the generator arguments of the
-largest instance an interval can hold: checked against the memory cap before the run), and ``PLOTS``, ``CDF``,
+information), ``REFERENCE`` (its default reference method) and the static ``largest(**parameters)`` (the
+generator arguments of the largest instance an interval can hold: checked against the memory cap before the
+system is built), and ``PLOTS``, ``CDF``,
 ``SUMMARY`` (what the figures and the summary show). Randomness is drawn from ``numpy.random.default_rng([seed, t, ...])``, never
 from the policy's choices, so every method meets the same arrivals and failures and a seed repeats a run.
 """
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -56,11 +59,10 @@ class Run:
 
 
 def _system_class(prob: registry.Problem):
-    cls = getattr(prob.module, "Simulation", None)
-    if cls is None:
-        have = [p for p, q in registry.problems().items() if hasattr(q.module, "Simulation")]
+    if prob.system is None:
+        have = [p for p, q in registry.problems().items() if q.system is not None]
         raise InputError("problem", f"{prob.id!r} has no simulation (simulated: {', '.join(have)})")
-    return cls
+    return prob.system.Simulation
 
 
 def _parameters(cls) -> list[str]:
@@ -68,20 +70,31 @@ def _parameters(cls) -> list[str]:
 
 
 def _build(cls, prob: registry.Problem, preset: str | None, seed: int, params: dict):
-    """The Simulation, its parameters checked against the annotations of its constructor (exit 2 on a bad one)."""
+    """The Simulation, its parameters checked first (exit 2 on a bad one): against the annotations of its
+    constructor, by the rule of method options (``Method.check_options``), and, with ``largest``, its busiest
+    interval's instance against the memory cap (``instance_bytes``), before anything is built."""
     from pydantic import ConfigDict, ValidationError, validate_call
 
     if preset is not None and preset not in prob.presets:
         raise InputError("--preset", f"must be one of {', '.join(prob.presets)} for {prob.id}, got {shown(preset)}")
-    args = {"seed": seed, **({"preset": preset} if preset is not None else {}), **params}
-    system = cls.__new__(cls)
+
+    @functools.wraps(cls.__init__)  # the constructor's signature and annotations, without running it
+    def echo(self, **args) -> dict:
+        return args
+
     try:
-        validate_call(cls.__init__, config=ConfigDict(strict=True, allow_inf_nan=False))(system, **args)
-        return system
-    except ValidationError as exc:  # checked by the rule of method options (Method.check_options)
+        args = validate_call(echo, config=ConfigDict(strict=True, allow_inf_nan=False))(
+            None, seed=seed, **({"preset": preset} if preset is not None else {}), **params)
+    except ValidationError as exc:
         err = validation_error(exc, given=True)
         name = err.path.split(".")[0].split("[")[0]
         raise InputError("--seed" if name == "seed" else f"--option {name}", err.rule) from None
+    if hasattr(cls, "largest"):
+        try:
+            limits.check_memory(prob.module.instance_bytes(**cls.largest(**args)), f"an interval's {prob.id} instance")
+        except TooLarge as exc:
+            raise InputError("--option values", f"are too large: {exc}") from None
+    return cls(**args)
 
 
 def _gap(policy: float | None, reference: float | None, sense: str) -> float | None:
@@ -97,8 +110,8 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
              on_interval: Callable[[int, dict], None] | None = None, **options: Any) -> Run:
     """Simulate ``problem`` for ``intervals`` intervals with ``method`` as the policy; returns the Run.
 
-    ``options`` are the Simulation's parameters (``edgeopt.problem(id).module.Simulation``) or options of the
-    method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
+    ``options`` are the Simulation's parameters (``edgeopt.problem(id).system.Simulation``) or options of
+    the method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
     ``REFERENCE``, None: none). With ``out`` the table, the parameters and the figures are written there.
     """
     limits.count(int(intervals) if isinstance(intervals, np.integer) else intervals, "--intervals", 1, MAX_INTERVALS)
@@ -120,11 +133,6 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
         reference = getattr(cls, "REFERENCE", None)
     ref = prob.method(reference) if reference else None
     system = _build(cls, prob, preset, seed, params)
-    if hasattr(system, "largest"):  # the most one interval's instance can hold, against the memory cap
-        try:
-            limits.check_memory(prob.module.instance_bytes(**system.largest()), f"an interval's {problem} instance")
-        except TooLarge as exc:
-            raise InputError("--option values", f"are too large: {exc}") from None
     rows: list[dict] = []
     for t in range(intervals):
         instance = system.instance(t)

@@ -15,15 +15,13 @@ give a much tighter relaxation than per-layer variables with segment-start count
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pyomo.environ as pe
 
 from edgeopt.problems.partition import Instance, Solution
 from edgeopt.registry import method
-from edgeopt.result import Outcome
-from edgeopt.solvers import check_model_size, exact_method, solve_model
+from edgeopt.solvers import exact_method, lp_relaxation
 
 
 def build_model(instance: Instance) -> pe.ConcreteModel:
@@ -156,21 +154,10 @@ milp = method("partition", "milp", "exact")(exact_method(build_model, read_solut
                                                          starts=STARTS, model_size=model_size))
 
 
-@method("partition", "lp", "bound")
-def lp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs") -> Outcome:
-    """Lower bound: the LP relaxation of the exact MILP (``build_model`` with integrality dropped), any objective.
+lp = method("partition", "lp", "bound")(lp_relaxation(build_model, """Lower bound: the LP relaxation of the exact MILP (``build_model`` with integrality dropped), any objective.
 
     Why it is valid: every placement the referee accepts is a 0/1 point of the MILP with the same
     objective, and the LP's feasible set contains those points, so its optimum is at most theirs. Only a
     proven LP optimum is reported (a simplex iterate cut short by the time limit proves nothing). The LP
     of the latency model is at least the memory-free shortest path (which the arc rows make integral).
-    """
-    start = time.perf_counter()
-    check_model_size(model_size(instance))
-    model = build_model(instance)
-    pe.TransformationFactory("core.relax_integer_vars").apply_to(model)
-    left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
-    rep = solve_model(model, solver=solver, time_limit=left)
-    if rep.status != "optimal":
-        return Outcome(None, status=rep.status, solver=rep.solver)
-    return Outcome(None, status="bound", bound=rep.objective, solver=rep.solver)
+    """, model_size=model_size))

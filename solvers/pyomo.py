@@ -275,6 +275,33 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
     return run
 
 
+
+def lp_relaxation(build_model: Callable, doc: str, default_solver: str = "highs", *,
+                  model_size: Callable) -> Callable:
+    """Turn ``build_model(instance)`` (a MILP) into a bound method: its LP relaxation, integrality dropped.
+
+    Every 0/1 point of the MILP lies in the LP's feasible set, so the LP optimum bounds the MILP's (from below
+    for minimization, from above for maximization). Only a proven LP optimum is reported: a simplex iterate cut
+    short by the time limit proves nothing. ``doc`` is the method's docstring (why the bound is valid there).
+    ``model_size`` as for ``exact_method``: a model over the memory cap is refused before it is built.
+    """
+
+    def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver) -> Outcome:
+        import pyomo.environ as pe
+
+        start = time.perf_counter()
+        check_model_size(model_size(instance))
+        model = build_model(instance)
+        pe.TransformationFactory("core.relax_integer_vars").apply_to(model)
+        left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
+        rep = solve_model(model, solver=solver, time_limit=left)
+        if rep.status != "optimal":
+            return Outcome(None, status=rep.status, solver=rep.solver)
+        return Outcome(None, status="bound", bound=rep.objective, solver=rep.solver)
+
+    run.__doc__ = doc
+    return run
+
 # --- starts ---------------------------------------------------------------------------------------
 
 AUTO = "auto"  # an exact method's default start: the best of its problem's start methods

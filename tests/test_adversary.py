@@ -151,7 +151,7 @@ def test_a_failed_write_leaves_no_file(monkeypatch, tmp_path):
         raise OSError("disk full")
 
     monkeypatch.setattr(io.os, "replace", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="worst.json cannot be written: disk full"):
         adversary.write(found, tmp_path / "worst.json")
     assert list(tmp_path.iterdir()) == []
 

@@ -407,7 +407,7 @@ def test_a_larger_budget_never_lowers_the_optimum():
 
 
 @pytest.mark.parametrize("value,rule", [("0", "greater than 0"), ("5000", "less than or equal to 1000"),
-                                        ("inf", "finite number")])
+                                        ("inf", "valid number, got 'inf'")])
 def test_bad_budget_scale_is_exit_2(cli, tmp_path, value, rule):
     out_file = tmp_path / "g.json"
     code, _, err = cli("generate", "cdgs", "--preset", "small", "--option", f"budget_scale={value}", "-o", out_file)

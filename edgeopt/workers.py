@@ -25,7 +25,7 @@ from multiprocessing.connection import wait
 from typing import Any, Callable
 
 from edgeopt import registry
-from edgeopt.compare import run_one
+from edgeopt.run import run_one
 from edgeopt.errors import InputError, catch_signals
 from edgeopt.result import Result
 

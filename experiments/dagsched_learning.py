@@ -23,7 +23,7 @@ import numpy as np
 from edgeopt import registry
 from edgeopt.learn.train import ema, train_seed
 from edgeopt.problems.dagsched import Solution, generate
-from edgeopt.systems.dagsched_decisions import paper_reward
+from edgeopt.systems.dagsched import paper_reward
 
 ROOT = Path(__file__).resolve().parents[1]
 FIGURES, RUNS = ROOT / "experiments" / "figures", ROOT / "runs" / "dagsched-learning"

@@ -21,7 +21,7 @@ pytest.importorskip("pettingzoo")
 import edgeopt.envs as envs  # noqa: E402
 from edgeopt.learn import dagsched as learned  # noqa: E402
 from edgeopt.learn import nets, policy  # noqa: E402
-from edgeopt.systems.dagsched_decisions import Layout  # noqa: E402
+from edgeopt.systems.dagsched import Layout  # noqa: E402
 
 
 def _random_episode(env, seed: int | None, obs=None):
@@ -241,3 +241,4 @@ def test_simulation_episodes_carry_each_schedule_out():
         assert -total <= info["objective"] + 1e-9  # the carried jobs' fixed share is not paid as reward
         obs, _ = env.reset()
     assert seen == sorted(seen) and len(set(seen)) == 4
+

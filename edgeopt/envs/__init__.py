@@ -13,7 +13,6 @@ pettingzoo and gymnasium (the ``learn`` extra).
 from __future__ import annotations
 
 import hashlib
-import importlib
 import math
 from typing import Any
 
@@ -31,15 +30,6 @@ except ImportError:  # pragma: no cover - the message is the point
 
 OPTIMA_CACHED = 4096
 FEATURE_MAX = 1e9  # every feature is >= 0 (times, sizes, rates, flags)
-
-
-def decisions(problem: str):
-    """The module of a problem's decision process (``make_process``, ``OPTIMUM``), or InputError."""
-    registry.problem(problem)
-    try:
-        return importlib.import_module(f"edgeopt.systems.{problem}_decisions")
-    except ModuleNotFoundError:
-        raise InputError("problem", f"{problem!r} has no decision process (environments: dagsched)") from None
 
 
 _OPTIMA: dict[tuple, dict] = {}
@@ -80,7 +70,7 @@ class _Episodes:
 
     def __init__(self, problem: str, seed: int, optimum: bool, optimum_time_limit: float, **settings):
         self.problem, self.base_seed = problem, int(seed)
-        module = decisions(problem)
+        module = registry.decisions(problem)
         self.process, self.draw = module.make_process(**settings)
         self.optimum_method = module.OPTIMUM if optimum else None
         self.optimum_time_limit = optimum_time_limit

@@ -37,24 +37,25 @@ import numpy as np
 import optax
 
 from edgeopt.learn import nets
-from edgeopt.learn.common import (Replay, masked_sample, onehot, optimizer, rows, split, step_item, to_jax,
-                                  to_numpy)
+from edgeopt.learn.common import (Coefficient, Fraction, Positive, Rate, Replay, Width, masked_sample, onehot,
+                                  optimizer, rows, split, step_item, to_jax, to_numpy)
+from edgeopt.limits import Count
 
 
 @dataclass
 class Hyper:
-    lr: float = 1e-3  # Table 2
-    gamma: float = 0.95  # psi, Table 2
-    update_every: int = 32  # Algorithm 1, line 8
-    target_every: int = 10  # Algorithm 1, line 12
-    batch: int = 64  # B: not given
-    replay: int = 10_000  # not given
-    hidden: int = 64  # the seed's GCN width; the actor MLP too
-    embed: int = 16  # Task_i
-    critic_hidden: int = 128  # not given
+    lr: Rate = 1e-3  # Table 2
+    discount: Fraction = 0.95  # psi, Table 2
+    update_every: Count = 32  # Algorithm 1, line 8
+    target_every: Count = 10  # Algorithm 1, line 12
+    batch: Count = 64  # B: not given
+    replay: Count = 10_000  # not given
+    hidden: Width = 64  # the seed's GCN width; the actor MLP too
+    embed: Width = 16  # Task_i
+    critic_hidden: Width = 128  # not given
     ucb: bool = False  # UCB-COMA's action selection while training
-    ucb_eps: float = 1.0  # initial exploration factor eps (not given), linearly to 0
-    clip: float = 10.0
+    ucb_eps: Coefficient = 1.0  # initial exploration factor eps (not given), linearly to 0
+    clip: Positive = 10.0
 
 
 def critic_init(rng, layout, agents: int, h: Hyper) -> dict:
@@ -91,7 +92,7 @@ class Learner:
         self.step = self.upt_step = 0
         self.rng = rng
         self._last: int | None = None  # replay slot of the previous step, waiting for its next actions
-        self._update = jax.jit(partial(_update, opt=self.opt, gamma=hyper.gamma))
+        self._update = jax.jit(partial(_update, opt=self.opt, discount=hyper.discount))
 
     def act(self, obs: dict, episode: int) -> np.ndarray:
         logp = nets.actor_logp(self.actor, obs, np)
@@ -150,7 +151,7 @@ def _restore(template, leaves: dict):
     return jax.tree.unflatten(jax.tree.structure(template), [jnp.asarray(leaves[k]) for k in sorted(leaves)])
 
 
-def _update(actor, critic, target, opt_actor, opt_critic, batch, *, opt, gamma):
+def _update(actor, critic, target, opt_actor, opt_critic, batch, *, opt, discount):
     obs, nxt = split(batch, "obs"), split(batch, "next")
     acts, alive = batch["actions"], batch["alive"].astype(jnp.float32)
     n_alive = batch["next_alive"].astype(jnp.float32)
@@ -158,7 +159,7 @@ def _update(actor, critic, target, opt_actor, opt_critic, batch, *, opt, gamma):
     q_next = critic_q(target, nxt, batch["next_actions"], n_alive)
     q_next_sa = jnp.take_along_axis(q_next, jnp.maximum(batch["next_actions"], 0)[..., None], -1)[..., 0]
     q_next_sa = (q_next_sa * n_alive).sum(-1) / jnp.maximum(n_alive.sum(-1), 1.0)
-    y = batch["reward"] + gamma * (1.0 - batch["done"]) * q_next_sa
+    y = batch["reward"] + discount * (1.0 - batch["done"]) * q_next_sa
 
     def critic_loss(c):
         q = critic_q(c, obs, acts, alive)

@@ -4,12 +4,23 @@ Training only (needs the ``learn`` extra); inference uses ``nets`` with NumPy.
 """
 from __future__ import annotations
 
+from typing import Annotated
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+from pydantic import Field
 
 OBS_KEYS = ("progress", "servers", "nodes", "adjacency", "action_mask")
+
+# Annotations of the hyper-parameters (``--option KEY=VALUE`` of ``edgeopt train``), checked by the rule of every
+# option (``registry.check_values``: strict types, these ranges).
+Rate = Annotated[float, Field(gt=0, le=1)]  # learning rates
+Fraction = Annotated[float, Field(ge=0, le=1)]  # discounts, GAE lambda, Polyak tau, exploration factors
+Coefficient = Annotated[float, Field(ge=0, le=1e6)]  # loss coefficients
+Positive = Annotated[float, Field(gt=0, le=1e6)]  # gradient-norm clips, temperatures, PPO's clip ratio
+Width = Annotated[int, Field(ge=1, le=4096)]  # hidden units, embedding sizes
 
 
 def to_jax(tree):

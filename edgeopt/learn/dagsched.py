@@ -14,16 +14,19 @@ import dataclasses
 import functools
 import tempfile
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
+from pydantic import AfterValidator
 
 from edgeopt.learn import ALGORITHMS, nets
+from edgeopt.limits import Count, Seed
 from edgeopt.learn import policy as policy_file
 from edgeopt.model import InputError
 from edgeopt.problems.dagsched import Instance
 from edgeopt.registry import NotApplicable, method
 from edgeopt.result import Outcome
-from edgeopt.systems.dagsched_decisions import DecisionProcess
+from edgeopt.systems.dagsched import DecisionProcess, Reward
 
 SHIPPED = Path(__file__).resolve().parents[1] / "policies" / "dagsched"
 
@@ -36,6 +39,19 @@ def _load(path: str, mtime: float) -> policy_file.Policy:
 def load(path: str | Path) -> policy_file.Policy:
     p = Path(path)
     return _load(str(p), p.stat().st_mtime if p.is_file() else 0.0)
+
+
+def _policy_file(path: str) -> str:
+    """A policy option checked with the other options, before anything runs (whether it fits the instance is the
+    run's to say)."""
+    try:
+        load(path)
+    except InputError as exc:
+        raise ValueError(f"must be a dagsched policy file: {exc}") from None
+    return path
+
+
+PolicyFile = Annotated[str, AfterValidator(_policy_file)]
 
 
 def shipped(algorithm: str, instance: Instance) -> Path:
@@ -71,9 +87,9 @@ def run(instance: Instance, pol: policy_file.Policy, seed: int = 0, sample: bool
 
 
 def _register(algorithm: str) -> None:
-    def learned(instance: Instance, *, seed: int = 0, time_limit: float | None = None, policy: str | None = None,
-                sample: bool = False, episodes: int | None = None, train_seed: int | None = None,
-                reward: str = "paper") -> Outcome:
+    def learned(instance: Instance, *, seed: int = 0, time_limit: float | None = None, policy: PolicyFile | None = None,
+                sample: bool = False, episodes: Count | None = None, train_seed: Seed | None = None,
+                reward: Reward = "paper") -> Outcome:
         if episodes is not None:
             return _train_then_run(algorithm, instance, int(episodes), seed if train_seed is None else int(train_seed),
                                    reward, seed, sample)

@@ -21,23 +21,24 @@ import optax
 
 from edgeopt.learn import nets
 from edgeopt.learn.coma import _leaves, _restore
-from edgeopt.learn.common import (Replay, masked_sample, onehot, optimizer, rows, split, step_item, to_jax,
-                                  to_numpy)
+from edgeopt.learn.common import (Fraction, Positive, Rate, Replay, Width, masked_sample, onehot, optimizer, rows,
+                                  split, step_item, to_jax, to_numpy)
+from edgeopt.limits import Count
 
 
 @dataclass
 class Hyper:
-    lr: float = 1e-3  # Table 2
-    gamma: float = 0.95  # Table 2
-    update_every: int = 4
-    batch: int = 64
-    replay: int = 10_000
-    tau: float = 0.01
-    temperature: float = 1.0
-    hidden: int = 64
-    embed: int = 16
-    critic_hidden: int = 128
-    clip: float = 10.0
+    lr: Rate = 1e-3  # Table 2
+    discount: Fraction = 0.95  # Table 2
+    update_every: Count = 4
+    batch: Count = 64
+    replay: Count = 10_000
+    tau: Fraction = 0.01
+    temperature: Positive = 1.0
+    hidden: Width = 64
+    embed: Width = 16
+    critic_hidden: Width = 128
+    clip: Positive = 10.0
 
 
 def critic_init(rng, layout, agents: int, h: Hyper) -> dict:
@@ -116,10 +117,10 @@ def _update(p, opt_actor, opt_critic, batch, key, *, opt, h: Hyper):
     b, n = alive.shape
     A = p["actor"]["loc"]["w"].shape[1]
     k1, k2 = jax.random.split(key)
-    # critic: y = r + gamma Q'(S', mu'(S')), the target actors' hard samples as the next joint action
+    # critic: y = r + discount Q'(S', mu'(S')), the target actors' hard samples as the next joint action
     next_logp = nets.actor_logp(p["target_actor"], rows(nxt, 2), jnp).reshape(b, n, A)
     next_a = jax.nn.one_hot(jnp.argmax(next_logp + jax.random.gumbel(k1, next_logp.shape), -1), A) * n_alive[..., None]
-    y = batch["reward"] + h.gamma * (1 - batch["done"]) * critic_q(p["target_critic"], nxt, next_a, n_alive)
+    y = batch["reward"] + h.discount * (1 - batch["done"]) * critic_q(p["target_critic"], nxt, next_a, n_alive)
     acts = onehot(batch["actions"], A)
 
     def critic_loss(c):

@@ -22,23 +22,25 @@ import optax
 
 from edgeopt.learn import nets
 from edgeopt.learn.coma import _leaves, _restore
-from edgeopt.learn.common import OBS_KEYS, masked_sample, optimizer, rows, to_jax, to_numpy
+from edgeopt.learn.common import (OBS_KEYS, Coefficient, Fraction, Positive, Rate, Width, masked_sample, optimizer,
+                                  rows, to_jax, to_numpy)
+from edgeopt.limits import Count
 
 
 @dataclass
 class Hyper:
-    lr: float = 1e-3  # Table 2
-    gamma: float = 0.95  # Table 2
-    gae: float = 0.95
-    clip_ratio: float = 0.2
-    epochs: int = 4
-    rollout: int = 8  # episodes per update
-    entropy: float = 0.01
-    value_coef: float = 0.5
-    hidden: int = 64
-    embed: int = 16
-    critic_hidden: int = 128
-    clip: float = 10.0
+    lr: Rate = 1e-3  # Table 2
+    discount: Fraction = 0.95  # Table 2
+    gae: Fraction = 0.95
+    clip_ratio: Positive = 0.2
+    epochs: Count = 4
+    rollout: Count = 8  # episodes per update
+    entropy: Coefficient = 0.01
+    value_coef: Coefficient = 0.5
+    hidden: Width = 64
+    embed: Width = 16
+    critic_hidden: Width = 128
+    clip: Positive = 10.0
 
 
 def value_init(rng, layout, agents: int, h: Hyper) -> dict:
@@ -54,13 +56,13 @@ def value(p, obs, alive):
     return nets.mlp(p["v"], enc.reshape(b, -1), jnp)[:, 0]
 
 
-def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, gamma: float, lam: float) -> np.ndarray:
+def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, discount: float, lam: float) -> np.ndarray:
     """Advantages of one trajectory (values has one more entry: the bootstrap, 0 at the end)."""
     adv = np.zeros(len(rewards))
     acc = 0.0
     for t in range(len(rewards) - 1, -1, -1):
-        delta = rewards[t] + gamma * values[t + 1] * (1 - dones[t]) - values[t]
-        acc = delta + gamma * lam * (1 - dones[t]) * acc
+        delta = rewards[t] + discount * values[t + 1] * (1 - dones[t]) - values[t]
+        acc = delta + discount * lam * (1 - dones[t]) * acc
         adv[t] = acc
     return adv
 
@@ -103,7 +105,7 @@ class Learner:
         begin = 0
         for end in np.flatnonzero(batch["done"]) + 1:  # each episode's trajectory
             vals = np.append(v[begin:end], 0.0)
-            adv[begin:end] = gae(batch["reward"][begin:end], vals, batch["done"][begin:end], self.h.gamma, self.h.gae)
+            adv[begin:end] = gae(batch["reward"][begin:end], vals, batch["done"][begin:end], self.h.discount, self.h.gae)
             begin = end
         for x in adv + v:
             n, m, m2 = self.ret_stats

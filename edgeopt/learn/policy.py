@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgeopt import io
+from edgeopt import io, registry
 from edgeopt.learn import nets
 from edgeopt.model import InputError
 
@@ -38,7 +38,7 @@ class Policy:
     @property
     def layout(self):
         """The observation layout the policy was trained on (its problem's ``Layout``)."""
-        return _decisions(self.header["problem"]).Layout.from_json(self.header["layout"])
+        return registry.decisions(self.header["problem"], "header.problem").Layout.from_json(self.header["layout"])
 
     def tree(self, name: str) -> dict:
         return nets.unflatten({k[len(name) + 1:]: v for k, v in self.arrays.items() if k.startswith(name + "/")})
@@ -91,7 +91,7 @@ def load(path: str | Path, problem: str | None = None, kind: str = "policy") -> 
 
 def _check_layout(p: Path, pol: Policy, prefix: str) -> None:
     """The header's layout must be one this edgeopt reads, and the actor's shapes must match it."""
-    module = _decisions(pol.header.get("problem"), f"{p}: header.problem")
+    module = registry.decisions(pol.header.get("problem"), f"{p}: header.problem")
     try:
         layout = pol.layout
     except (KeyError, TypeError, ValueError, AttributeError):
@@ -111,13 +111,3 @@ def _check_layout(p: Path, pol: Policy, prefix: str) -> None:
                                                   f"got {None if got is None else got.shape}")
         if not np.isfinite(got).all():
             raise InputError(f"{p}: {prefix}{k}", "must be finite")
-
-
-def _decisions(problem, where: str = "header.problem"):
-    """The problem's decision-process module (its Layout); InputError for a problem without one."""
-    import importlib
-
-    try:
-        return importlib.import_module(f"edgeopt.systems.{problem}_decisions")
-    except (ModuleNotFoundError, TypeError):
-        raise InputError(where, f"names no problem with a decision process: {problem!r}") from None

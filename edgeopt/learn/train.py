@@ -10,8 +10,8 @@ network, optimizer state, replay, counters, random state and the curve so far) i
 from __future__ import annotations
 
 import importlib
+import inspect
 import json
-import math
 import time
 from dataclasses import asdict, fields, replace
 from io import BytesIO
@@ -20,12 +20,13 @@ from typing import Callable
 
 import numpy as np
 
-from edgeopt import io
+from edgeopt import io, limits, registry
+from edgeopt.errors import TooLarge
 from edgeopt.learn import ALGORITHMS, policy
 from edgeopt.model import InputError
 
 TRAIN_SEED_BASE = 1_000_000
-DECISION_OPTIONS = ("reward", "max_steps", "source", "max_jobs")
+MAX_EPISODES = 10_000_000
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -45,29 +46,44 @@ def train_seed(seed: int, episode: int) -> int:
     return TRAIN_SEED_BASE + int(state) % (2**31 - TRAIN_SEED_BASE)
 
 
-def plan(problem: str, algorithm: str, preset: str | None, size: int | None, options: dict, episodes: int = 1):
-    """Check everything before anything runs or is written: (process, draw, hyper, generator options)."""
-    if not 1 <= int(episodes) <= 10_000_000:
-        raise InputError("--episodes", f"must be 1..10000000, got {episodes}")
+def plan(problem: str, algorithm: str, preset: str | None, size: int | None, options: dict, episodes: int = 1,
+         seed: int = 0):
+    """Check everything before anything runs or is written: (process, draw, hyper, generator options).
+
+    ``options`` are split by name: the algorithm's hyper-parameters (its ``Hyper``), the decision process's
+    own (``make_process``'s keywords: reward, source, ...), and the generator's (or the simulation's); each is
+    checked by its owner's annotations, as every option is."""
+    limits.count(episodes, "--episodes", 1, MAX_EPISODES)
+    limits.seed(seed)
     if algorithm not in ALGORITHMS:
         raise InputError("--method", f"must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
     module_name, overrides = ALGORITHMS[algorithm]
     module = importlib.import_module(module_name)
+    system = registry.decisions(problem)
     hyper_names = {f.name for f in fields(module.Hyper)}
+    process_names = {n for n, p in inspect.signature(system.make_process).parameters.items()
+                     if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("preset", "size"))}
     hyper = {k: v for k, v in options.items() if k in hyper_names}
-    process_opts = {k: v for k, v in options.items() if k in DECISION_OPTIONS}
-    gen_opts = {k: v for k, v in options.items() if k not in hyper_names and k not in DECISION_OPTIONS}
-    h = module.Hyper(**overrides)
-    for k, v in hyper.items():
-        want = type(getattr(h, k))
-        ok = isinstance(v, want) or (want is float and isinstance(v, int) and not isinstance(v, bool))
-        if not ok or (want in (int, float) and not (math.isfinite(v) and v >= 0)):
-            raise InputError(f"--option {k}", f"must be a {want.__name__} >= 0 (a hyper-parameter of {algorithm}), "
-                                              f"got {v!r}")
-        h = replace(h, **{k: want(v)})
-    from edgeopt.envs import decisions
-
-    process, draw = decisions(problem).make_process(preset, size, **process_opts, **gen_opts)
+    process_opts = {k: v for k, v in options.items() if k in process_names}
+    gen_opts = {k: v for k, v in options.items() if k not in hyper_names and k not in process_names}
+    h = replace(module.Hyper(**overrides), **registry.check_values(module.Hyper, hyper, registry.option_flag))
+    try:
+        process, draw = system.make_process(preset, size, **process_opts, **gen_opts)
+    except InputError as exc:
+        if "not an option" not in exc.rule and "not a known field" not in exc.rule:
+            raise
+        source = "simulation" if process_opts.get("source") == "simulation" else "generator"
+        raise InputError(exc.path, f"is not a hyper-parameter of {algorithm} ({', '.join(sorted(hyper_names))}), an "
+                                   f"option of the decision process ({', '.join(sorted(process_names))}) or of the "
+                                   f"episodes' {source}") from None
+    if process.n_agents > limits.AGENTS_MAX:
+        raise InputError("--size", f"gives {process.n_agents} agents: training takes at most {limits.AGENTS_MAX}")
+    if hasattr(h, "replay"):  # the replay pool holds every step's observations and the next ones
+        step = 2 * process.n_agents * sum(int(np.prod(s)) * 4 for s in process.layout.shapes().values())
+        try:
+            limits.check_memory(h.replay * step, f"a replay pool of {h.replay} joint steps")
+        except TooLarge as exc:
+            raise InputError("--option replay", f"is too large: {exc}") from None
     return process, draw, h, gen_opts
 
 
@@ -80,7 +96,7 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     out = Path(out)
     if out.suffix != ".npz":
         raise InputError("-o", f"must name a .npz policy file, got {str(out)!r}")
-    process, draw, h, gen_opts = plan(problem, algorithm, preset, size, options, episodes)
+    process, draw, h, gen_opts = plan(problem, algorithm, preset, size, options, episodes, seed)
     module = importlib.import_module(ALGORITHMS[algorithm][0])
     learner = module.Learner(process.layout, process.n_agents, h, seed, int(episodes))
     from edgeopt import __version__
@@ -107,9 +123,9 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
         raise InputError(str(ckpt), "exists: pass --resume to continue that run, or remove it")
     optimum = None
     if gap:
-        from edgeopt.envs import decisions, optimum as opt_of
+        from edgeopt.envs import optimum as opt_of
 
-        method = decisions(problem).OPTIMUM
+        method = registry.decisions(problem).OPTIMUM
         optimum = lambda inst: opt_of(inst, method, 60.0)  # noqa: E731
     began = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
 

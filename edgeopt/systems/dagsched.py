@@ -372,20 +372,21 @@ class DecisionProcess:
             mods[-1] = 1.0
         N = len(d.servers)
         ul, dl = (d.rates.ul_bps, d.rates.dl_bps) if d.rates is not None else d.radio.rates
-        up = np.hstack([ul, np.full((I, S - N), d.cloud.ul_bps if d.cloud else 0.0)]) / MBIT
-        down = np.hstack([dl, np.full((I, S - N), d.cloud.dl_bps if d.cloud else 0.0)]) / MBIT
         srv = np.zeros((self.n_agents, S, lay.server_features), dtype=np.float32)
         srv[:I, :, 0] = f / GHZ
         srv[:I, :, 1] = price / PRICE
         srv[:I, :, 2:2 + len(lay.modalities)] = mods
         k = 2 + len(lay.modalities)
-        srv[:I, :, k], srv[:I, :, k + 1] = up, down
+        srv[:I, :N, k], srv[:I, :N, k + 1] = ul / MBIT, dl / MBIT
+        if d.cloud is not None:
+            srv[:I, N:, k], srv[:I, N:, k + 1] = d.cloud.ul_bps / MBIT, d.cloud.dl_bps / MBIT
         srv[:I, N:, k + 3] = 1.0
         self.static_servers = srv
         self._queue_col = k + 2
         self.idx = np.where(self.present, self.slot, 0)  # a real sub-task index in every slot, for gathers
-        self.left = np.zeros(self.n_agents, dtype=int)  # sub-tasks not yet placed, per job
-        self.left[:I] = self.present.sum(1) - np.isin(self.slot, list(disp.where)).sum(1)
+        self.ok_slots = g.ok[self.idx] & self.present[..., None]  # (I, J, S): modality-valid, real sub-tasks
+        left = np.bincount(job, minlength=I) - np.bincount(job[list(disp.where)], minlength=I)
+        self.left = left.tolist() + [0] * (self.n_agents - I)  # sub-tasks not yet placed, per job
         self.cost = np.zeros(self.n_agents)  # cost of the job's placed sub-tasks
         for t, s in disp.where.items():
             self.cost[g.job[t]] += g.cost[t, s]
@@ -394,7 +395,7 @@ class DecisionProcess:
     @property
     def live(self) -> list[int]:
         """Agents whose job still has sub-tasks to place, in agent order."""
-        return np.flatnonzero(self.left > 0).tolist() if self.instance is not None else []
+        return [i for i, n in enumerate(self.left) if n > 0] if self.instance is not None else []
 
     @property
     def done(self) -> bool:
@@ -425,9 +426,9 @@ class DecisionProcess:
         servers = self.static_servers.copy()
         servers[:I, :len(disp.tail), self._queue_col] = disp.tail
         mask = np.zeros((self.n_agents, self.layout.actions), dtype=np.int8)
-        mask[:I] = (ready[..., None] & self.g.ok[self.idx]).reshape(I, -1)
+        mask[:I] = (ready[..., None] & self.ok_slots).reshape(I, -1)
         out = {"progress": nodes[:, :, 1].copy(), "servers": servers, "nodes": nodes,
-               "adjacency": self.adjacency.copy(), "action_mask": mask, "alive": self.left > 0}
+               "adjacency": self.adjacency.copy(), "action_mask": mask, "alive": np.array(self.left) > 0}
         self._obs = out
         return out
 

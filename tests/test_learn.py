@@ -3,6 +3,7 @@ optimum in ``info``, a training run that must learn, policy files that are check
 """
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -242,3 +243,31 @@ def test_simulation_episodes_carry_each_schedule_out():
         obs, _ = env.reset()
     assert seen == sorted(seen) and len(set(seen)) == 4
 
+
+TRAIN_AND_HASH = """
+import hashlib, sys
+import numpy as np
+from edgeopt.learn import policy
+from edgeopt.learn.train import train
+for alg, episodes in (("mappo", 24), ("maddpg", 12)):
+    out = f"{sys.argv[1]}/{alg}.npz"
+    train("dagsched", alg, preset="paper", size=3, episodes=episodes, seed=5, out=out)
+    arrays = policy.load(out, "dagsched").arrays
+    print(alg, hashlib.sha1(b"".join(arrays[k].tobytes() for k in sorted(arrays))).hexdigest())
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="needs two CPUs to compare thread settings")
+def test_training_repeats_bit_for_bit_whatever_the_cpus(tmp_path):
+    """A seed gives the same parameters on one CPU and on two (XLA would split its sums by its thread count)."""
+    cpus = sorted(os.sched_getaffinity(0))[:2]
+    hashes = []
+    for k, allowed in enumerate(({cpus[0]}, set(cpus))):
+        folder = tmp_path / str(k)
+        folder.mkdir()
+        out = subprocess.run([sys.executable, "-c", TRAIN_AND_HASH, str(folder)], capture_output=True, text=True,
+                             check=True, preexec_fn=lambda a=allowed: os.sched_setaffinity(0, a))
+        hashes.append(out.stdout.split())
+    assert hashes[0] == hashes[1] and len(hashes[0]) == 4

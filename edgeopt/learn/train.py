@@ -6,12 +6,18 @@ on every live agent until the schedule is complete, record each joint step, and 
 (team reward, the referee's objective, on request the gap to the cached optimum). A checkpoint (every
 network, optimizer state, replay, counters, random state and the curve so far) is written atomically every
 ``checkpoint_every`` episodes and at the end; ``resume`` continues from it.
+
+A seed repeats a training run bit for bit, on any machine: ``one_thread`` starts JAX's CPU backend with one
+compute thread before the learner's first array (XLA splits its reductions by the size of its thread pool, so
+two threads and one sum in different orders, and the learners amplify the last bits).
 """
 from __future__ import annotations
 
 import importlib
 import inspect
 import json
+import logging
+import os
 import time
 from dataclasses import asdict, fields, replace
 from io import BytesIO
@@ -27,6 +33,42 @@ from edgeopt.model import InputError
 
 TRAIN_SEED_BASE = 1_000_000
 MAX_EPISODES = 10_000_000
+log = logging.getLogger("edgeopt")
+_one_thread = False  # JAX's backend was started by one_thread
+
+
+def one_thread() -> None:
+    """Start JAX's CPU backend with a one-thread compute pool, so that training is deterministic for a seed.
+
+    XLA sizes that pool by the CPUs the starting thread may run on (the JAX maintainers' way to limit it is the
+    affinity mask, jax-ml/jax#1539; with jax 0.10 the ``XLA_FLAGS`` thread options change nothing, measured), so
+    the calling thread is pinned to one CPU while the backend starts, then every thread of the process gets its
+    CPUs back. A backend already started
+    elsewhere in the process keeps its pool: then a seed repeats a run only under the same thread settings
+    (logged). Without affinity masks (not Linux) nothing changes.
+    """
+    import jax
+    from jax._src import xla_bridge
+
+    global _one_thread
+    if xla_bridge.backends_are_initialized():
+        if not _one_thread:
+            log.warning("JAX started before edgeopt.learn.train: training repeats for a seed only under the same "
+                        "thread settings")
+        return
+    _one_thread = True
+    if not hasattr(os, "sched_setaffinity"):
+        return
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        jax.devices("cpu")
+    finally:
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                os.sched_setaffinity(int(tid), cpus)
+            except OSError:  # a thread that ended meanwhile
+                pass
 
 
 def checkpoint_path(out: str | Path) -> Path:
@@ -97,6 +139,7 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     if out.suffix != ".npz":
         raise InputError("-o", f"must name a .npz policy file, got {str(out)!r}")
     process, draw, h, gen_opts = plan(problem, algorithm, preset, size, options, episodes, seed)
+    one_thread()
     module = importlib.import_module(ALGORITHMS[algorithm][0])
     learner = module.Learner(process.layout, process.n_agents, h, seed, int(episodes))
     from edgeopt import __version__

@@ -132,7 +132,7 @@ def gaps(n: int = 50) -> None:
 
 def inference(reps: int = 20) -> None:
     """Per-decision time of each shipped policy with NumPy (observation, forward pass, step), paper 5 and 50 jobs."""
-    from edgeopt.learn import dagsched as learned
+    from edgeopt.learn import methods
 
     print(f"### inference with NumPy ({load()})\n")
     print("| policy | instance | decisions | ms per decision (median of runs) | ms per joint step |")
@@ -140,11 +140,11 @@ def inference(reps: int = 20) -> None:
     for a in ALGORITHMS:
         for size in (5, 50):
             inst = generate("paper", size, seed=0)
-            pol = learned.load(learned.shipped(a, inst))
+            pol = methods.load(methods.shipped("dagsched", a, inst), "dagsched")
             times = []
             for _ in range(reps if size == 5 else 3):
                 t0 = time.perf_counter()
-                learned.run(inst, pol)
+                methods.run(inst, pol)
                 times.append(time.perf_counter() - t0)
             T = inst.data.graph.T
             steps = max(inst.data.jobs.sizes)

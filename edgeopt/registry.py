@@ -379,7 +379,7 @@ def problem(problem_id: str) -> Problem:
 
 
 def decisions(problem_id, where: str = "problem") -> ModuleType:
-    """The system module of a problem that is also a decision process (``make_process``, ``Layout``, ``OPTIMUM``:
+    """The system module of a problem that is also a decision process (``make_process``, ``Layout``, ``optimum_method``:
     what ``edgeopt.envs``, ``edgeopt train`` and the learned methods run on); InputError at ``where`` otherwise."""
     _discover()
     prob = _PROBLEMS.get(problem_id) if isinstance(problem_id, str) else None

@@ -14,7 +14,8 @@ and tasks.
 A ``Simulation`` has ``instance(t)`` (None: nothing arrives in interval t), ``fallback(instance)`` (the
 decision applied when the method returns none), ``advance(t, instance, solution)`` -> {family: {metric:
 value}}, optionally ``reference_instance(instance)`` (what the reference method solves, e.g. with full
-information), ``REFERENCE`` (its default reference method) and the static ``largest(**parameters)`` (the
+information), ``REFERENCE`` (its default reference method; ``reference_method(instance)`` may pick one per
+interval, e.g. the exact method on small intervals and a bound on the others) and the static ``largest(**parameters)`` (the
 generator arguments of the largest instance an interval can hold: checked against the memory cap before the
 system is built), and ``PLOTS``, ``CDF``,
 ``SUMMARY`` (what the figures and the summary show). Randomness is drawn from ``numpy.random.default_rng([seed, t, ...])``, never
@@ -129,7 +130,8 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
             raise InputError(f"--option {key}", f"is neither a parameter of the {problem} simulation "
                                                 f"({', '.join(names)}) nor an option of method {method!r}")
     method_opts = policy.check_options(method_opts)
-    if reference == "auto":
+    auto = reference == "auto"
+    if auto:
         reference = getattr(cls, "REFERENCE", None)
     ref = prob.method(reference) if reference else None
     system = _build(cls, prob, preset, seed, params)
@@ -149,10 +151,15 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
                                     "wall_s": result.wall_s}
             families.update(system.advance(t, instance, solution))
             if ref is not None:
-                r = ref.run(getattr(system, "reference_instance", lambda i: i)(instance), seed=seed + t,
-                            time_limit=time_limit)
-                families["reference"] = {"reference": ref.name, "ref_status": r.status, "ref_objective": r.objective,
-                                         "gap": _gap(result.objective, r.objective, prob.sense)}
+                judge = prob.method(system.reference_method(instance)) if auto and hasattr(system, "reference_method") \
+                    else ref
+                r = judge.run(getattr(system, "reference_instance", lambda i: i)(instance), seed=seed + t,
+                              time_limit=time_limit)
+                value = r.objective if r.status == "optimal" else r.bound
+                families["reference"] = {"reference": judge.name, "ref_status": r.status, "ref_objective": r.objective,
+                                         "ref_bound": r.bound, "ref_value": value,
+                                         "gap": _gap(result.objective, r.objective, prob.sense),
+                                         "gap_to_value": _gap(result.objective, value, prob.sense)}
         rows += [{"problem": problem, "method": method, "seed": seed, "interval": t, "family": f, **m}
                  for f, m in families.items()]
         if on_interval:

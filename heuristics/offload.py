@@ -352,6 +352,13 @@ class _Stage2:
                         edge_sms=v.tolist(), bandwidth_mhz=b.tolist(), power_w=p.tolist())
 
 
+def stage_two(instance: Instance, edge, steps, cloud_steps, split: str = "kkt") -> Solution:
+    """The servers' answer to the users' discrete choices (edge, o, c): SM splits and each edge's bandwidth and
+    power by ``split`` (``kkt``: TS-MITO's stage two; ``equal``, ``proportional``: the paper's baselines)."""
+    m, o, c = (np.asarray(x, dtype=int) for x in (edge, steps, cloud_steps))
+    return _Stage2(instance, split, m, o, c).solution()
+
+
 def _search(instance: Instance, split: str, pin: str | None, time_limit: float | None) -> Outcome:
     """Greedy start, then per-user best moves on (m, o, c) until no move improves the stage-two value."""
     start = time.perf_counter()

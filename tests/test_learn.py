@@ -20,7 +20,7 @@ pytest.importorskip("jax")
 pytest.importorskip("pettingzoo")
 
 import edgeopt.envs as envs  # noqa: E402
-from edgeopt.learn import dagsched as learned  # noqa: E402
+from edgeopt.learn import methods  # noqa: E402
 from edgeopt.learn import nets, policy  # noqa: E402
 from edgeopt.systems.dagsched import Layout  # noqa: E402
 
@@ -113,7 +113,7 @@ def test_a_short_training_run_beats_random_on_held_out_instances(tmp_path):
     pol = policy.load(out, "dagsched")
     held_out = [generate("paper", 3, seed=s) for s in range(20)]
     rand = registry.problem("dagsched").method("random")
-    learned_obj = np.mean([evaluate(i, learned.run(i, pol).solution).objective for i in held_out])
+    learned_obj = np.mean([evaluate(i, methods.run(i, pol).solution).objective for i in held_out])
     random_obj = np.mean([evaluate(i, rand(i, seed=s).solution).objective for s, i in enumerate(held_out)])
     assert learned_obj < 0.8 * random_obj, (learned_obj, random_obj)
 
@@ -144,7 +144,7 @@ def _one_error(err: str) -> bool:
 
 
 def test_policy_files_for_another_problem_or_layout_exit_2(cli, tmp_path):
-    src = policy.load(learned.SHIPPED / "ucb-coma-paper.npz", "dagsched")
+    src = policy.load(methods.SHIPPED / "dagsched" / "ucb-coma-paper.npz", "dagsched")
     inst = tmp_path / "p.json"
     assert cli("generate", "dagsched", "--size", "2", "-o", inst)[0] == 0
     cases = {"other-problem": {**src.header, "problem": "offload"},

@@ -60,19 +60,20 @@ def _gaps(problem: str, out: dict) -> dict:
     return {"gap": rel(out.get("optimum")), "gap_to_bound": rel(out.get("bound"))}
 
 
-def _space(shapes: dict[str, tuple[int, ...]]) -> spaces.Dict:
+def _space(shapes: dict[str, tuple[int, ...]], low: float = 0.0) -> spaces.Dict:
     return spaces.Dict({k: spaces.Box(0, 1, s, dtype=np.int8) if k == "action_mask" else
-                        spaces.Box(0.0, FEATURE_MAX, s, dtype=np.float32) for k, s in shapes.items()})
+                        spaces.Box(low, FEATURE_MAX, s, dtype=np.float32) for k, s in shapes.items()})
 
 
 class _Episodes:
-    """Shared by both views: draws each episode's instance, runs the decision process, fills the final info."""
+    """Shared by both views: draws each episode (an instance, or a simulated run), runs the decision process,
+    fills the infos with what the referee judged."""
 
     def __init__(self, problem: str, seed: int, optimum: bool, optimum_time_limit: float, **settings):
         self.problem, self.base_seed = problem, int(seed)
         module = registry.decisions(problem)
         self.process, self.draw = module.make_process(**settings)
-        self.optimum_method = module.OPTIMUM if optimum else None
+        self.optimum_method = module.optimum_method if optimum else None
         self.optimum_time_limit = optimum_time_limit
         self.rng = np.random.default_rng(self.base_seed)
         self.episode = 0
@@ -81,17 +82,22 @@ class _Episodes:
         if seed is not None:
             self.rng = np.random.default_rng(seed)
         draw_seed = int(self.rng.integers(2**31))
-        instance = self.draw(draw_seed, seed is not None) if hasattr(self.draw, "finish") else self.draw(draw_seed)
-        self.process.reset(instance)
+        source = self.draw(draw_seed, seed is not None) if hasattr(self.draw, "finish") else self.draw(draw_seed)
+        self.process.reset(source)
         self.episode += 1
 
-    def final_info(self) -> dict:
-        out = self.process.outcome()
-        if hasattr(self.draw, "finish"):  # a simulated interval: carry the schedule out, report what happened
-            out.update(self.draw.finish(self.process.instance, self.process.solution()))
-        if self.optimum_method is not None:
-            out.update(optimum(self.process.instance, self.optimum_method, self.optimum_time_limit))
-            out.update(_gaps(self.problem, out))
+    def info(self) -> dict:
+        """After a step: the referee's numbers of what the step completed (dagsched: the episode's schedule;
+        offload: the slot) with, on request, that instance's optimum (or bound) and the gap; at the episode's end
+        what the simulated interval's schedule did (dagsched with ``source="simulation"``)."""
+        proc, out = self.process, {}
+        for instance, judged in proc.judged:
+            out.update(judged)
+            if self.optimum_method is not None:
+                out.update(optimum(instance, self.optimum_method(instance), self.optimum_time_limit))
+                out.update(_gaps(self.problem, out))
+        if proc.done and hasattr(self.draw, "finish"):  # a simulated interval: carry the schedule out
+            out.update(self.draw.finish(proc.instance, proc.solution()))
         return out
 
 
@@ -106,10 +112,11 @@ class ParallelDecisions(ParallelEnv):
         self.possible_agents = [f"agent_{i}" for i in range(proc.n_agents)]
         self._index = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
-        self._obs_space = _space(proc.layout.shapes())
+        self._obs_space = _space(proc.layout.shapes(), getattr(proc.layout, "feature_low", 0.0))
         self._act_space = spaces.Discrete(proc.layout.actions)
         flat = sum(int(np.prod(s)) for k, s in proc.layout.shapes().items() if k != "action_mask")
-        self.state_space = spaces.Box(0.0, FEATURE_MAX, (proc.n_agents * flat,), dtype=np.float32)
+        self.state_space = spaces.Box(getattr(proc.layout, "feature_low", 0.0), FEATURE_MAX, (proc.n_agents * flat,),
+                                      dtype=np.float32)
         self.metadata = {**self.metadata, "name": f"edgeopt-{episodes.problem}"}
 
     def observation_space(self, agent: str):
@@ -139,8 +146,8 @@ class ParallelDecisions(ParallelEnv):
         terminations = {a: index[a] not in live and not truncated for a in acting}
         truncations = {a: truncated for a in acting}
         self.agents = [a for a in acting if index[a] in live and not truncated]
-        final = self.episodes.final_info() if not self.agents else None
-        infos = {a: (dict(final) if final is not None else {}) for a in acting}
+        info = self.episodes.info()
+        infos = {a: dict(info) for a in acting}
         obs = {a: proc.observe(index[a]) for a in acting}
         return obs, {a: float(rewards.get(index[a], 0.0)) for a in acting}, terminations, truncations, infos
 
@@ -189,26 +196,30 @@ class SingleDecision(gymnasium.Env):
         agent, a = divmod(int(action), proc.layout.actions)
         rewards = proc.step({agent: a})
         done = proc.done
-        info = self.episodes.final_info() if done else {}
+        info = self.episodes.info()
         return self._obs(), float(sum(rewards.values())), done and not proc.truncated, proc.truncated, info
 
 
 def make(problem: str, preset: str | None = None, size: int | None = None, seed: int = 0, *,
-         single_agent: bool = False, reward: str = "paper", optimum: bool = False,
-         optimum_time_limit: float = 60.0, **options):
+         single_agent: bool = False, optimum: bool = False, optimum_time_limit: float = 60.0, **options):
     """A PettingZoo ParallelEnv of ``problem``'s agents, or (``single_agent=True``) a Gymnasium Env.
 
-    ``preset``, ``size`` and ``options`` are the generator's (every episode a fresh instance drawn with a seed
-    from ``seed``), plus the decision process's own (``source="simulation"`` and the simulation's parameters
-    draw the episodes from ``edgeopt simulate``'s intervals). ``reward``: ``paper`` (the seed's shaped reward)
-    or ``objective`` (minus the referee's objective, paid as it accrues). ``optimum=True`` adds the problem's
-    exact optimum (or its best bound and status when not proven within ``optimum_time_limit``) and the gap to
-    ``info`` at each episode's end, computed once per instance.
+    ``preset``, ``size`` and ``options`` are the episodes' and the decision process's (``make_process`` of
+    ``edgeopt/systems/<problem>.py``). dagsched: every episode a fresh generator instance drawn with a seed from
+    ``seed`` (``source="simulation"`` and the simulation's parameters: ``edgeopt simulate``'s intervals),
+    ``reward="paper"`` (the seed's shaped reward) or ``"objective"`` (minus the referee's objective, paid as it
+    accrues). offload: every episode ``slots`` slots of a fresh simulated run (``edgeopt simulate offload``'s
+    parameters), the reward each user's term of the slot's objective, ``split`` the servers' stage two.
+    ``optimum=True`` adds the optimum of what a step completed (dagsched: the episode's instance; offload: each
+    slot's — or the best bound and its status when not proven within ``optimum_time_limit``, and offload's
+    ``lagrange`` bound on slots too large to prove) and the gap to ``info``, computed once per instance.
     """
     if not math.isfinite(optimum_time_limit) or optimum_time_limit <= 0:
         raise InputError("optimum_time_limit", f"must be > 0 s, got {optimum_time_limit!r}")
-    episodes = _Episodes(problem, seed, optimum, optimum_time_limit, preset=preset, size=size, reward=reward,
-                         **options)
+    episodes = _Episodes(problem, seed, optimum, optimum_time_limit, preset=preset, size=size, **options)
+    if single_agent and not episodes.process.sequential:
+        raise InputError("single_agent", f"{problem}'s agents decide together (one joint action per step): "
+                                         "use the PettingZoo view")
     return SingleDecision(episodes) if single_agent else ParallelDecisions(episodes)
 
 

@@ -16,5 +16,8 @@ ALGORITHMS = {
     "ucb-coma": ("edgeopt.learn.coma", {"ucb": True}),
     "coma": ("edgeopt.learn.coma", {}),
     "mappo": ("edgeopt.learn.mappo", {}),
+    "ippo": ("edgeopt.learn.mappo", {"independent": True}),
     "maddpg": ("edgeopt.learn.maddpg", {}),
+    "vdn": ("edgeopt.learn.qmix", {"mixer": "vdn"}),
+    "qmix": ("edgeopt.learn.qmix", {"mixer": "qmix"}),
 }

@@ -79,6 +79,7 @@ def critic_q(p, obs, actions, alive):
 
 class Learner:
     def __init__(self, layout, agents: int, hyper: Hyper, seed: int, episodes: int):
+        self.keys = tuple(layout.shapes())
         self.layout, self.n, self.h, self.episodes = layout, agents, hyper, episodes
         rng = np.random.default_rng(seed)
         self.actor = nets.actor_init(rng, layout, hyper.hidden, hyper.embed)
@@ -111,7 +112,7 @@ class Learner:
         return acts
 
     def record(self, obs, actions, rewards, nxt, done) -> None:
-        at = self.replay.add(step_item(obs, actions, rewards.sum(), nxt, done))
+        at = self.replay.add(step_item(obs, actions, rewards.sum(), nxt, done, self.keys))
         self._last = None if done else at
         self.step += 1
         if self.step % self.h.update_every == 0 and self.replay.size >= self.h.batch:

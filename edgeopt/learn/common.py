@@ -12,8 +12,6 @@ import numpy as np
 import optax
 from pydantic import Field
 
-OBS_KEYS = ("progress", "servers", "nodes", "adjacency", "action_mask")
-
 # Annotations of the hyper-parameters (``--option KEY=VALUE`` of ``edgeopt train``), checked by the rule of every
 # option (``registry.check_values``: strict types, these ranges).
 Rate = Annotated[float, Field(gt=0, le=1)]  # learning rates
@@ -37,7 +35,7 @@ def optimizer(lr: float, clip: float) -> optax.GradientTransformation:
 
 def rows(obs: dict, lead: int):
     """Observations with ``lead`` leading axes (e.g. samples x agents) flattened into one batch axis."""
-    return {k: obs[k].reshape((-1,) + obs[k].shape[lead:]) for k in OBS_KEYS}
+    return {k: v.reshape((-1,) + v.shape[lead:]) for k, v in obs.items()}
 
 
 def onehot(actions, n: int):
@@ -74,10 +72,12 @@ class Replay:
         self.size, self.pos = (int(x) for x in tree["meta"])
 
 
-def step_item(obs: dict, actions: np.ndarray, reward: float, nxt: dict, done: bool) -> dict[str, np.ndarray]:
-    """One joint step as replay arrays (next actions filled in when the next step is chosen)."""
-    item = {f"obs/{k}": obs[k] for k in OBS_KEYS}
-    item.update({f"next/{k}": nxt[k] for k in OBS_KEYS})
+def step_item(obs: dict, actions: np.ndarray, reward: float, nxt: dict, done: bool,
+              keys: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """One joint step as replay arrays, the observations' ``keys`` (next actions filled in when the next step is
+    chosen)."""
+    item = {f"obs/{k}": obs[k] for k in keys}
+    item.update({f"next/{k}": nxt[k] for k in keys})
     item.update({"actions": actions.astype(np.int32), "alive": obs["alive"], "next_alive": nxt["alive"],
                  "next_actions": np.full_like(actions, -1, dtype=np.int32), "reward": np.float32(reward),
                  "done": np.float32(done)})

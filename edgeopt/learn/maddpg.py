@@ -65,6 +65,7 @@ def gumbel_softmax(key, logp, temperature: float):
 
 class Learner:
     def __init__(self, layout, agents: int, hyper: Hyper, seed: int, episodes: int):
+        self.keys = tuple(layout.shapes())
         self.layout, self.n, self.h = layout, agents, hyper
         rng = np.random.default_rng(seed)
         self.actor = nets.actor_init(rng, layout, hyper.hidden, hyper.embed)
@@ -81,7 +82,7 @@ class Learner:
         return masked_sample(self.rng, nets.actor_logp(self.actor, obs, np) / self.h.temperature, obs["alive"])
 
     def record(self, obs, actions, rewards, nxt, done) -> None:
-        self.replay.add(step_item(obs, actions, rewards.sum(), nxt, done))
+        self.replay.add(step_item(obs, actions, rewards.sum(), nxt, done, self.keys))
         self.step += 1
         if self.step % self.h.update_every == 0 and self.replay.size >= self.h.batch:
             self.key, sub = jax.random.split(self.key)

@@ -1,14 +1,17 @@
-"""MAPPO (Yu et al. 2022), the seed's baseline: actors sharing one policy network, a centralised value function
-of the global state, generalised advantage estimation and PPO's clipped ratio.
+"""MAPPO (Yu et al. 2022) and IPPO (de Witt et al. 2020): actors sharing one policy network, generalised advantage
+estimation and PPO's clipped ratio; MAPPO's value function reads the global state, IPPO's each agent's own.
 
-Every ``rollout`` episodes: GAE over the team reward with V(S) (lambda ``gae``), then ``epochs`` passes of
+Every ``rollout`` episodes: GAE (lambda ``gae``) with the value function, then ``epochs`` passes of
 ``L = -min(rho A, clip(rho, 1 - c, 1 + c) A) - ent H + vf (V - R)^2`` over every alive agent's decisions, where
-rho is the ratio of the new to the old probability of the agent's action. The seed gives the learning rate
-and the discount (Table 2, shared with UCB-COMA); the rest (rollout 8 episodes, 4 epochs, clip 0.2, GAE
-lambda 0.95, entropy 0.01, value 0.5, value MLP 2 x 128) are PPO's usual values. As Yu et al. recommend, the
-value network learns normalised returns (running mean and deviation of every return seen): the seed's reward
-pays theta = 2 for every valid placement, so returns are about 47 per episode while the actions move them
-by a few hundredths, and an unnormalised value function takes most of the 700 episodes to reach that scale.
+rho is the ratio of the new to the old probability of the agent's action. MAPPO: the team reward (the agents'
+rewards summed) and V(S) of every agent's encoded observation; the seed of TS-MITO (000 §3) trains its stage one
+so ("全局 critic 统一训练", GAE, PPO-clip). IPPO (``independent``): each agent its own reward and V(o_i), one value
+network shared by the agents. The seeds give the learning rate and the discount (seed 002's Table 2, shared with
+UCB-COMA; seed 000 gives none, so the same); the rest (rollout 8 episodes, 4 epochs, clip 0.2, GAE lambda 0.95,
+entropy 0.01, value 0.5, value MLP 2 x 128) are PPO's usual values. As Yu et al. recommend, the value network
+learns normalised returns (running mean and deviation of every return seen): the dagsched seed's reward pays
+theta = 2 for every valid placement, so returns are about 47 per episode while the actions move them by a few
+hundredths, and an unnormalised value function takes most of the 700 episodes to reach that scale.
 """
 from __future__ import annotations
 
@@ -22,8 +25,8 @@ import optax
 
 from edgeopt.learn import nets
 from edgeopt.learn.coma import _leaves, _restore
-from edgeopt.learn.common import (OBS_KEYS, Coefficient, Fraction, Positive, Rate, Width, masked_sample, optimizer,
-                                  rows, to_jax, to_numpy)
+from edgeopt.learn.common import (Coefficient, Fraction, Positive, Rate, Width, masked_sample, optimizer, rows, to_jax,
+                                  to_numpy)
 from edgeopt.limits import Count
 
 
@@ -41,18 +44,22 @@ class Hyper:
     embed: Width = 16
     critic_hidden: Width = 128
     clip: Positive = 10.0
+    independent: bool = False  # IPPO: each agent's own reward and value V(o_i)
 
 
 def value_init(rng, layout, agents: int, h: Hyper) -> dict:
-    enc = nets.encoded_size(layout, h.embed)
-    return {"gcn": nets.gcn_init(rng, layout.node_features, h.hidden, h.embed),
-            "v": nets.mlp_init(rng, [agents * enc, h.critic_hidden, h.critic_hidden, 1])}
+    net = nets.family(layout)
+    enc = net.encoded_size(layout, h.embed)
+    return {"enc": net.encoder_init(rng, layout, h.hidden, h.embed),
+            "v": nets.mlp_init(rng, [(1 if h.independent else agents) * enc, h.critic_hidden, h.critic_hidden, 1])}
 
 
-def value(p, obs, alive):
-    """V(S) from every agent's encoded observation: (B,)."""
+def value(p, obs, alive, *, net, independent: bool):
+    """V(S) from every agent's encoded observation, (B,); IPPO: V(o_i) for each agent, (B, agents)."""
     b, n = alive.shape
-    enc = nets.encode(p["gcn"], rows(obs, 2), jnp).reshape(b, n, -1) * alive[..., None]
+    enc = net.encode(p["enc"], rows(obs, 2), jnp).reshape(b, n, -1) * alive[..., None]
+    if independent:
+        return nets.mlp(p["v"], enc, jnp)[..., 0]
     return nets.mlp(p["v"], enc.reshape(b, -1), jnp)[:, 0]
 
 
@@ -70,8 +77,9 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, discount: fl
 class Learner:
     def __init__(self, layout, agents: int, hyper: Hyper, seed: int, episodes: int):
         self.layout, self.n, self.h = layout, agents, hyper
+        self.net, self.keys = nets.family(layout), tuple(layout.shapes())
         rng = np.random.default_rng(seed)
-        self.actor = nets.actor_init(rng, layout, hyper.hidden, hyper.embed)
+        self.actor = self.net.init(rng, layout, hyper.hidden, hyper.embed)
         self.critic = value_init(rng, layout, agents, hyper)
         self.opt = optimizer(hyper.lr, hyper.clip)
         self.opt_state = self.opt.init(to_jax({"actor": self.actor, "critic": self.critic}))
@@ -79,18 +87,19 @@ class Learner:
         self.steps: list[dict] = []
         self.episodes_in = 0
         self.ret_stats = np.array([0.0, 0.0, 0.0])  # count, mean, sum of squared deviations (Welford)
-        self._update = jax.jit(partial(_update, opt=self.opt, h=hyper))
-        self._value = jax.jit(value)
+        self._update = jax.jit(partial(_update, opt=self.opt, h=hyper, net=self.net, keys=self.keys))
+        self._value = jax.jit(partial(value, net=self.net, independent=hyper.independent))
 
     def act(self, obs: dict, episode: int) -> np.ndarray:
-        logp = nets.actor_logp(self.actor, obs, np)
+        logp = self.net.table(self.actor, obs, np)
         acts = masked_sample(self.rng, logp, obs["alive"])
         self._logp = np.where(obs["alive"], np.take_along_axis(logp, np.maximum(acts, 0)[:, None], 1)[:, 0], 0.0)
         return acts
 
     def record(self, obs, actions, rewards, nxt, done) -> None:
-        self.steps.append({**{k: obs[k] for k in OBS_KEYS}, "alive": obs["alive"], "actions": actions.astype(np.int32),
-                           "logp": self._logp.astype(np.float32), "reward": np.float32(rewards.sum()),
+        self.steps.append({**{k: obs[k] for k in self.keys}, "alive": obs["alive"], "actions": actions.astype(np.int32),
+                           "logp": self._logp.astype(np.float32),
+                           "reward": rewards.astype(np.float32) if self.h.independent else np.float32(rewards.sum()),
                            "done": np.float32(done)})
 
     def end_episode(self, episode: int) -> None:
@@ -99,22 +108,25 @@ class Learner:
             return
         batch = {k: np.stack([s[k] for s in self.steps]) for k in self.steps[0]}
         mean, std = self._norm()
-        v = mean + std * np.asarray(self._value(to_jax(self.critic), {k: jnp.asarray(batch[k]) for k in OBS_KEYS},
+        v = mean + std * np.asarray(self._value(to_jax(self.critic), {k: jnp.asarray(batch[k]) for k in self.keys},
                                                 jnp.asarray(batch["alive"], jnp.float32)))
-        adv = np.zeros(len(v))
+        adv = np.zeros(v.shape)
         begin = 0
-        for end in np.flatnonzero(batch["done"]) + 1:  # each episode's trajectory
-            vals = np.append(v[begin:end], 0.0)
-            adv[begin:end] = gae(batch["reward"][begin:end], vals, batch["done"][begin:end], self.h.discount, self.h.gae)
+        for end in np.flatnonzero(batch["done"]) + 1:  # each episode's trajectory (each agent's, for IPPO)
+            vals = np.concatenate([v[begin:end], np.zeros((1,) + v.shape[1:])])
+            for col in ([...] if v.ndim == 1 else [(slice(None), i) for i in range(v.shape[1])]):
+                r = batch["reward"][begin:end]
+                adv[begin:end][col] = gae(r[col], vals[col], batch["done"][begin:end], self.h.discount, self.h.gae)
             begin = end
-        for x in adv + v:
+        returns = adv + v
+        for x in (returns[batch["alive"]] if self.h.independent else returns):
             n, m, m2 = self.ret_stats
             n += 1
             d = x - m
             m += d / n
             self.ret_stats = np.array([n, m, m2 + d * (x - m)])
         mean, std = self._norm()
-        batch["adv"], batch["ret"] = adv.astype(np.float32), ((adv + v - mean) / std).astype(np.float32)
+        batch["adv"], batch["ret"] = adv.astype(np.float32), ((returns - mean) / std).astype(np.float32)
         params = to_jax({"actor": self.actor, "critic": self.critic})
         jb = to_jax(batch)
         for _ in range(self.h.epochs):
@@ -138,24 +150,28 @@ class Learner:
         self.steps, self.episodes_in = [], 0  # a resumed run starts a fresh rollout
 
 
-def _update(params, opt_state, batch, *, opt, h: Hyper):
-    obs = {k: batch[k] for k in OBS_KEYS}
+def _update(params, opt_state, batch, *, opt, h: Hyper, net, keys):
+    obs = {k: batch[k] for k in keys}
     alive = batch["alive"].astype(jnp.float32)
     acts = jnp.maximum(batch["actions"], 0)
     adv = batch["adv"]
-    adv = (adv - adv.mean()) / (adv.std() + 1e-8)
     b, n = alive.shape
+    if h.independent:  # each agent's own advantage, normalised over the agents' decisions
+        count = jnp.maximum(alive.sum(), 1.0)
+        mean = (adv * alive).sum() / count
+        adv = (adv - mean) / (jnp.sqrt((((adv - mean) * alive) ** 2).sum() / count) + 1e-8)
+    else:
+        adv = ((adv - adv.mean()) / (adv.std() + 1e-8))[:, None]
 
     def loss(p):
-        logp = nets.actor_logp(p["actor"], rows(obs, 2), jnp).reshape(b, n, -1)
-        lp = jnp.take_along_axis(logp, acts[..., None], -1)[..., 0]
+        lp, ent = net.log_prob_entropy(p["actor"], rows(obs, 2), acts.reshape(-1), jnp)
+        lp, ent = lp.reshape(b, n), ent.reshape(b, n)
         ratio = jnp.exp(lp - batch["logp"])
-        a = adv[:, None]
-        pg = -jnp.minimum(ratio * a, jnp.clip(ratio, 1 - h.clip_ratio, 1 + h.clip_ratio) * a)
-        pi = jnp.exp(logp)
-        ent = -(pi * jnp.where(pi > 0, logp, 0.0)).sum(-1)
+        pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - h.clip_ratio, 1 + h.clip_ratio) * adv)
         actor = ((pg - h.entropy * ent) * alive).sum() / jnp.maximum(alive.sum(), 1.0)
-        v = value(p["critic"], obs, alive)
+        v = value(p["critic"], obs, alive, net=net, independent=h.independent)
+        if h.independent:
+            return actor + h.value_coef * (((v - batch["ret"]) ** 2) * alive).sum() / jnp.maximum(alive.sum(), 1.0)
         return actor + h.value_coef * ((v - batch["ret"]) ** 2).mean()
 
     lv, g = jax.value_and_grad(loss)(params)

@@ -4,10 +4,21 @@
 Parameters are plain nested dicts of arrays, made here with NumPy. Every function takes a batch: observation
 arrays with one leading axis (samples, or samples x agents flattened).
 
-The seed's agent network (Liao et al. §4.1.1): a two-layer GCN (64 hidden) over the job's DAG, global mean
-pooling and one linear map to the 16-dimensional task vector ``Task_i``; the policy reads
+Two families of actor, chosen by the problem's observation layout (``family``), with one interface for every
+algorithm: ``init``, ``encoder_init``/``encode``/``encoded_size`` (what the centralised critics read),
+``table`` (the log-probability of every flat action, ``LOGP_MIN`` where masked), ``log_prob_entropy`` (of the
+actions taken, for the policy-gradient losses) and ``q_table`` (the same heads read as action values, for VDN and
+QMIX).
+
+``Graph`` (dagsched) is the seed's agent network (Liao et al. §4.1.1): a two-layer GCN (64 hidden) over the job's
+DAG, global mean pooling and one linear map to the 16-dimensional task vector ``Task_i``; the policy reads
 ``s_i = (P_i, S, Task_i)``. The policy is factored as the action: a distribution over the job's sub-tasks and,
 given the sub-task, one over the servers, so ``log w(a_i) = log w(sub_j) + log w(loc_k | sub_j)``.
+
+``Factored`` (offload) reads the agent's feature vector through an MLP and has one head per part of the action
+⟨edge m, steps o, cloud steps c⟩: ``log w(a) = log w(m) + log w(o | m) + log w(c | m, o)``, each softmax over the
+options the mask leaves given the parts before it (the heads' logits do not depend on the earlier parts: action
+branching). Its action values are the heads' sum, ``Q(m, o, c) = Q_m + Q_o + Q_c``.
 """
 from __future__ import annotations
 
@@ -117,3 +128,120 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict:
             node = node.setdefault(k, {})
         node[last] = v
     return out
+
+
+def _q_pairs(p: dict, obs: dict, xp):
+    """The actor's heads read as values: Q(sub, loc) = sub + loc, LOGP_MIN where masked: (B, tasks * servers)."""
+    x = encode(p["gcn"], obs, xp)
+    h = xp.maximum(mlp(p["body"], x, xp), 0.0)
+    b, J = x.shape[0], p["sub"]["w"].shape[1]
+    S = p["loc"]["w"].shape[1] // J
+    mask = obs["action_mask"].reshape(b, J, S) > 0
+    q = _lin(p["sub"], h, xp)[..., None] + _lin(p["loc"], h, xp).reshape(b, J, S)
+    return xp.where(mask, q, LOGP_MIN).reshape(b, J * S)
+
+
+class Graph:
+    """The dagsched actor (module docstring)."""
+
+    @staticmethod
+    def init(rng, layout, hidden: int, embed: int) -> dict:
+        return actor_init(rng, layout, hidden, embed)
+
+    @staticmethod
+    def encoder_init(rng, layout, hidden: int, embed: int) -> dict:
+        return gcn_init(rng, layout.node_features, hidden, embed)
+
+    @staticmethod
+    def encode(p: dict, obs: dict, xp):
+        return encode(p, obs, xp)
+
+    @staticmethod
+    def encoded_size(layout, embed: int) -> int:
+        return encoded_size(layout, embed)
+
+    @staticmethod
+    def table(p: dict, obs: dict, xp):
+        return actor_logp(p, obs, xp)
+
+    @staticmethod
+    def log_prob_entropy(p: dict, obs: dict, actions, xp):
+        """log w(a) of the actions taken and the policy's entropy, from the whole table (24 actions)."""
+        logp = actor_logp(p, obs, xp)
+        lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
+        pi = xp.exp(logp)
+        return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
+
+    @staticmethod
+    def q_table(p: dict, obs: dict, xp):
+        return _q_pairs(p, obs, xp)
+
+
+class Factored:
+    """The offload actor (module docstring); the last flat action is idle, the only one an inactive agent has."""
+
+    @staticmethod
+    def init(rng, layout, hidden: int, embed: int) -> dict:
+        M, O, C = layout.parts
+        return {"body": mlp_init(rng, [layout.features, hidden, hidden]), "edge": dense(rng, hidden, M, 0.01),
+                "steps": dense(rng, hidden, O, 0.01), "cloud": dense(rng, hidden, C, 0.01)}
+
+    @staticmethod
+    def encoder_init(rng, layout, hidden: int, embed: int) -> dict:
+        return {}
+
+    @staticmethod
+    def encode(p: dict, obs: dict, xp):
+        return obs["obs"]
+
+    @staticmethod
+    def encoded_size(layout, embed: int) -> int:
+        return layout.features
+
+    @staticmethod
+    def _heads(p: dict, obs: dict, xp):
+        h = xp.maximum(mlp(p["body"], obs["obs"], xp), 0.0)
+        heads = tuple(_lin(p[k], h, xp) for k in ("edge", "steps", "cloud"))
+        b = h.shape[0]
+        grid = obs["action_mask"][:, :-1].reshape((b,) + tuple(x.shape[1] for x in heads)) > 0
+        return heads, grid, obs["action_mask"][:, -1] > 0
+
+    @staticmethod
+    def table(p: dict, obs: dict, xp):
+        (lm, lo, lc), grid, idle = Factored._heads(p, obs, xp)
+        log_m = _masked_log_softmax(lm, grid.any((2, 3)), xp)
+        log_o = _masked_log_softmax(lo[:, None, :], grid.any(3), xp)
+        log_c = _masked_log_softmax(lc[:, None, None, :], grid, xp)
+        t = xp.where(grid, log_m[:, :, None, None] + log_o[..., None] + log_c, LOGP_MIN).reshape(grid.shape[0], -1)
+        return xp.concatenate([t, xp.where(idle, 0.0, LOGP_MIN)[:, None]], axis=-1)
+
+    @staticmethod
+    def log_prob_entropy(p: dict, obs: dict, actions, xp):
+        """log w(a) of the actions taken (0 for the idle action, certain for an inactive agent) and the entropy of
+        the chain at them, H(m) + H(o | m_a) + H(c | m_a, o_a): one sample of the joint entropy's chain rule."""
+        (lm, lo, lc), grid, idle = Factored._heads(p, obs, xp)
+        b, M, O, C = grid.shape
+        still = actions >= M * O * C  # the idle action
+        a = xp.where(still, 0, actions)
+        m, o, c = a // (O * C), (a // C) % O, a % C
+        g_m = xp.take_along_axis(grid, m[:, None, None, None], 1)[:, 0]  # (B, O, C) given m
+        g_o = xp.take_along_axis(g_m, o[:, None, None], 1)[:, 0]  # (B, C) given m, o
+        lp, ent = 0.0, 0.0
+        for logits, ok, k in ((lm, grid.any((2, 3)), m), (lo, g_m.any(-1), o), (lc, g_o, c)):
+            logp = _masked_log_softmax(logits, ok, xp)
+            pi = xp.where(ok, xp.exp(logp), 0.0)
+            lp = lp + xp.take_along_axis(logp, k[:, None], -1)[:, 0]
+            ent = ent - (pi * xp.where(ok, logp, 0.0)).sum(-1)
+        return xp.where(still, 0.0, lp), xp.where(still, 0.0, ent)
+
+    @staticmethod
+    def q_table(p: dict, obs: dict, xp):
+        (lm, lo, lc), grid, idle = Factored._heads(p, obs, xp)
+        q = lm[:, :, None, None] + lo[:, None, :, None] + lc[:, None, None, :]
+        t = xp.where(grid, q, LOGP_MIN).reshape(grid.shape[0], -1)
+        return xp.concatenate([t, xp.where(idle, 0.0, LOGP_MIN)[:, None]], axis=-1)
+
+
+def family(layout):
+    """The actor family of an observation layout (its ``network``: graph or factored)."""
+    return {"graph": Graph, "factored": Factored}[getattr(layout, "network", "graph")]

@@ -19,6 +19,7 @@ import numpy as np
 
 from edgeopt import io, registry
 from edgeopt.learn import nets
+from edgeopt.errors import shown
 from edgeopt.model import InputError
 
 FORMAT = "edgeopt-policy"
@@ -34,6 +35,11 @@ class Policy:
     @property
     def actor(self) -> dict:
         return nets.unflatten({k[len("actor/"):]: v for k, v in self.arrays.items() if k.startswith("actor/")})
+
+    @property
+    def scores(self) -> str:
+        """``logp`` (a policy: its greedy action is the most probable) or ``q`` (action values: the largest)."""
+        return self.header.get("network", {}).get("scores", "logp")
 
     @property
     def layout(self):
@@ -101,9 +107,12 @@ def _check_layout(p: Path, pol: Policy, prefix: str) -> None:
                                                         f"layout), got {layout.version}")
     net = pol.header.get("network", {})
     try:
-        want = nets.flatten(nets.actor_init(np.random.default_rng(0), layout, int(net["hidden"]), int(net["embed"])))
+        want = nets.flatten(nets.family(layout).init(np.random.default_rng(0), layout, int(net["hidden"]),
+                                                     int(net["embed"])))
     except (KeyError, TypeError, ValueError):
         raise InputError(f"{p}: header.network", "must give hidden and embed sizes") from None
+    if net.get("scores", "logp") not in ("logp", "q"):
+        raise InputError(f"{p}: header.network.scores", f"must be 'logp' or 'q', got {shown(net.get('scores'))}")
     for k, v in want.items():
         got = pol.arrays.get(prefix + k)
         if got is None or got.shape != v.shape or not np.issubdtype(got.dtype, np.floating):

@@ -97,11 +97,11 @@ def plan(problem: str, algorithm: str, preset: str | None, size: int | None, opt
     checked by its owner's annotations, as every option is."""
     limits.count(episodes, "--episodes", 1, MAX_EPISODES)
     limits.seed(seed)
-    if algorithm not in ALGORITHMS:
-        raise InputError("--method", f"must be one of {', '.join(ALGORITHMS)}, got {algorithm!r}")
+    system = registry.decisions(problem)
+    if algorithm not in system.ALGORITHMS:
+        raise InputError("--method", f"must be one of {', '.join(system.ALGORITHMS)} for {problem}, got {algorithm!r}")
     module_name, overrides = ALGORITHMS[algorithm]
     module = importlib.import_module(module_name)
-    system = registry.decisions(problem)
     hyper_names = {f.name for f in fields(module.Hyper)}
     process_names = {n for n, p in inspect.signature(system.make_process).parameters.items()
                      if p.kind is p.KEYWORD_ONLY or (p.kind is p.POSITIONAL_OR_KEYWORD and n not in ("preset", "size"))}
@@ -145,7 +145,8 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     from edgeopt import __version__
 
     header = {"problem": problem, "algorithm": algorithm, "layout": process.layout.to_json(),
-              "network": {"hidden": h.hidden, "embed": h.embed}, "preset": preset or "paper", "size": size,
+              "network": {"hidden": h.hidden, "embed": h.embed, "scores": getattr(module, "SCORES", "logp")},
+              "preset": preset or "paper", "size": size,
               "options": gen_opts, "reward": process.reward, "seed": int(seed), "hyper": asdict(h),
               "command": command, "edgeopt": __version__, "trained_on": _trained_on(draw, gen_opts)}
     ckpt = checkpoint_path(out)
@@ -168,20 +169,21 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     if gap:
         from edgeopt.envs import optimum as opt_of
 
-        method = registry.decisions(problem).OPTIMUM
-        optimum = lambda inst: opt_of(inst, method, 60.0)  # noqa: E731
+        method = registry.decisions(problem).optimum_method
+        optimum = lambda inst: opt_of(inst, method(inst), 60.0)  # noqa: E731
+    sense = registry.problem(problem).sense
     began = time.perf_counter() - (rows[-1]["wall_s"] if rows else 0.0)
 
     def save_checkpoint(episode: int) -> None:
         policy.save(ckpt, {**header, "kind": "checkpoint", "episode": episode, "curve": rows,
                            "rng": learner.rng.bit_generator.state}, {"learner": learner.state()})
 
-    simulated = hasattr(draw, "finish")  # episodes are the intervals of one simulated run
+    simulated = hasattr(draw, "finish")  # dagsched: episodes are the intervals of one simulated run
     for ep in range(start, int(episodes)):
-        instance = draw(train_seed(seed, ep), ep == start) if simulated else draw(train_seed(seed, ep))
-        process.reset(instance)
+        source = draw(train_seed(seed, ep), ep == start) if simulated else draw(train_seed(seed, ep))
+        process.reset(source)
         obs = process.observe_all()
-        total, steps = 0.0, 0
+        total, steps, judged = 0.0, 0, []
         while not process.done:
             actions = learner.act(obs, ep)
             rewards = process.step({i: int(actions[i]) for i in process.live})
@@ -191,17 +193,20 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
             nxt = process.observe_all()
             learner.record(obs, actions, r, nxt, process.done)
             obs, total, steps = nxt, total + float(r.sum()), steps + 1
+            judged += process.judged
         learner.end_episode(ep)
         res = process.outcome()
         if simulated:
-            draw.finish(instance, process.solution())
+            draw.finish(source, process.solution())
         row = {"episode": ep + 1, "reward": total, "objective": res["objective"], "feasible": res["feasible"],
-               "steps": steps, "instance_seed": int(instance.meta.get("seed", -1)),
+               "steps": steps, "instance_seed": int(process.instance.meta.get("seed", -1)),
                "wall_s": round(time.perf_counter() - began, 3)}
-        if optimum is not None:
-            o = optimum(instance)
-            row["optimum"] = o["optimum"]
-            row["gap"] = None if o["optimum"] is None else (res["objective"] - o["optimum"]) / max(abs(o["optimum"]), 1e-12)
+        if optimum is not None:  # the optimum (or, where not proven, the bound) of every judged instance, summed
+            refs = [optimum(inst) for inst, _ in judged]
+            ref = sum(o["optimum"] if o["optimum"] is not None else o["bound"] for o in refs)
+            obj = sum(out["objective"] for _, out in judged)
+            row["reference"], row["proven"] = ref, all(o["optimum"] is not None for o in refs)
+            row["gap"] = ((obj - ref) if sense == "min" else (ref - obj)) / max(abs(ref), 1e-12)
         rows.append(row)
         if on_episode:
             on_episode(row)
@@ -217,10 +222,12 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
 
 
 def _trained_on(draw, gen_opts: dict) -> dict:
-    """The generator options of the training instances as the generator resolved them (e.g. the preset's gamma)."""
+    """The generator options of the training instances as the generator resolved them (e.g. the preset's gamma);
+    the options as given for episodes drawn from a simulation."""
     if hasattr(draw, "finish"):
         return {**gen_opts, "source": "simulation"}
-    return dict(draw(0).meta.get("options") or {})
+    first = draw(0)
+    return dict(first.meta.get("options") or {}) if hasattr(first, "meta") else {**gen_opts, "source": "simulation"}
 
 
 def write_curve(rows: list[dict], out: Path, title: str) -> None:

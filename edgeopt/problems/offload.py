@@ -39,6 +39,7 @@ PRESETS = {
                        "of the paper's allocation comparison (TS-MITO vs Equal/Proportional)",
 }
 Fibre = Literal["crossing", "always-latent"]
+Lvm = Literal["mixed", "best", "medium", "worst"]  # the edges' models: the presets' mix, or all of one (seed: 5.3)
 TOL = 1e-6  # relative slack the referee grants on resource sums (solver round-off)
 MAX_STEPS = 10_000
 
@@ -334,14 +335,16 @@ _DELAY_SENSITIVE = 0.1  # delay weight, /s, of the delay-sensitive preset (see i
 
 def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edges: int | None = None,
              utility: float | None = None, delay_per_s: float | None = None,
-             energy_per_j: float | None = None, fibre: Fibre = "crossing") -> Instance:
+             energy_per_j: float | None = None, fibre: Fibre = "crossing", lvm: Lvm = "mixed") -> Instance:
     """An instance with ``size`` users (paper, delay-sensitive: 15; small/tradeoff: 3) and ``edges`` edge servers
     (paper, delay-sensitive: 3, else 2).
 
     Users sit 50-500 m from every edge (3GPP path loss 128.1 + 37.6 log10 d[km], 8 dB shadowing);
     video sizes are the raw 761 Mbit clip compressed 1-4x; alignment is a per-user CLIP-like score in
     [0.55, 0.95] times the edge model's quality factor. Options ``utility``, ``delay_per_s``,
-    ``energy_per_j`` override the weights; ``fibre`` sets what crosses the fibre (``data.fibre``).
+    ``energy_per_j`` override the weights; ``fibre`` sets what crosses the fibre (``data.fibre``); ``lvm`` the
+    edges' models: ``mixed`` (Latte-L/2, B/2, S/2 in turn; two edges: L/2, B/2), or every edge the ``best``
+    (L/2), ``medium`` (B/2) or ``worst`` (S/2), for the seed's LVM-strength comparison.
     """
     small = preset in ("small", "tradeoff")
     trade = preset == "tradeoff"
@@ -364,7 +367,8 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
     cloud_f = dit_step_tflops(frames, h, w, _FULL[1], _FULL[2])
     edge_list, factors = [], []
     for k in range(M):
-        mname, hidden, depth, factor, zeta = _EDGE_MODELS[k % 2 if M <= 2 else k % 3]
+        model = {"best": 0, "medium": 1, "worst": 2}.get(lvm, k % 2 if M <= 2 else k % 3)
+        mname, hidden, depth, factor, zeta = _EDGE_MODELS[model]
         gname, sms, kappa = _EDGE_GPUS[k % 3]
         edge_list.append({"name": f"es{k}-{gname}", "model": mname, "tflops_per_step": round(
             dit_step_tflops(frames, h, w, hidden, depth), 4), "sms": sms, "j_per_tflop": kappa,
@@ -391,10 +395,13 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
     if fibre != "crossing":
         data["fibre"] = fibre
         name += f"-{fibre}"
+    if lvm != "mixed":
+        name += f"-{lvm}"
     meta = {"generator": "edgeopt.problems.offload.generate", "preset": preset, "size": n, "seed": seed,
             "options": {"edges": M, **{k: v for k, v in (("utility", utility), ("delay_per_s", delay_per_s),
                                                          ("energy_per_j", energy_per_j)) if v is not None},
-                        **({"fibre": fibre} if fibre != "crossing" else {})},
+                        **({"fibre": fibre} if fibre != "crossing" else {}),
+                        **({"lvm": lvm} if lvm != "mixed" else {})},
             "flops": {"formula": "per block 24*N*d^2 + 4*N*l*d, N = n_f*n_h*n_w, l = n_h*n_w (spatial) or n_f "
                                  "(temporal), blocks alternate, x2 classifier-free guidance",
                       "latent_tokens": list(_LATENT), "cloud_tflops_per_step": round(cloud_f, 4),

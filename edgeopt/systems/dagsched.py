@@ -245,6 +245,7 @@ class Simulation:
 # --- the decision process -----------------------------------------------------------------------------
 
 LAYOUT_VERSION = 1
+ALGORITHMS = ("ucb-coma", "coma", "mappo", "maddpg")  # what ``edgeopt train dagsched`` trains
 Reward = Literal["paper", "objective"]  # the seed's shaped reward, or minus the referee's objective as it accrues
 REWARDS = get_args(Reward)
 # Units that bring the features to order 1 on the seed's figures.
@@ -261,6 +262,7 @@ class Layout:
     modalities: tuple[str, ...]
     cloud: bool = True  # the last server is the (unqueued, multimodal) cloud
     version: int = LAYOUT_VERSION
+    network = "graph"  # the actor's family (edgeopt.learn.nets): the seed's GCN
 
     @property
     def actions(self) -> int:
@@ -320,12 +322,19 @@ def paper_layout() -> Layout:
 class DecisionProcess:
     """The jobs of one instance scheduled by their agents; ``reset`` starts an episode on an instance."""
 
+    sequential = True  # agents may act one at a time (the Gymnasium view)
+
     def __init__(self, layout: Layout, agents: int, reward: str = "paper", max_steps: int | None = None):
         if reward not in REWARDS:
             raise InputError("reward", f"must be one of {', '.join(REWARDS)}, got {reward!r}")
         self.layout, self.n_agents, self.reward = layout, int(agents), reward
         self.max_steps = max_steps if max_steps is not None else 4 * layout.tasks
         self.instance: Instance | None = None
+
+    @classmethod
+    def for_instance(cls, layout: Layout, instance: Instance) -> "DecisionProcess":
+        """The process a policy solves ``instance`` with: an agent per job."""
+        return cls(layout, len(instance.data.jobs), "objective")
 
     # --- episode ------------------------------------------------------------------------------------
 
@@ -387,6 +396,7 @@ class DecisionProcess:
         self.ok_slots = g.ok[self.idx] & self.present[..., None]  # (I, J, S): modality-valid, real sub-tasks
         left = np.bincount(job, minlength=I) - np.bincount(job[list(disp.where)], minlength=I)
         self.left = left.tolist() + [0] * (self.n_agents - I)  # sub-tasks not yet placed, per job
+        self.judged: list[tuple[Instance, dict]] = []  # what the last step completed: the schedule, at the end
         self.cost = np.zeros(self.n_agents)  # cost of the job's placed sub-tasks
         for t, s in disp.where.items():
             self.cost[g.job[t]] += g.cost[t, s]
@@ -493,12 +503,17 @@ class DecisionProcess:
                 term = self._term(i)
                 rewards[i] = -(term - self.paid[i])
                 self.paid[i] = term
+        self.judged = [(self.instance, self.outcome())] if self.done else []
         return rewards
 
     # --- the end ------------------------------------------------------------------------------------
 
     def solution(self) -> Solution:
         return self.disp.solution()
+
+    def claimed(self) -> float:
+        """The schedule's objective as the Dispatcher computed it (the referee recomputes it)."""
+        return float(self.disp.objective())
 
     def outcome(self) -> dict:
         """What the referee says of the finished schedule (``info`` at the episode's end)."""
@@ -522,7 +537,9 @@ def paper_reward(instance: Instance, solution: Solution) -> float:
 
 # --- episodes ---------------------------------------------------------------------------------------
 
-OPTIMUM = "cpsat"  # the exact method whose optimum environments put in info
+def optimum_method(instance: Instance) -> str:
+    """The exact method whose optimum environments put in ``info``."""
+    return "cpsat"
 
 
 class SimulationEpisodes:

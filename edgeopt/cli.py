@@ -335,7 +335,7 @@ def adversary(problem: str = typer.Argument(..., help="problem id"),
 
 
 @app.command()
-def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, dagsched)"),
+def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, dagsched, offload, vcache)"),
              method: str = typer.Option(..., "-m", "--method", help="the policy: any method of the problem"),
              preset: Optional[str] = typer.Option(None, "--preset", help="preset of the system (default: the "
                                                                          "simulation's)"),
@@ -377,12 +377,13 @@ def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, d
 
 @app.command()
 def train(problem: str = typer.Argument(..., help="problem id (dagsched)"),
-          method: str = typer.Option(..., "-m", "--method", help="algorithm: ucb-coma, coma, mappo or maddpg"),
+          method: str = typer.Option(..., "-m", "--method", help="algorithm (dagsched: ucb-coma, coma, mappo, maddpg; offload: mappo, ippo, vdn, qmix)"),
           preset: Optional[str] = typer.Option(None, "--preset", help="generator preset of the training episodes"),
-          size: Optional[int] = typer.Option(None, "--size", help="count of the main entity (dagsched: jobs = agents)"),
-          option: List[str] = typer.Option([], "--option", help="generator option, reward=paper|objective, or a "
+          size: Optional[int] = typer.Option(None, "--size", help="count of the main entity = agents (dagsched: jobs; offload: users)"),
+          option: List[str] = typer.Option([], "--option", help="generator or simulation option, decision-process "
+                                                                "option (dagsched: reward, source; offload: split, slots) or "
                                                                 "hyper-parameter of the algorithm, KEY=VALUE"),
-          episodes: int = typer.Option(700, "--episodes", help="training episodes (each a fresh instance)"),
+          episodes: int = typer.Option(700, "--episodes", help="training episodes (each a fresh instance or simulated run)"),
           seed: int = typer.Option(0, "--seed", help="seed of the networks, exploration and training instances"),
           gap: bool = typer.Option(False, "--gap", help="prove each episode's optimum (cached) and show the mean gap"),
           resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint beside POLICY"),

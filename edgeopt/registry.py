@@ -76,8 +76,14 @@ class Method:
                 raise InputError(where(key), f"is not an option of method {self.name!r}")
         return check_values(inspect.unwrap(self.fn), options, where)
 
-    def not_applicable(self, instance) -> str | None:
-        return self.applies(instance) if self.applies else None
+    def not_applicable(self, instance, options: dict | None = None) -> str | None:
+        """Why the method does not apply to ``instance`` (None: it does). An ``applies`` that takes keywords also
+        sees the run's options (a learned method's ``policy=PATH`` stands in for its shipped policy)."""
+        if not self.applies:
+            return None
+        if any(p.kind is p.VAR_KEYWORD for p in inspect.signature(self.applies).parameters.values()):
+            return self.applies(instance, **(options or {}))
+        return self.applies(instance)
 
     def __call__(self, instance, **options) -> Outcome:
         """The plain method: ``edgeopt.problem(id).method(name)(instance, seed=0)`` -> Outcome, no referee."""
@@ -90,7 +96,7 @@ class Method:
         start = time.perf_counter()
         message = None
         try:
-            reason = self.not_applicable(instance)
+            reason = self.not_applicable(instance, options)
             if reason:
                 raise NotApplicable(reason)
             out = self.fn(instance, seed=seed, time_limit=time_limit, **options)

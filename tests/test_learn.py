@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from edgeopt import registry
+from edgeopt.model import InputError
 from edgeopt.problems.dagsched import evaluate, generate, small_instance
 
 pytest.importorskip("jax")
@@ -271,3 +272,134 @@ def test_training_repeats_bit_for_bit_whatever_the_cpus(tmp_path):
                              check=True, preexec_fn=lambda a=allowed: os.sched_setaffinity(0, a))
         hashes.append(out.stdout.split())
     assert hashes[0] == hashes[1] and len(hashes[0]) == 4
+
+
+# --- offload: TS-MITO's stage one over time ------------------------------------------------------------
+
+from edgeopt.problems import offload  # noqa: E402
+from edgeopt.systems import offload as offload_system  # noqa: E402
+
+OFFLOAD_SMALL = {"preset": "small", "rate": 0.7, "slots": 4}
+
+
+def test_offload_env_passes_the_pettingzoo_api_test_and_has_no_gymnasium_view():
+    from pettingzoo.test import parallel_api_test, parallel_seed_test
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        parallel_api_test(envs.make("offload", seed=0, **OFFLOAD_SMALL), num_cycles=50)
+        parallel_api_test(envs.make("offload", seed=0, rate=0.5, slots=2), num_cycles=10)  # the paper's 15 users
+        parallel_seed_test(lambda: envs.make("offload", seed=1, **OFFLOAD_SMALL))
+    env = envs.make("offload", seed=0, **OFFLOAD_SMALL)
+    env.reset(seed=0)
+    assert env.state_space.contains(env.state())
+    with pytest.raises(InputError, match="single_agent"):
+        envs.make("offload", single_agent=True)
+
+
+@pytest.mark.parametrize("split", ["kkt", "equal", "proportional"])
+def test_offload_reward_of_a_slot_is_the_referees_objective_of_the_decision_applied(split):
+    """Each slot: the agents' rewards sum to the referee's objective of the solution the environment applied, that
+    solution carries the actions' (edge, o, c), each agent is paid its own term, and idle agents 0."""
+    env = envs.make("offload", seed=3, split=split, **OFFLOAD_SMALL)
+    proc = env.episodes.process
+    for seed in range(3):
+        obs, _ = env.reset(seed=seed)
+        while env.agents:
+            inst, users = proc.instance, list(proc.users)
+            acts = {a: env.action_space(a).sample(mask=obs[a]["action_mask"]) for a in env.agents}
+            obs, rew, _, _, infos = env.step(acts)
+            sol = proc.solution()
+            ev = offload.evaluate(inst, sol)
+            assert ev.feasible and sum(rew.values()) == pytest.approx(ev.objective, rel=1e-12, abs=1e-9)
+            for k, u in enumerate(users):
+                m, o, c = proc.layout.choice(acts[f"agent_{u}"])
+                assert (sol.edge[k], sol.steps[k], sol.cloud_steps[k]) == (m, o, c)
+                assert rew[f"agent_{u}"] == pytest.approx(ev.details["per_user_objective"][k], abs=1e-12)
+            assert all(r == 0.0 for a, r in rew.items() if int(a.split("_")[1]) not in users)
+            assert next(iter(infos.values()))["objective"] == pytest.approx(ev.objective)
+
+
+def test_offload_optimum_in_info_equals_minlp_on_small_slots_and_bounds_the_others():
+    env = envs.make("offload", seed=2, optimum=True, optimum_time_limit=60, **OFFLOAD_SMALL)
+    obs, _ = env.reset(seed=0)
+    seen = 0
+    while env.agents:
+        inst = env.episodes.process.instance
+        acts = {a: env.action_space(a).sample(mask=obs[a]["action_mask"]) for a in env.agents}
+        obs, _, _, _, infos = env.step(acts)
+        info = next(iter(infos.values()))
+        r = registry.problem("offload").method("minlp").run(inst, time_limit=60)
+        assert info["optimum_method"] == "minlp" and r.status == "optimal" == info["optimum_status"]
+        assert info["optimum"] == pytest.approx(r.objective, rel=1e-6)
+        assert info["gap"] >= -1e-6 and info["objective"] <= info["optimum"] + 1e-6
+        seen += 1
+    assert seen == 4
+
+
+def test_offload_mappo_trained_briefly_beats_random_actions_on_held_out_slots(tmp_path):
+    """Fixed seeds and episode counts (about 8 s of training): held-out runs (seeds 0-9, never training seeds) played
+    by the greedy policy pay more than random masked actions on the same slots."""
+    from edgeopt.learn.train import train
+
+    out = tmp_path / "m.npz"
+    train("offload", "mappo", preset="small", episodes=100, seed=0, out=out)
+    pol = policy.load(out, "offload")
+    net, rng = nets.family(pol.layout), np.random.default_rng(0)
+
+    def play(choose) -> float:
+        total = 0.0
+        for s in range(10):
+            proc, draw = offload_system.make_process("small")
+            proc.reset(draw(s))
+            while not proc.done:
+                acts = choose(proc.observe_all())
+                total += sum(proc.step({i: int(acts[i]) for i in proc.live}).values())
+        return total
+
+    learned = play(lambda obs: np.argmax(net.table(pol.actor, obs, np), -1))
+    random = play(lambda obs: [rng.choice(np.flatnonzero(m)) for m in obs["action_mask"]])
+    assert learned > random, (learned, random)
+
+
+@pytest.mark.parametrize("algorithm", ["mappo", "ippo", "vdn", "qmix"])
+def test_offload_learned_methods_pass_the_referee_and_run_deterministically(tmp_path, algorithm):
+    """A policy trained for a few episodes (any quality) through ``policy=PATH``: its answers pass the referee, the
+    greedy run repeats, and stage two follows ``split``."""
+    from edgeopt.learn.train import train
+
+    out = tmp_path / f"{algorithm}.npz"
+    train("offload", algorithm, preset="small", episodes=6, seed=1, out=out, options={"batch": 8} if algorithm in
+          ("vdn", "qmix") else {})
+    name = {"mappo": "ts-mito-mappo"}.get(algorithm, algorithm)
+    m = registry.problem("offload").method(name)
+    assert m.kind == "learned"
+    inst = offload.generate("small", seed=4)
+    a, b = m.run(inst, policy=str(out), seed=0), m.run(inst, policy=str(out), seed=1)
+    sol = offload.Solution.model_validate(a.solution)
+    assert a.status == "feasible" and offload.evaluate(inst, sol).feasible
+    assert a.solution == b.solution and a.objective == pytest.approx(offload.evaluate(inst, sol).objective)
+    eq = m.run(inst, policy=str(out), split="equal")
+    assert eq.solution["edge"] == sol.edge and eq.solution["steps"] == sol.steps
+    assert eq.objective <= a.objective + 1e-9  # the closed-form KKT split is optimal for the same choices
+
+
+def test_offload_and_dagsched_policy_files_do_not_cross(cli, tmp_path):
+    """A dagsched policy file given to an offload method (and the reverse) exits 2 with one line naming the header."""
+    inst = tmp_path / "o.json"
+    assert cli("generate", "offload", "--preset", "small", "-o", inst)[0] == 0
+    dag = methods.SHIPPED / "dagsched" / "mappo-paper.npz"
+    code, _, err = cli("solve", inst, "-m", "ts-mito-mappo", "--option", f"policy={dag}")
+    assert code == 2 and _one_error(err) and "offload policy file" in err, err
+    from edgeopt.learn.train import train
+
+    off = tmp_path / "off.npz"
+    train("offload", "mappo", preset="small", episodes=2, seed=0, out=off)
+    dinst = tmp_path / "d.json"
+    assert cli("generate", "dagsched", "--size", "2", "-o", dinst)[0] == 0
+    code, _, err = cli("solve", dinst, "-m", "mappo", "--option", f"policy={off}")
+    assert code == 2 and _one_error(err) and "dagsched policy file" in err, err
+    big = tmp_path / "paper.json"  # a policy of the small layout (2 edges) on the paper preset (3 edges)
+    assert cli("generate", "offload", "-o", big)[0] == 0
+    code, _, err = cli("solve", big, "-m", "ts-mito-mappo", "--option", f"policy={off}")
+    assert code == 2 and _one_error(err) and "edge servers" in err, err

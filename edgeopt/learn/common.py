@@ -44,15 +44,27 @@ def onehot(actions, n: int):
 
 
 class Replay:
-    """A ring buffer of joint steps: stacked observations, actions, alive flags, team reward, next step, done."""
+    """A ring buffer of joint steps: stacked observations, actions, alive flags, team reward, next step, done.
+    Action masks are kept as bits (offload's paper layout has 7,321 actions per agent)."""
 
     def __init__(self, capacity: int):
         self.capacity, self.size, self.pos = int(capacity), 0, 0
         self.data: dict[str, np.ndarray] | None = None
+        self.bits: dict[str, int] = {}  # packed mask -> its length
+
+    @staticmethod
+    def step_bytes(agents: int, shapes: dict[str, tuple[int, ...]]) -> int:
+        """About what one joint step takes (its observations and the next ones)."""
+        one = sum(-(-int(np.prod(s)) // 8) if k == "action_mask" else 4 * int(np.prod(s)) for k, s in shapes.items())
+        return 2 * agents * one
 
     def add(self, item: dict[str, np.ndarray]) -> int:
         if self.data is None:
+            self.bits = {k: np.shape(v)[-1] for k, v in item.items() if k.endswith("action_mask")}
+            item = self._pack(item)
             self.data = {k: np.zeros((self.capacity,) + np.shape(v), dtype=np.asarray(v).dtype) for k, v in item.items()}
+        else:
+            item = self._pack(item)
         for k, v in item.items():
             self.data[k][self.pos] = v
         at = self.pos
@@ -60,16 +72,22 @@ class Replay:
         self.size = min(self.size + 1, self.capacity)
         return at
 
+    def _pack(self, item: dict) -> dict:
+        return {k: np.packbits(np.asarray(v) > 0, axis=-1) if k in self.bits else v for k, v in item.items()}
+
     def sample(self, rng: np.random.Generator, n: int) -> dict[str, np.ndarray]:
         idx = rng.integers(self.size, size=n)
-        return {k: v[idx] for k, v in self.data.items()}
+        return {k: np.unpackbits(v[idx], axis=-1, count=self.bits[k]).astype(np.int8) if k in self.bits else v[idx]
+                for k, v in self.data.items()}
 
     def state(self) -> dict:
-        return {"data": self.data or {}, "meta": np.array([self.size, self.pos], dtype=np.int64)}
+        return {"data": self.data or {}, "meta": np.array([self.size, self.pos], dtype=np.int64),
+                "bits": {k: np.array(n) for k, n in self.bits.items()}}
 
     def load(self, tree: dict) -> None:
         self.data = {k: np.asarray(v) for k, v in tree.get("data", {}).items()} or None
         self.size, self.pos = (int(x) for x in tree["meta"])
+        self.bits = {k: int(v) for k, v in tree.get("bits", {}).items()}
 
 
 def step_item(obs: dict, actions: np.ndarray, reward: float, nxt: dict, done: bool,

@@ -43,9 +43,11 @@ def _register(algorithm: str) -> None:
     method("dagsched", algorithm, "learned", applies=functools.partial(_misfit, algorithm))(learned)
 
 
-def _misfit(algorithm: str, instance: Instance) -> str | None:
+def _misfit(algorithm: str, instance: Instance, policy: str | None = None, **_) -> str | None:
     """Servers, cloud or modalities no shipped policy knows (STG graphs: identical processors, no cloud). A job
-    larger than the policy's is reported by the run itself (``policy=PATH`` may name a larger layout)."""
+    larger than the policy's, and the user's policy file, are the run's to report."""
+    if policy is not None:
+        return None
     try:
         layout = methods.load(methods.shipped("dagsched", algorithm, instance, _same_gamma), "dagsched").layout
     except InputError as exc:

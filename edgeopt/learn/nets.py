@@ -7,8 +7,8 @@ arrays with one leading axis (samples, or samples x agents flattened).
 Two families of actor, chosen by the problem's observation layout (``family``), with one interface for every
 algorithm: ``init``, ``encoder_init``/``encode``/``encoded_size`` (what the centralised critics read),
 ``table`` (the log-probability of every flat action, ``LOGP_MIN`` where masked), ``log_prob_entropy`` (of the
-actions taken, for the policy-gradient losses) and ``q_table`` (the same heads read as action values, for VDN and
-QMIX).
+actions taken, for the policy-gradient losses), ``q_table`` (the same heads read as action values, for VDN and
+QMIX) and ``q_value`` (the values of the actions taken, without the whole table).
 
 ``Graph`` (dagsched) is the seed's agent network (Liao et al. §4.1.1): a two-layer GCN (64 hidden) over the job's
 DAG, global mean pooling and one linear map to the 16-dimensional task vector ``Task_i``; the policy reads
@@ -176,6 +176,10 @@ class Graph:
     def q_table(p: dict, obs: dict, xp):
         return _q_pairs(p, obs, xp)
 
+    @staticmethod
+    def q_value(p: dict, obs: dict, actions, xp):
+        return xp.take_along_axis(_q_pairs(p, obs, xp), actions[:, None], -1)[:, 0]
+
 
 class Factored:
     """The offload actor (module docstring); the last flat action is idle, the only one an inactive agent has."""
@@ -240,6 +244,18 @@ class Factored:
         q = lm[:, :, None, None] + lo[:, None, :, None] + lc[:, None, None, :]
         t = xp.where(grid, q, LOGP_MIN).reshape(grid.shape[0], -1)
         return xp.concatenate([t, xp.where(idle, 0.0, LOGP_MIN)[:, None]], axis=-1)
+
+    @staticmethod
+    def q_value(p: dict, obs: dict, actions, xp):
+        """Q_m + Q_o + Q_c of the actions taken (0 for the idle action) from the heads alone."""
+        h = xp.maximum(mlp(p["body"], obs["obs"], xp), 0.0)
+        lm, lo, lc = (_lin(p[k], h, xp) for k in ("edge", "steps", "cloud"))
+        O, C = lo.shape[1], lc.shape[1]
+        still = actions >= lm.shape[1] * O * C
+        a = xp.where(still, 0, actions)
+        parts = ((lm, a // (O * C)), (lo, (a // C) % O), (lc, a % C))
+        q = sum(xp.take_along_axis(x, k[:, None], -1)[:, 0] for x, k in parts)
+        return xp.where(still, 0.0, q)
 
 
 def family(layout):

@@ -10,6 +10,8 @@ MAPPO by the paper's baselines. The heuristic ``ts-mito`` (a coordinate search, 
 """
 from __future__ import annotations
 
+import functools
+
 from edgeopt.learn import methods
 from edgeopt.limits import Count, Seed
 from edgeopt.model import InputError
@@ -27,8 +29,10 @@ METHODS = {  # method -> (the algorithm whose policy it runs, what it is)
 }
 
 
-def _misfit(algorithm: str, instance: Instance) -> str | None:
-    """Edges or step ranges the shipped policy cannot choose for."""
+def _misfit(algorithm: str, instance: Instance, policy: str | None = None, **_) -> str | None:
+    """Edges or step ranges the shipped policy cannot choose for (the user's policy file: the run says)."""
+    if policy is not None:
+        return None
     try:
         layout = methods.load(methods.shipped("offload", algorithm, instance), "offload").layout
     except InputError as exc:
@@ -45,7 +49,7 @@ def _register(name: str, algorithm: str, doc: str) -> None:
 
     learned.__doc__ = doc + "\n\n" + (__doc__ or "")
     learned.__name__ = name.replace("-", "_")
-    method("offload", name, "learned", applies=lambda instance: _misfit(algorithm, instance))(learned)
+    method("offload", name, "learned", applies=functools.partial(_misfit, algorithm))(learned)
 
 
 for _name, (_algorithm, _doc) in METHODS.items():

@@ -136,13 +136,12 @@ def _update(params, target, opt_state, batch, *, opt, h: Hyper, net):
     acts = jnp.maximum(batch["actions"], 0)
     # double Q: the online network picks the next actions, the target network values them
     best = jnp.argmax(net.q_table(params["q"], rows(nxt, 2), jnp).reshape(b, n, -1), -1)
-    q_next = jnp.take_along_axis(net.q_table(target["q"], rows(nxt, 2), jnp).reshape(b, n, -1), best[..., None],
-                                 -1)[..., 0]
+    q_next = net.q_value(target["q"], rows(nxt, 2), best.reshape(-1), jnp).reshape(b, n)
     y = batch["reward"] + h.discount * (1 - batch["done"]) * mix(target["mixer"], q_next, nxt, n_alive, net=net, h=h)
     y = jax.lax.stop_gradient(y)
 
     def loss(p):
-        q = jnp.take_along_axis(net.q_table(p["q"], rows(obs, 2), jnp).reshape(b, n, -1), acts[..., None], -1)[..., 0]
+        q = net.q_value(p["q"], rows(obs, 2), acts.reshape(-1), jnp).reshape(b, n)
         return ((mix(p["mixer"], q, obs, alive, net=net, h=h) - y) ** 2).mean()
 
     lv, g = jax.value_and_grad(loss)(params)

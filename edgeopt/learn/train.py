@@ -29,6 +29,7 @@ import numpy as np
 from edgeopt import io, limits, registry
 from edgeopt.errors import TooLarge
 from edgeopt.learn import ALGORITHMS, policy
+from edgeopt.learn.common import Replay
 from edgeopt.model import InputError
 
 TRAIN_SEED_BASE = 1_000_000
@@ -121,7 +122,7 @@ def plan(problem: str, algorithm: str, preset: str | None, size: int | None, opt
     if process.n_agents > limits.AGENTS_MAX:
         raise InputError("--size", f"gives {process.n_agents} agents: training takes at most {limits.AGENTS_MAX}")
     if hasattr(h, "replay"):  # the replay pool holds every step's observations and the next ones
-        step = 2 * process.n_agents * sum(int(np.prod(s)) * 4 for s in process.layout.shapes().values())
+        step = Replay.step_bytes(process.n_agents, process.layout.shapes())
         try:
             limits.check_memory(h.replay * step, f"a replay pool of {h.replay} joint steps")
         except TooLarge as exc:

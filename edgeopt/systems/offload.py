@@ -43,7 +43,8 @@ from edgeopt.model import InputError
 from edgeopt.problems.offload import (_EDGE_MODELS, _RAW_VIDEO_MBIT, Data, Fibre, Instance, Lvm, Solution, equal_split,
                                       evaluate, generate)
 
-MIN_SMS = 1e-3  # the least SMs the instance format takes: an edge (or the cloud) with nothing free
+MIN_SMS = 1e-3  # the least SMs the instance format takes: what a closed edge carries in a slot's instance
+MIN_FREE = 1.0  # a server with less than one whole SM free takes no work in a slot
 ALGORITHMS = ("mappo", "ippo", "vdn", "qmix")
 Split = Literal["kkt", "equal", "proportional"]
 
@@ -120,14 +121,21 @@ class Simulation:
                     self.dropped += 1
 
     def instance(self, t: int) -> Instance | None:
+        """The slot's active users with their oldest prompts; None when nobody can be served: no prompt waits, or
+        the cloud (which runs every request's first steps) has less than ``MIN_FREE`` SMs free, or every edge is
+        closed and no request can run all its steps on the cloud."""
         self._arrive(t)
-        self.active = [n for n in range(self.users) if self.waiting[n]]
+        free = self.free_sms(t)
+        steps = self.world["steps"]
+        cloud_only = max(steps["o_min"], steps["c_min"]) <= steps["c_max"]
+        servable = free[0] >= MIN_FREE and ((free[1:] >= MIN_FREE).any() or cloud_only)
+        self.active = [n for n in range(self.users) if self.waiting[n]] if servable else []
         if not self.active:
             return None
         gain = self.path_gain[self.active]
         if self.fading == "rayleigh":
             gain = gain * np.random.default_rng([self.seed, t, 1]).exponential(1.0, size=self.path_gain.shape)[self.active]
-        free = np.maximum(self.free_sms(t), MIN_SMS)
+        free = np.where(free >= MIN_FREE, free, MIN_SMS)
         prompts = [self.waiting[n][0] for n in self.active]
         data = {**self.world, "video_mbit": [p["video_mbit"] for p in prompts],
                 "alignment": [p["alignment"].tolist() for p in prompts], "gain": np.clip(gain, 1e-30, 1.0).tolist(),
@@ -142,10 +150,14 @@ class Simulation:
         return reference_method(instance, self.exact_users)
 
     def fallback(self, instance: Instance) -> Solution:
-        """Each user on its strongest edge, the fewest steps (cloud steps c_min), equal shares."""
+        """Each user on its strongest open edge, the fewest steps (cloud steps c_min), equal shares; with every
+        edge closed, on its strongest edge with all its (fewest) steps on the cloud."""
         d, s = instance.data, instance.data.steps
         o = max(s.o_min, s.c_min)
-        return equal_split(instance, np.argmax(d.gain, axis=1), np.full(d.n_users, o), np.full(d.n_users, s.c_min))
+        open_edge = np.array([e.sms > MIN_SMS for e in d.edges])
+        c = s.c_min if open_edge.any() else o
+        edge = np.argmax(np.where(open_edge | ~open_edge.any(), d.gain, -1.0), axis=1)
+        return equal_split(instance, edge, np.full(d.n_users, o), np.full(d.n_users, c))
 
     def advance(self, t: int, instance: Instance | None, solution: Solution | None) -> dict[str, dict]:
         """Serve the slot's requests: the active users' oldest prompts leave, their SMs are held while they run."""
@@ -329,13 +341,12 @@ class DecisionProcess:
         o_ok = (o >= max(s.o_min, s.c_min)) & (o <= s.o_max)
         c_ok = (c >= s.c_min) & (c <= s.c_max)
         grid = o_ok[:, None] & c_ok[None, :] & (c[None, :] <= o[:, None])
-        self.open_steps = grid  # (steps, clouds)
+        # a closed edge (no whole SM free) takes only requests whose steps all run on the cloud (c = o)
         edge_ok = np.array([e.sms > MIN_SMS for e in d.edges])
-        if not edge_ok.any():
-            edge_ok[:] = True
+        self.open = (edge_ok[:, None, None] | (c[None, None, :] == o[None, :, None])) & grid[None]  # (edges, o, c)
         mask = np.zeros((self.n_agents, lay.actions), dtype=np.int8)
         mask[:, -1] = 1
-        mask[users, :-1] = (edge_ok[:, None, None] & grid[None]).ravel()
+        mask[users, :-1] = self.open.ravel()
         mask[users, -1] = 0
         gain_db = (10 * np.log10(d.gain) + GAIN_DB) / 20
         free = np.r_[d.cloud.sms, [e.sms for e in d.edges]] / SMS
@@ -368,16 +379,17 @@ class DecisionProcess:
     # --- acting -------------------------------------------------------------------------------------
 
     def _choose(self, a: int) -> tuple[int, int, int]:
-        """The (edge, o, c) of an active user's action; one outside the mask moves to the nearest open one."""
+        """The (edge, o, c) of an active user's action; one outside the mask moves to the nearest open one (the
+        same edge if it can, then the nearest o, then the nearest c; the idle action counts as edge 0, o_min,
+        c_min)."""
         lay = self.layout
-        if not 0 <= a < lay.idle:
-            a = int(np.flatnonzero(self._obs["action_mask"][self.users[0], :-1])[0])
-        m, o, c = lay.choice(a)
-        if not self.open_steps[o - lay.o_min, c - lay.c_min]:
-            opens = np.argwhere(self.open_steps)  # open (o, c) grid positions: the nearest in o, then in c
-            k = np.argmin(np.abs(opens[:, 0] - (o - lay.o_min)) * lay.clouds + np.abs(opens[:, 1] - (c - lay.c_min)))
-            o, c = opens[k, 0] + lay.o_min, opens[k, 1] + lay.c_min
-        return m, int(o), int(c)
+        m, o, c = lay.choice(a) if 0 <= a < lay.idle else (0, lay.o_min, lay.c_min)
+        if self.open[m, o - lay.o_min, c - lay.c_min]:
+            return m, o, c
+        opens = np.argwhere(self.open)  # (edge, o, c) grid positions
+        k = np.argmin(((opens[:, 0] != m) * lay.steps + np.abs(opens[:, 1] - (o - lay.o_min))) * lay.clouds
+                      + np.abs(opens[:, 2] - (c - lay.c_min)))
+        return int(opens[k, 0]), int(opens[k, 1] + lay.o_min), int(opens[k, 2] + lay.c_min)
 
     def step(self, actions: dict[int, int]) -> dict[int, float]:
         """Apply the active users' actions (stage two, the referee); each agent's reward, its term of the slot's

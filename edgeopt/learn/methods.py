@@ -5,7 +5,8 @@ fresh policy first (an experiment's training row). ``edgeopt.learn.<problem>`` r
 A method loads a policy file — by default a shipped one (``edgeopt/policies/<problem>/<algorithm>-<preset>.npz``,
 chosen by the problem's ``match``, else the ``paper`` one; ``policy=PATH`` for another) — and every agent takes
 its greedy action (the most probable; for value-based policies, VDN and QMIX, the largest value), so a run is
-deterministic. ``sample=true`` samples instead (seeded; values are read as logits). ``episodes=N`` trains a
+deterministic. ``sample=true`` samples instead (seeded by the run's seed, so a run repeats; values are read as
+logits; offload's MAPPO and IPPO sample by default, ``edgeopt.learn.offload``). ``episodes=N`` trains a
 fresh policy first (needs the ``learn`` extra: JAX) on the instance's own generator family (its ``meta`` preset,
 size and options; training seeds never meet evaluation seeds), seeded by ``train_seed`` (default: the run's
 seed), then runs it.

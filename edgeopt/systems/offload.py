@@ -26,8 +26,9 @@ skipped); a single instance is a one-slot episode with every user active (how th
 
 Observation per agent (``obs``, the seed's three plus what a user knows of itself and of the slot): the channel
 gain to every edge (dB, scaled), every edge's free SMs and the cloud's (hundreds), the prompt's alignment with
-every edge's model, the video size (Gbit), active or not, the number of active users (tens). ``state()`` of the
-PettingZoo view stacks every agent's, for the centralised critics.
+every edge's model, the video size (Gbit), active or not, the number of active users (tens), and which user it is
+(one-hot: the agents share one network, and users stand still, so a user's index says where it is — as PyMARL and
+MAPPO add agent ids). ``state()`` of the PettingZoo view stacks every agent's, for the centralised critics.
 """
 from __future__ import annotations
 
@@ -211,13 +212,14 @@ GAIN_DB, SMS, GBIT, USERS = 100.0, 100.0, 1000.0, 10.0  # offsets and units of t
 
 @dataclass(frozen=True)
 class Layout:
-    """Edges and the step grid of the actions: what a policy file must match."""
+    """Edges, the step grid of the actions and the users (agents): what a policy file must match."""
 
     edges: int
     o_min: int
     o_max: int
     c_min: int
     c_max: int
+    agents: int
     version: int = LAYOUT_VERSION
     network = "factored"  # the actor's family (edgeopt.learn.nets): a head per part of the action
     feature_low = -1e9  # gains in dB go below 0
@@ -244,7 +246,7 @@ class Layout:
 
     @property
     def features(self) -> int:
-        return 3 * self.edges + 4
+        return 3 * self.edges + 4 + self.agents
 
     def shapes(self) -> dict[str, tuple[int, ...]]:
         return {"obs": (self.features,), "action_mask": (self.actions,)}
@@ -263,18 +265,15 @@ class Layout:
 
     @classmethod
     def from_json(cls, doc: dict) -> "Layout":
-        return cls(*(int(doc[k]) for k in ("edges", "o_min", "o_max", "c_min", "c_max", "version")))
-
-    @classmethod
-    def of(cls, instance: Instance) -> "Layout":
-        s = instance.data.steps
-        return cls(len(instance.data.edges), s.o_min, s.o_max, s.c_min, s.c_max)
+        return cls(*(int(doc[k]) for k in ("edges", "o_min", "o_max", "c_min", "c_max", "agents", "version")))
 
     def misfit(self, instance: Instance) -> str | None:
         """Why the instance does not fit this layout (None when it does)."""
         d, s = instance.data, instance.data.steps
         if len(d.edges) != self.edges:
             return f"the policy was trained for {self.edges} edge servers, the instance has {len(d.edges)}"
+        if d.n_users > self.agents:
+            return f"the policy was trained for at most {self.agents} users, the instance has {d.n_users}"
         lo, hi = max(s.o_min, s.c_min, self.o_min), min(s.o_max, self.o_max)
         if lo > hi or max(s.c_min, self.c_min) > min(s.c_max, self.c_max, hi):
             return (f"the policy chooses steps {self.o_min}..{self.o_max} and cloud steps {self.c_min}..{self.c_max}, "
@@ -359,6 +358,7 @@ class DecisionProcess:
         obs[users, 3 * M + 1] = d.video_mbit / GBIT
         obs[users, 3 * M + 2] = 1.0
         obs[:, 3 * M + 3] = len(users) / USERS
+        obs[:, 3 * M + 4:3 * M + 4 + self.n_agents] = np.eye(self.n_agents)  # which user: the agents share a network
         self._obs = {"obs": obs, "action_mask": mask, "alive": np.isin(np.arange(self.n_agents), users)}
 
     @property
@@ -458,7 +458,7 @@ def make_process(preset: str | None = None, size: int | None = None, split: Spli
     params = {**options, **({"users": size} if size is not None else {})}
     probe = _build(Simulation, prob, preset, 0, params)  # bad parameters: exit 2 here
     s = probe.world["steps"]
-    layout = Layout(len(probe.world["edges"]), s["o_min"], s["o_max"], s["c_min"], s["c_max"])
+    layout = Layout(len(probe.world["edges"]), s["o_min"], s["o_max"], s["c_min"], s["c_max"], probe.users)
     process = DecisionProcess(layout, probe.users, split, slots)
 
     def draw(seed: int) -> Simulation:

@@ -4,6 +4,7 @@ per-slot optimum or bound.
 
     python experiments/offload_learning.py convergence  # the four training curves, 700 episodes (+ ts-mito, random)
     python experiments/offload_learning.py compare      # 100 slots at the paper scale, each method, bound per slot
+    python experiments/offload_learning.py compare qmix # the same for the methods named (merged into the numbers)
     python experiments/offload_learning.py splits       # TS-MITO's stage one with the KKT, Equal, Proportional splits
     python experiments/offload_learning.py lvm          # every edge the best / medium / worst model
     python experiments/offload_learning.py plot         # the figures again from runs/offload-learning/*.json
@@ -153,12 +154,15 @@ def _run(method: str, slots: int, reference, **options) -> dict:
     return out
 
 
-def compare(slots: int = 100) -> None:
-    """Each learned method and ``ts-mito`` at the paper scale (15 users, 3 edges, 1 cloud), with the per-slot
-    reference (the Lagrangian bound: slots of 15 users are too large for the proven optimum)."""
-    out = {m: _run(m, slots, "auto") for m in [METHOD[a] for a in ALGORITHMS] + ["ts-mito"]}
-    _dump("compare", out)
-    plot_compare(out)
+def compare(*names: str, slots: int = 100) -> None:
+    """Each learned method and ``ts-mito`` (or the ``names`` given) at the paper scale (15 users, 3 edges, 1 cloud),
+    with the per-slot reference (the Lagrangian bound: slots of 15 users are too large for the proven optimum)."""
+    out = _load("compare") if (RUNS / "compare.json").is_file() else {}
+    for m in names or [METHOD[a] for a in ALGORITHMS] + ["ts-mito"]:
+        out[m] = _run(m, slots, "auto")
+        _dump("compare", out)
+    if all(METHOD[a] in out for a in ALGORITHMS):
+        plot_compare(out)
 
 
 def plot_compare(out: dict | None = None) -> None:
@@ -237,9 +241,12 @@ def plot_lvm(out: dict | None = None) -> None:
 
     out = out or _load("lvm")
     models = ("best", "mixed", "medium", "worst")
-    fig = Figure(figsize=(11, 4), layout="constrained")
-    axes = fig.subplots(1, 3)
-    for ax, (key, label) in zip(axes, (("utility", "utility U (sum)"), ("delay_mean_s", "mean delay, s"),
+    for cell in out.values():
+        cell["utility_per_request"] = cell["utility"] / cell["served"]
+    fig = Figure(figsize=(14, 4), layout="constrained")
+    axes = fig.subplots(1, 4)
+    for ax, (key, label) in zip(axes, (("utility_per_request", "utility per served request"),
+                                       ("served", "requests served (of 1,500)"), ("delay_mean_s", "mean delay, s"),
                                        ("objective", "objective (sum)"))):
         for k, m in enumerate(("ts-mito-mappo", "ts-mito")):
             ax.bar(np.arange(4) + 0.4 * k, [out[f"{m}/{x}"][key] for x in models], 0.4, color=COLORS[m], label=m)
@@ -259,5 +266,12 @@ def plot() -> None:
 
 if __name__ == "__main__":
     parts = {"convergence": convergence, "compare": compare, "splits": splits, "lvm": lvm, "plot": plot}
-    for name in sys.argv[1:] or ["convergence", "compare", "splits", "lvm"]:
-        parts[name]()
+    args = sys.argv[1:] or ["convergence", "compare", "splits", "lvm"]
+    calls = []
+    for a in args:  # a part, or a method name for the part before it
+        if a in parts:
+            calls.append((parts[a], []))
+        else:
+            calls[-1][1].append(a)
+    for fn, names in calls:
+        fn(*names)

@@ -405,3 +405,9 @@ def test_offload_and_dagsched_policy_files_do_not_cross(cli, tmp_path):
     assert cli("generate", "offload", "-o", big)[0] == 0
     code, _, err = cli("solve", big, "-m", "ts-mito-mappo", "--option", f"policy={off}")
     assert code == 2 and _one_error(err) and "edge servers" in err, err
+
+
+def test_offload_episodes_without_prompts_are_an_input_error_not_a_hang():
+    env = envs.make("offload", seed=0, preset="small", rate=0.0)
+    with pytest.raises(InputError, match="rate"):
+        env.reset(seed=0)

@@ -4,6 +4,7 @@ at a time), with the referee's objective — and on request the proven optimum a
     env = edgeopt.envs.make("dagsched", preset="paper", size=5, seed=0, optimum=True)
     obs, infos = env.reset(seed=0)
     ...  # at the episode's end: infos[agent]["objective"], ["optimum"], ["gap"]
+    env = edgeopt.envs.make("offload", preset="paper", slots=10, seed=0)  # TS-MITO: an agent per user, per slot
 
 The environments are thin views of a problem's decision process (``edgeopt.systems``: plain NumPy, the same
 partial schedule the heuristics build), so the reward pays what the referee computes and a policy trained here
@@ -29,7 +30,7 @@ except ImportError:  # pragma: no cover - the message is the point
     raise ImportError("edgeopt.envs needs the learn extra: pip install 'edgeopt[learn]'") from None
 
 OPTIMA_CACHED = 4096
-FEATURE_MAX = 1e9  # every feature is >= 0 (times, sizes, rates, flags)
+FEATURE_MAX = 1e9  # every feature is >= 0 (times, sizes, rates, flags), or >= the layout's ``feature_low``
 
 
 _OPTIMA: dict[tuple, dict] = {}

@@ -207,6 +207,7 @@ def optimum_method(instance: Instance) -> str:
 # --- the decision process ---------------------------------------------------------------------------
 
 LAYOUT_VERSION = 1
+MAX_IDLE = 100_000  # idle slots an episode skips before it gives up (rate 0: nothing ever arrives)
 GAIN_DB, SMS, GBIT, USERS = 100.0, 100.0, 1000.0, 10.0  # offsets and units of the observation's features
 
 
@@ -320,12 +321,14 @@ class DecisionProcess:
 
     def _next_slot(self) -> None:
         """Advance the simulation over idle slots to the next slot with active users."""
-        while True:
+        for _ in range(MAX_IDLE):
             inst = self.system.instance(self.t)
             if inst is not None:
                 break
             self.system.advance(self.t, None, None)
             self.t += 1
+        else:
+            raise InputError("rate", f"no user could be served in {MAX_IDLE:,} slots: prompts must arrive (rate > 0)")
         if self.system.users > self.n_agents:
             raise InputError("users", f"the simulation has {self.system.users} users, the process {self.n_agents}")
         self._enter(inst, list(self.system.active))

@@ -340,7 +340,7 @@ def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, d
 
         run = run_simulation(problem, method, preset=preset, intervals=intervals, seed=seed, out=out_dir,
                              reference=None if reference == "none" else reference, time_limit=time_limit,
-                             on_interval=step, **_parse_options(option))
+                             on_interval=step, isolate=True, **_parse_options(option))
     from rich.table import Table
 
     t = Table(title=f"{problem} ({run.preset}), {method}, {intervals} intervals, seed {seed}", title_justify="left")

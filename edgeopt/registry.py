@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
+from edgeopt import anytime
 from edgeopt.model import InputError
 from edgeopt.result import Outcome, Result
 
@@ -63,28 +64,33 @@ class Method:
 
     def run(self, instance, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
         """Run on ``instance`` and have the referee evaluate what comes back."""
-        prob = problem(self.problem)
         unknown = [k for k in options if not self.takes(k)]
         if unknown:
             raise InputError(f"--{unknown[0].replace('_', '-')}", f"is not an option of method {self.name!r}")
         start = time.perf_counter()
         message = None
-        try:
-            reason = self.not_applicable(instance)
-            if reason:
-                raise NotApplicable(reason)
-            out = self.fn(instance, seed=seed, time_limit=time_limit, **options)
-        except Unavailable as exc:
-            if "solver" in options:
+        with anytime.scope():  # what the method reports as it improves (see edgeopt.anytime)
+            try:
+                reason = self.not_applicable(instance)
+                if reason:
+                    raise NotApplicable(reason)
+                out = self.fn(instance, seed=seed, time_limit=time_limit, **options)
+            except Unavailable as exc:
+                if "solver" in options:
+                    raise
+                out, message = Outcome(None, status="unavailable"), f"{exc.rule}"
+            except InputError:
                 raise
-            out, message = Outcome(None, status="unavailable"), f"{exc.rule}"
-        except InputError:
-            raise
-        except Exception as exc:  # a failing method is a row in the table, not a crash of the run
-            if not isinstance(exc, NotApplicable):
-                log.exception("method %s failed on %s", self.name, instance.name)
-            out, message = Outcome(None, status="error"), f"{type(exc).__name__}: {exc}"
-        wall = time.perf_counter() - start
+            except Exception as exc:  # a failing method is a row in the table, not a crash of the run
+                if not isinstance(exc, NotApplicable):
+                    log.exception("method %s failed on %s", self.name, instance.name)
+                out, message = Outcome(None, status="error"), f"{type(exc).__name__}: {exc}"
+        return self.judge(instance, out, time.perf_counter() - start, seed, message)
+
+    def judge(self, instance, out: Outcome, wall_s: float, seed: int = 0, message: str | None = None) -> Result:
+        """The Result of ``out``: the referee's verdict on its solution beside the method's status and bound
+        (also what a worker's parent makes of the last report of a run it had to stop)."""
+        prob = problem(self.problem)
         if out.solution is not None:
             ev = prob.evaluate(instance, out.solution)
             objective, feasible, violations, details = ev.objective, ev.feasible, ev.violations, ev.details
@@ -104,7 +110,7 @@ class Method:
             violations=violations,
             bound=out.bound,
             gap=out.gap,
-            wall_s=round(wall, 6),
+            wall_s=round(wall_s, 6),
             seed=seed,
             solution=out.solution.model_dump(mode="json") if out.solution is not None else None,
             claimed=out.claimed,

@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pyomo.environ as pe
 
+from edgeopt import anytime
 from edgeopt.problems.cdgs import Group, Instance, Solution
 from edgeopt.registry import NotApplicable, method
 from edgeopt.result import Outcome
@@ -125,7 +126,8 @@ def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, 
             data = d.model_dump()
             data["committed"] = sorted(set(data["committed"]) | {dish})
             without = instance.model_copy(update={"data": type(d).model_validate(data)})
-            rest = _solve(without, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads)
+            with anytime.muted():  # another instance's incumbents and bounds
+                rest = _solve(without, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads)
             if rest.status != "optimal":
                 out.extra["vcg"] = f"not computed: the re-solve without dish {dish} ended {rest.status}"
                 return out
@@ -217,6 +219,7 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
         bound = float(top[take].sum() + mu[:D].sum())
         if bound < best:
             best, best_mu, stall = bound, mu[:D].copy(), 0
+            anytime.report(bound=best)
         else:
             stall += 1
             if stall >= 20:
@@ -230,7 +233,7 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
         norm = float(grad @ grad)
         if norm == 0 or best - primal <= 1e-9 * max(1.0, abs(best)) or step < 1e-6:
             break
-        if time_limit is not None and time.perf_counter() - start > time_limit:
+        if (time_limit is not None and time.perf_counter() - start > time_limit) or anytime.stop_requested():
             break
         mu[:D] = np.maximum(0.0, mu[:D] - step * (bound - primal) / norm * grad)
     return Outcome(None, status="bound", bound=best, solver="lagrange",

@@ -31,8 +31,10 @@ import pyomo.environ as pe
 from edgeopt.problems.dagsched import Instance, Solution, placement
 from edgeopt.registry import method
 from edgeopt.result import Outcome
+from edgeopt import anytime
 from edgeopt.solvers import AUTO, Start, choose_start, exact_method, no_worse
-from edgeopt.solvers.pyomo import DEFAULT_GAP
+from edgeopt.solvers.cpsat import solve as cpsat_solve
+from edgeopt.solvers.pyomo import DEFAULT_GAP, solver_limit
 
 
 def _fixed(instance: Instance) -> tuple[dict[int, int], list[list[int]]]:
@@ -312,22 +314,31 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     began = time.perf_counter()
     d, g = instance.data, instance.data.graph
     first = choose_start(instance, start, STARTS, seed=seed)
+    if first.solution is not None:
+        anytime.report(first.solution, claimed=float(first.evaluation.objective))
     fixed_at, prefixes = _fixed(instance)
     srv = _servers(g, fixed_at)
     cp = _CpSat(instance, srv, prefixes)
     bound_of = lambda sv: sv.best_objective_bound * cp.sc["unit"] - cp.sc["delta"]
     gap = DEFAULT_GAP if mip_gap is None else float(mip_gap)
 
-    def run(model, budget, improve=False):
+    def run(model, budget, improve=False, whole=None):
+        """One CP-SAT run; ``whole``: the whole instance's (x, arcs_of, bound so far), whose solutions and bounds
+        are reported as they come (see ``edgeopt.anytime``)."""
         solver = cp_model.CpSolver()
         prm = solver.parameters
         prm.num_workers = 1 if threads is None else int(threads)
         prm.random_seed = int(seed)
         prm.relative_gap_limit = gap
-        if budget is not None:
+        if solver_limit(budget) is not None:
             prm.max_time_in_seconds = budget
         prm.interleave_search = prm.use_lns_only = improve
-        return solver, solver.solve(model)
+        if whole is None:
+            return solver, cpsat_solve(solver, model)
+        x, arcs_of, floor = whole
+        return solver, cpsat_solve(solver, model, solution=lambda cb: _read_cpsat(g, cb, x, arcs_of),
+                                   value=lambda v: v * cp.sc["unit"],
+                                   bound=lambda b: max(b * cp.sc["unit"] - cp.sc["delta"], floor))
 
     def left():
         return None if time_limit is None else time_limit - (time.perf_counter() - began)
@@ -340,7 +351,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     alone: dict[int, tuple[int, float]] = {}  # sub-task -> (server, start) in its job's schedule alone
     for i in range(I if I > 1 else 0):  # each job alone: a bound on its part (half the time left at most)
         budget = left()
-        if budget is not None and budget <= 0:
+        if (budget is not None and budget <= 0) or anytime.stop_requested():
             break
         m_i, x_i, _, _, S_i = cp.model(range(g.offset[i], g.offset[i] + d.jobs.sizes[i]))
         solver, code = run(m_i, None if budget is None else budget / 2 / (I - i))
@@ -354,10 +365,11 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         if merged.solution is not None and (first.solution is None
                                             or merged.evaluation.objective < first.evaluation.objective):
             first = Start("jobs alone, merged", merged.solution, merged.evaluation)
+            anytime.report(first.solution, claimed=float(first.evaluation.objective))
     if first.solution is not None:
         _hint(model, x, arcs_of, *placement(instance, first.solution))
     budget = left()
-    if budget is not None and budget <= 0:
+    if (budget is not None and budget <= 0) or anytime.stop_requested():
         return no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
     # on one thread CP-SAT runs a single tree search and no large-neighbourhood search (LNS): good at proofs,
     # but on large instances it hardly moves from the start. So a time-limited one-thread run searches for a
@@ -365,12 +377,12 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     # from the best schedule so far; the better schedule and the better bound are kept
     one_thread = threads is None or int(threads) == 1
     split = budget is not None and one_thread
-    runs = [run(model, budget * PROVE_SHARE if split else budget)]
-    if split and runs[0][1] in (cp_model.FEASIBLE, cp_model.UNKNOWN) and left() > 0:
+    runs = [run(model, budget * PROVE_SHARE if split else budget, whole=(x, arcs_of, -math.inf))]
+    if split and runs[0][1] in (cp_model.FEASIBLE, cp_model.UNKNOWN) and left() > 0 and not anytime.stop_requested():
         if runs[0][1] == cp_model.FEASIBLE:
             model.clear_hints()
             _hint(model, x, arcs_of, *placement(instance, _read_cpsat(g, runs[0][0], x, arcs_of)))
-        runs.append(run(model, left(), improve=True))
+        runs.append(run(model, left(), improve=True, whole=(x, arcs_of, bound_of(runs[0][0]))))
     codes = [code for _, code in runs]
     if cp_model.INFEASIBLE in codes:
         return Outcome(None, status="infeasible", solver="cp-sat")

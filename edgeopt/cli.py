@@ -1,4 +1,5 @@
-"""The ``edgeopt`` command. Exit codes: 0 success, 1 infeasible or no solution, 2 bad input or usage."""
+"""The ``edgeopt`` command. Exit codes: 0 success, 1 infeasible or no solution, 2 bad input or usage, 3 the Dask
+scheduler could not be reached or was lost (finished rows kept), 130 / 143 SIGINT / SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from typing import List, Optional
 import orjson
 import typer
 
-from edgeopt.errors import InputError, Interrupted, catch_signals
+from edgeopt.errors import ClusterLost, InputError, Interrupted, catch_signals
 
 # NumPy, pydantic, Pyomo and rich load inside the commands that need them: `edgeopt --help` stays fast.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -409,6 +410,9 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
+    except ClusterLost as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 3
     except Interrupted as exc:
         print(f"edgeopt: {exc}; nothing was written for the unfinished work", file=sys.stderr)
         code = 128 + exc.signum

@@ -1,4 +1,4 @@
-"""The two ways a run ends early, which the command line turns into exit codes (kept import-light)."""
+"""The ways a run ends early, which the command line turns into exit codes (kept import-light)."""
 from __future__ import annotations
 
 import signal
@@ -12,6 +12,15 @@ class InputError(Exception):
     def __init__(self, path: str, rule: str):
         self.path, self.rule = path, rule
         super().__init__(f"{path}{'' if rule.startswith('[') else ' '}{rule}")
+
+
+class ClusterLost(Exception):
+    """The Dask scheduler could not be reached, or went away mid-run (exit code 3): the finished rows are kept
+    and the same command resumes the run."""
+
+    def __init__(self, address: str, message: str):
+        self.address = address
+        super().__init__(message)
 
 
 class Interrupted(BaseException):

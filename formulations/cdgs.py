@@ -101,7 +101,8 @@ _solve = exact_method(build_model, read_solution, warm_start=warm_start, starts=
 
 @method("cdgs", "milp", "exact")
 def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs",
-         mip_gap: float | None = None, threads: int | None = None, vcg: bool = False, start=AUTO) -> Outcome:
+         mip_gap: float | None = None, threads: int | None = None, vcg: bool = False, start=AUTO,
+         solver_options: dict | None = None) -> Outcome:
     """Exact MILP (HiGHS by default); with ``vcg=True`` also VCG payments (small instances).
 
     VCG (Clarke pivot): each winning dish is removed and the MILP re-solved; the bid is paid its
@@ -111,7 +112,7 @@ def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, 
     proven optimal.
     """
     out = _solve(instance, seed=seed, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads,
-                 start=start)
+                 start=start, solver_options=solver_options)
     if not vcg or out.solution is None:
         return out
     if out.status != "optimal":
@@ -127,7 +128,8 @@ def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, 
             data["committed"] = sorted(set(data["committed"]) | {dish})
             without = instance.model_copy(update={"data": type(d).model_validate(data)})
             with anytime.muted():  # another instance's incumbents and bounds
-                rest = _solve(without, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads)
+                rest = _solve(without, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads,
+                              solver_options=solver_options)
             if rest.status != "optimal":
                 out.extra["vcg"] = f"not computed: the re-solve without dish {dish} ended {rest.status}"
                 return out

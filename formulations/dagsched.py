@@ -287,7 +287,7 @@ PROVE_SHARE = 0.5  # of a time-limited one-thread run's main solve spent on the 
 
 @method("dagsched", "cpsat", "exact")
 def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None, mip_gap: float | None = None,
-          threads: int | None = None, start=AUTO) -> Outcome:
+          threads: int | None = None, start=AUTO, solver_options: dict | None = None) -> Outcome:
     """Exact CP-SAT model (OR-Tools): optional intervals, one circuit per edge queue, exact start times.
 
     Each (sub-task, server) option is an optional interval; the edge queues are no-overlap sets and
@@ -306,8 +306,9 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     most ``delta`` (see ``_scale``, about 1e-7 relative on the presets), which is also subtracted from
     the bound and added to T_max so that the bound stays valid. ``threads`` workers (default 1:
     deterministic for a seed; with a time limit, an unproven main solve's second half runs CP-SAT's LNS, see
-    ``PROVE_SHARE``); ``mip_gap`` as the MILP's (default 1e-6). The start (``STARTS`` by default)
-    is the hint, and is returned if CP-SAT ends with nothing better.
+    ``PROVE_SHARE``); ``mip_gap`` as the MILP's (default 1e-6); ``solver_options``: CP-SAT parameters for every
+    run (e.g. ``max_deterministic_time``: a limit that does not depend on the machine's speed). The start
+    (``STARTS`` by default) is the hint, and is returned if CP-SAT ends with nothing better.
     """
     from ortools.sat.python import cp_model
 
@@ -333,6 +334,8 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         if solver_limit(budget) is not None:
             prm.max_time_in_seconds = budget
         prm.interleave_search = prm.use_lns_only = improve
+        for key, value in (solver_options or {}).items():
+            setattr(prm, key, value)
         if whole is None:
             return solver, cpsat_solve(solver, model)
         x, arcs_of, floor = whole

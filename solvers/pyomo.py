@@ -375,11 +375,13 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
     ``warm_start(model, instance, solution)`` sets the model's variables to a solution (the inverse of
     ``read_solution``); ``starts`` are the problem's methods (names, or functions Instance -> Solution)
     whose best solution by the referee is the method's start by default (see ``choose_start``). The
-    result is never worse than the start (``no_worse``).
+    result is never worse than the start (``no_worse``). ``solver_options`` go to the solver by its own names
+    (e.g. HiGHS's ``mip_max_nodes``: a limit that does not depend on the machine's speed).
     """
 
     def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver,
-            mip_gap: float | None = None, threads: int | None = None, start=AUTO) -> Outcome:
+            mip_gap: float | None = None, threads: int | None = None, start=AUTO,
+            solver_options: dict | None = None) -> Outcome:
         began = time.perf_counter()
         if solver in _MODERN:
             _modern(solver)  # a missing solver is reported before the model is built
@@ -398,7 +400,7 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
         if (left is not None and left <= 0) or anytime.stop_requested():  # the start and the model used the limit
             return no_worse(instance, Outcome(None, status="time_limit", solver=solver), first)
         rep = solve_model(model, solver=solver, time_limit=left, mip_gap=mip_gap, threads=threads, warm=warm,
-                          on_solution=lambda: read_solution(model, instance))
+                          solver_options=solver_options, on_solution=lambda: read_solution(model, instance))
         sol = read_solution(model, instance) if rep.has_solution else None
         out = Outcome(sol, claimed=rep.objective, status=rep.status, bound=rep.bound, gap=rep.gap, solver=rep.solver)
         return no_worse(instance, out, first)

@@ -37,6 +37,7 @@ _stop = threading.Event()
 _last: Progress | None = None
 _depth = 0  # nested scopes: only the outermost one clears
 _tag: Any = None
+_sense: str | None = None  # "min" | "max": a bound only replaces a looser one
 _began = 0.0
 _muted = 0
 _on_stop: list[Callable[[], None]] = []
@@ -46,16 +47,20 @@ _forwarder: _Forwarder | None = None
 def report(solution: Any = None, *, claimed: float | None = None, bound: float | None = None) -> None:
     """Record an improvement: a new incumbent (with its ``claimed`` value), a better ``bound``, or both.
 
-    What is not given keeps its last value. Outside a method's scope, or inside ``muted()``, it is dropped.
+    What is not given keeps its last value, and so does a bound looser than the last (the problem's sense
+    says which is looser). Outside a method's scope, or inside ``muted()``, it is dropped.
     """
     global _last
     with _lock:
         if not _depth or _muted:
             return
         old = _last or Progress(tag=_tag)
+        if bound is None or (old.bound is not None and (bound < old.bound if _sense == "min" else
+                                                        bound > old.bound if _sense == "max" else False)):
+            bound = old.bound
         _last = replace(old, solution=old.solution if solution is None else solution,
-                        claimed=old.claimed if solution is None else claimed,
-                        bound=old.bound if bound is None else bound, at=time.monotonic() - _began)
+                        claimed=old.claimed if solution is None else claimed, bound=bound,
+                        at=time.monotonic() - _began)
     if _forwarder is not None:
         _forwarder.wake()
 
@@ -110,24 +115,26 @@ def muted() -> Iterator[None]:
 
 
 @contextmanager
-def scope(tag: Any = None) -> Iterator[None]:
+def scope(tag: Any = None, sense: str | None = None) -> Iterator[None]:
     """One method's run: reports start empty; at the end the reports and any stop request are cleared.
 
-    Nested scopes (``Method.run`` inside a worker's task) belong to the outermost one.
+    Nested scopes (``Method.run`` inside a worker's task) belong to the outermost one; the first that knows
+    the problem's ``sense`` ("min" or "max") sets it.
     """
-    global _depth, _last, _tag, _began
+    global _depth, _last, _tag, _sense, _began
     with _lock:
         _depth += 1
         if _depth == 1:
-            _last, _tag, _began = None, tag, time.monotonic()
+            _last, _tag, _sense, _began = None, tag, None, time.monotonic()
             _stop.clear()
+        _sense = _sense or sense
     try:
         yield
     finally:
         with _lock:
             _depth -= 1
             if not _depth:
-                _last, _tag = None, None
+                _last, _tag, _sense = None, None, None
                 _stop.clear()
 
 

@@ -69,7 +69,7 @@ class Method:
             raise InputError(f"--{unknown[0].replace('_', '-')}", f"is not an option of method {self.name!r}")
         start = time.perf_counter()
         message = None
-        with anytime.scope():  # what the method reports as it improves (see edgeopt.anytime)
+        with anytime.scope(sense=problem(self.problem).sense):  # what it reports as it improves (edgeopt.anytime)
             try:
                 reason = self.not_applicable(instance)
                 if reason:

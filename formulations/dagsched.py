@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pyomo.environ as pe
@@ -32,7 +33,7 @@ from edgeopt.problems.dagsched import Instance, Solution, placement
 from edgeopt.registry import method
 from edgeopt.result import Outcome
 from edgeopt import anytime
-from edgeopt.solvers import AUTO, Start, choose_start, exact_method, no_worse
+from edgeopt.solvers import AUTO, choose_start, exact_method, no_worse, prove_bound
 from edgeopt.solvers.cpsat import solve as cpsat_solve
 from edgeopt.solvers.pyomo import DEFAULT_GAP, solver_limit
 
@@ -275,8 +276,9 @@ def greedy_start(instance: Instance) -> Solution:
 
 
 STARTS = ("list", greedy_start)  # the exact methods' default starts, the better by the referee wins
+BOUNDS = ("paths",)  # proved first (milliseconds): a run cut short before its solver proves anything keeps it
 milp = method("dagsched", "milp", "exact")(
-    exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS))
+    exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS, bounds=BOUNDS))
 
 
 # --- CP-SAT ---------------------------------------------------------------------------------------
@@ -317,6 +319,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     first = choose_start(instance, start, STARTS, seed=seed)
     if first.solution is not None:
         anytime.report(first.solution, claimed=float(first.evaluation.objective))
+    prove_bound(instance, first, BOUNDS, time_limit)
     fixed_at, prefixes = _fixed(instance)
     srv = _servers(g, fixed_at)
     cp = _CpSat(instance, srv, prefixes)
@@ -324,8 +327,8 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     gap = DEFAULT_GAP if mip_gap is None else float(mip_gap)
 
     def run(model, budget, improve=False, whole=None):
-        """One CP-SAT run; ``whole``: the whole instance's (x, arcs_of, bound so far), whose solutions and bounds
-        are reported as they come (see ``edgeopt.anytime``)."""
+        """One CP-SAT run; ``whole``: the whole instance's (x, arcs_of), whose solutions and bounds are reported
+        as they come (see ``edgeopt.anytime``)."""
         solver = cp_model.CpSolver()
         prm = solver.parameters
         prm.num_workers = 1 if threads is None else int(threads)
@@ -338,10 +341,9 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
             setattr(prm, key, value)
         if whole is None:
             return solver, cpsat_solve(solver, model)
-        x, arcs_of, floor = whole
+        x, arcs_of = whole
         return solver, cpsat_solve(solver, model, solution=lambda cb: _read_cpsat(g, cb, x, arcs_of),
-                                   value=lambda v: v * cp.sc["unit"],
-                                   bound=lambda b: max(b * cp.sc["unit"] - cp.sc["delta"], floor))
+                                   value=lambda v: v * cp.sc["unit"], bound=lambda b: b * cp.sc["unit"] - cp.sc["delta"])
 
     def left():
         return None if time_limit is None else time_limit - (time.perf_counter() - began)
@@ -367,7 +369,8 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         merged = choose_start(instance, _merge(g, prefixes, alone))
         if merged.solution is not None and (first.solution is None
                                             or merged.evaluation.objective < first.evaluation.objective):
-            first = Start("jobs alone, merged", merged.solution, merged.evaluation)
+            first = replace(first, source="jobs alone, merged", solution=merged.solution, evaluation=merged.evaluation,
+                            note=None)
             anytime.report(first.solution, claimed=float(first.evaluation.objective))
     if first.solution is not None:
         _hint(model, x, arcs_of, *placement(instance, first.solution))
@@ -380,12 +383,12 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     # from the best schedule so far; the better schedule and the better bound are kept
     one_thread = threads is None or int(threads) == 1
     split = budget is not None and one_thread
-    runs = [run(model, budget * PROVE_SHARE if split else budget, whole=(x, arcs_of, -math.inf))]
+    runs = [run(model, budget * PROVE_SHARE if split else budget, whole=(x, arcs_of))]
     if split and runs[0][1] in (cp_model.FEASIBLE, cp_model.UNKNOWN) and left() > 0 and not anytime.stop_requested():
         if runs[0][1] == cp_model.FEASIBLE:
             model.clear_hints()
             _hint(model, x, arcs_of, *placement(instance, _read_cpsat(g, runs[0][0], x, arcs_of)))
-        runs.append(run(model, left(), improve=True, whole=(x, arcs_of, bound_of(runs[0][0]))))
+        runs.append(run(model, left(), improve=True, whole=(x, arcs_of)))
     codes = [code for _, code in runs]
     if cp_model.INFEASIBLE in codes:
         return Outcome(None, status="infeasible", solver="cp-sat")

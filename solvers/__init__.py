@@ -10,9 +10,10 @@ from edgeopt.solvers.pyomo import (
     choose_start,
     exact_method,
     no_worse,
+    prove_bound,
     solve_model,
     write_model,
 )
 
 __all__ = ["AUTO", "FORMATS", "NO_START", "SolveReport", "Start", "available_solvers", "check_solver", "choose_start",
-           "exact_method", "no_worse", "solve_model", "write_model"]
+           "exact_method", "no_worse", "prove_bound", "solve_model", "write_model"]

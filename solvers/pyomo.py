@@ -369,14 +369,16 @@ def _solve_classic(model, solver, time_limit, gap_target, warm) -> SolveReport:
 
 
 def exact_method(build_model: Callable, read_solution: Callable, default_solver: str = "highs", *,
-                 warm_start: Callable | None = None, starts: tuple = ()) -> Callable:
+                 warm_start: Callable | None = None, starts: tuple = (), bounds: tuple = ()) -> Callable:
     """Turn ``build_model(instance)`` and ``read_solution(model, instance)`` into an exact method.
 
     ``warm_start(model, instance, solution)`` sets the model's variables to a solution (the inverse of
     ``read_solution``); ``starts`` are the problem's methods (names, or functions Instance -> Solution)
-    whose best solution by the referee is the method's start by default (see ``choose_start``). The
-    result is never worse than the start (``no_worse``). ``solver_options`` go to the solver by its own names
-    (e.g. HiGHS's ``mip_max_nodes``: a limit that does not depend on the machine's speed).
+    whose best solution by the referee is the method's start by default (see ``choose_start``); ``bounds``
+    are fast bound methods of the problem whose tightest bound is proved first (``prove_bound``). The result
+    is never worse than the start, and its bound never looser than theirs (``no_worse``). ``solver_options``
+    go to the solver by its own names (e.g. HiGHS's ``mip_max_nodes``: a limit that does not depend on the
+    machine's speed).
     """
 
     def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver,
@@ -388,6 +390,7 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
         first = choose_start(instance, start, starts, seed=seed)
         if first.solution is not None:  # what a run stopped before the solver finds anything answers with
             anytime.report(first.solution, claimed=float(first.evaluation.objective))
+        prove_bound(instance, first, bounds, None if time_limit is None else time_limit - (time.perf_counter() - began))
         model = build_model(instance)
         warm = False
         if first.solution is not None and warm_start is not None:
@@ -423,6 +426,8 @@ class Start:
     solution: Any = None
     evaluation: Any = None  # the referee's Evaluation of ``solution``
     note: str | None = None
+    bound: float | None = None  # proved by a fast bound method before the solver runs (``prove_bound``) ...
+    bound_from: str | None = None  # ... this one
 
     def extra(self, returned: bool) -> dict:
         """What ``Outcome.extra`` says about the start: its source and value, and whether it was returned."""
@@ -476,18 +481,46 @@ def choose_start(instance, start, candidates: tuple = (), *, seed: int = 0) -> S
     return Start(name, sol, ev)
 
 
+def prove_bound(instance, first: Start, names: tuple, time_limit: float | None) -> None:
+    """Give ``first`` the tightest bound of the problem's bound methods ``names`` (each within ``time_limit``),
+    and report it at once: a run cut short before its solver proves anything still answers with it."""
+    from edgeopt import registry
+
+    prob = registry.problem(instance.problem)
+    with anytime.muted():  # a bound method's own reports: the one that counts is reported below
+        for name in names:
+            m = prob.method(name)
+            out = m(instance, time_limit=time_limit) if m.not_applicable(instance) is None else None
+            if out is not None and out.status == "bound" and _tighter(prob.sense, out.bound, first.bound):
+                first.bound, first.bound_from = out.bound, name
+    if first.bound is not None:
+        anytime.report(bound=first.bound)
+
+
+def _tighter(sense: str, bound: float | None, than: float | None) -> bool:
+    """Whether ``bound`` is a tighter bound on the optimum than ``than`` (lower bounds for "min")."""
+    return bound is not None and (than is None or (bound > than if sense == "min" else bound < than))
+
+
 def no_worse(instance, out: Outcome, first: Start) -> Outcome:
-    """``out``, with the start instead of an incumbent that is missing, infeasible or worse (by the referee).
+    """``out``, with the start instead of an incumbent that is missing, infeasible or worse (by the referee),
+    and the start's bound (``prove_bound``) instead of a looser or missing one.
 
     A time-limited exact run is never worse than its start; the status stays the solver's (a worse
     incumbent leaves a proof intact), except that an optimum the referee finds infeasible is not one.
     """
     from edgeopt import registry
 
-    if first.solution is None or out.status not in ("optimal", "feasible", "time_limit"):
+    if out.status not in ("optimal", "feasible", "time_limit"):
         out.extra.update(first.extra(False))
         return out
     prob = registry.problem(instance.problem)
+    if _tighter(prob.sense, first.bound, out.bound):
+        out.bound, out.extra["bound_from"] = first.bound, first.bound_from
+        out.gap = None if out.claimed is None else abs(out.claimed - out.bound) / max(abs(out.claimed), 1e-10)
+    if first.solution is None:
+        out.extra.update(first.extra(False))
+        return out
     ev = first.evaluation
     mine = prob.evaluate(instance, out.solution) if out.solution is not None else None
     if mine is not None and mine.feasible and (mine.objective <= ev.objective if prob.sense == "min"

@@ -7,8 +7,9 @@ Each paper-size instance of the issue (``generate`` with seed 1) is written once
 that applies runs as a user runs it, ``edgeopt solve FILE -m METHOD --time-limit LIMIT --json`` in a fresh
 process (worker start-up included in the process's wall, not in the limit on this tree), under ``prlimit
 --as`` so that a method that allocates without bound fails instead of taking the machine. Printed: status,
-whether an incumbent (a feasible objective) and a bound came back, the row's ``wall_s`` and the process's
-wall, both against the limit, and the load average when each tree's runs started.
+whether an incumbent (a feasible objective) and a bound came back (with both, the gap between them instead of
+"yes"), the row's ``wall_s`` and the process's wall, both against the limit, and the load average when each
+tree's runs started.
 """
 from __future__ import annotations
 
@@ -34,7 +35,8 @@ def run(tree: Path, path: Path, method: str, limit: float) -> dict:
            str(path), "-m", method, "--time-limit", str(limit), "--json"]
     env = {**os.environ, "PYTHONPATH": str(tree)}
     began = time.perf_counter()
-    done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=limit * 3 + 600)
+    # run beside the file, not in a tree: ``python -c`` puts the working directory first on sys.path
+    done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=path.parent, timeout=limit * 3 + 600)
     wall = time.perf_counter() - began
     try:
         row = json.loads(done.stdout)
@@ -66,16 +68,16 @@ def main(limits: list[float]) -> None:
             results[label] = load
         print(f"\n### --time-limit {limit:g} s (load average at the start: "
               + ", ".join(f"{label} {results[label]:.1f}" for label, _ in trees) + ")\n")
-        cols = " | ".join(f"{label}: status · incumbent · bound · wall_s / process s" for label, _ in trees)
+        cols = " | ".join(f"{label}: status · incumbent · bound (gap) · wall_s / process s" for label, _ in trees)
         print(f"| problem | method | {cols} |")
         print("|---|---|" + "---|" * len(trees))
-        for pid, path, methods in files:
+        for pid, _, methods in files:
             for m in methods:
                 cells = []
                 for label, _ in trees:
                     r = results[label, pid, m]
                     has = "yes" if r.get("feasible") and r.get("objective") is not None else "—"
-                    bound = "yes" if r.get("bound") is not None else "—"
+                    bound = "—" if r.get("bound") is None else "yes" if r.get("gap") is None else f"{r['gap']:.1%}"
                     wall = "—" if r["wall_s"] is None else f"{r['wall_s']:.1f}"
                     cells.append(f"{r['status']} · {has} · {bound} · {wall} / {r['process_s']:.1f}")
                 print(f"| {pid} | {m} | " + " | ".join(cells) + " |")

@@ -198,7 +198,8 @@ class Pool:
         """Ask a task to stop and return what it has (at its start, if it has not started yet)."""
         w = self._holder(task_id)
         if w is not None and w.queue[0] == task_id and w.started is not None:
-            self._ask_to_stop(w, time.monotonic(), "asked to stop")
+            if w.kill_at is None:  # not asked already
+                self._ask_to_stop(w, time.monotonic(), "asked to stop")
         elif task_id in self._tasks:
             self._stop_at_start.add(task_id)
 
@@ -218,6 +219,8 @@ class Pool:
     def events(self, timeout: float | None = None) -> list[Event]:
         """What happened since the last call, waiting up to ``timeout`` seconds (None: until something does)."""
         end = None if timeout is None else time.monotonic() + timeout
+        if end is None and not self._tasks:
+            return []  # nothing would ever happen
         while True:
             self._dispatch()
             now = time.monotonic()
@@ -448,7 +451,7 @@ def _warm(modules: deque[str], all_of_them: bool) -> None:
     while modules:
         try:
             importlib.import_module(modules.popleft())
-        except ImportError:
+        except Exception:  # noqa: BLE001 (ImportError, or a broken solver library: the method will say which)
             pass
         if not all_of_them:
             return

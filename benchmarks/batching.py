@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-from edgeopt.compare import run_one
 from edgeopt.problems import batching as P
+from edgeopt.run import run_one
 
 QUICK = "--quick" in sys.argv
 BASELINES = [("static", {}), ("static", {"quant": 2}), ("static", {"size": 8, "quant": 2}),

@@ -20,9 +20,9 @@ from pathlib import Path
 import numpy as np
 
 from edgeopt import io
-from edgeopt.compare import run_one
 from edgeopt.problems import offload as P
 from edgeopt.problems import stepsplit as S
+from edgeopt.run import run_one
 
 METHODS = ["ts-mito", "equal", "proportional", "cloud-heavy", "edge-heavy"]
 

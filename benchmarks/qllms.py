@@ -12,9 +12,9 @@ import warnings
 
 import numpy as np
 
-from edgeopt.compare import run_one
 from edgeopt.heuristics import qllms as H
 from edgeopt.problems import qllms as P
+from edgeopt.run import run_one
 
 QUICK = "--quick" in sys.argv
 

@@ -17,7 +17,7 @@ _LAZY = {"solve": "edgeopt.compare", "load": "edgeopt.io", "load_solution": "edg
          "problem": "edgeopt.registry", "problems": "edgeopt.registry", "simulate": "edgeopt.simulation"}
 
 
-_SUBMODULES = {"compare", "errors", "io", "model", "registry", "report", "result", "simulation", "workers"}
+_SUBMODULES = {"compare", "errors", "io", "model", "registry", "report", "result", "run", "simulation", "workers"}
 
 
 def __getattr__(name: str):

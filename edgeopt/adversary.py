@@ -33,9 +33,10 @@ from typing import Any
 import numpy as np
 from pydantic import BaseModel, BeforeValidator
 
-from edgeopt import io, registry
-from edgeopt.compare import add_gaps, run_one
-from edgeopt.errors import InputError, Interrupted
+from edgeopt import io, limits, registry
+from edgeopt.compare import add_gaps
+from edgeopt.errors import InputError, Interrupted, shown
+from edgeopt.run import run_one
 
 SIGMA = 0.4  # log-scale of one multiplicative data move
 EXPLORE = 0.25  # fraction of the budget spent sampling generator instances before the annealing starts
@@ -284,12 +285,11 @@ def search(problem_id: str, heuristic: str, *, size: int | None = None, preset: 
     """
     prob = registry.problem(problem_id)
     method = prob.method(heuristic)
-    if budget <= 0:
-        raise InputError("--budget", f"must be > 0 seconds, got {budget:g}")
-    if evaluations is not None and evaluations < 1:
-        raise InputError("--evaluations", f"must be >= 1, got {evaluations}")
-    if time_limit <= 0:
-        raise InputError("--time-limit", f"must be > 0 seconds, got {time_limit:g}")
+    limits.time_limit(budget, "--budget")
+    if evaluations is not None:
+        limits.count(evaluations, "--evaluations", 1, 10**9)
+    limits.time_limit(time_limit)
+    limits.seed(seed)
     if starts < 1:
         raise InputError("starts", f"must be >= 1, got {starts}")
     if not 0 <= floor < 1:
@@ -303,9 +303,9 @@ def search(problem_id: str, heuristic: str, *, size: int | None = None, preset: 
         raise InputError("--reference", f"must be an exact method of {problem_id} "
                                         f"({', '.join(m.name for m in prob.select(['exact']))}), got {reference!r}")
     if method.kind == "bound":
-        raise InputError("--method", f"must return a solution; {heuristic!r} is a bound method")
+        raise InputError("--method", f"must return a solution; {shown(heuristic)} is a bound method")
     if method.name == ref.name:
-        raise InputError("--method", f"must differ from the reference {reference!r}")
+        raise InputError("--method", f"must differ from the reference {shown(reference)}")
     settings = {"preset": preset, "size": size, "seed": seed, "budget_s": budget, "evaluations": evaluations,
                 "time_limit_s": time_limit, "starts": starts, "temperature": temperature, "floor": floor, "generator": generator}
     out = Search(problem_id, heuristic, reference, settings)

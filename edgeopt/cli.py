@@ -11,7 +11,7 @@ from typing import List, Optional
 import orjson
 import typer
 
-from edgeopt.errors import ClusterLost, InputError, Interrupted, catch_signals
+from edgeopt.errors import RULE_CHARS, ClusterLost, InputError, Interrupted, catch_signals, cut, shown
 
 # NumPy, pydantic, Pyomo and rich load inside the commands that need them: `edgeopt --help` stays fast.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -48,12 +48,25 @@ def _method_options(solver, mip_gap, threads, pairs: list[str]) -> dict:
     return {"solver": solver, "mip_gap": mip_gap, "threads": threads, **_parse_options(pairs)}
 
 
-def _parse_options(pairs: list[str]) -> dict:
+GENERATOR_FLAGS = ("preset", "size", "seed")  # what `generate` and `adversary` set with flags, not --option
+
+
+def _keywords(fn) -> tuple[str, ...]:
+    """The named parameters of ``fn``: an --option of one of these names would collide with them."""
+    import inspect
+
+    return tuple(n for n, p in inspect.signature(fn).parameters.items() if p.kind is not p.VAR_KEYWORD)
+
+
+def _parse_options(pairs: list[str], flags: tuple[str, ...] = ()) -> dict:
+    """``--option KEY=VALUE`` pairs as a dict; a KEY that one of the command's ``flags`` sets is refused."""
     opts = {}
     for pair in pairs or []:
         if "=" not in pair:
-            raise InputError("--option", f"must be KEY=VALUE, got {pair!r}")
+            raise InputError("--option", f"must be KEY=VALUE, got {shown(pair)}")
         key, value = pair.split("=", 1)
+        if key in flags:
+            raise InputError(f"--option {key}", f"is set with --{key.replace('_', '-')}, not as an option")
         try:  # JSON values (numbers, true, lists); orjson refuses NaN, Infinity and 1e400, which stay text
             opts[key] = orjson.loads(value)
         except orjson.JSONDecodeError:
@@ -102,7 +115,7 @@ def generate(problem: str = typer.Argument(..., help="problem id"),
     """Generate an instance with the paper's parameters."""
     from edgeopt import io, registry
 
-    opts = _parse_options(option)
+    opts = _parse_options(option, GENERATOR_FLAGS)
     prob = registry.problem(problem)
     inst = prob.generate(preset=preset, size=size, seed=seed, **opts)
     io.save(inst, output)
@@ -152,6 +165,7 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
     from edgeopt import io, registry
     from edgeopt.workers import Task, run_tasks
 
+    cmp.check_run(seed, time_limit)
     inst = io.load(file)
     prob = registry.problem(inst.problem)
     chosen = prob.select(method, inst)
@@ -217,9 +231,13 @@ def compare(files: List[str] = typer.Argument(..., help="instance files"), metho
             threads: Optional[int] = ThreadsOpt, seed: int = SeedOpt, option: List[str] = MethodOptionOpt,
             as_json: bool = JsonOpt):
     """Run methods over instances and print each one's gap to the proven optimum (or best bound)."""
+    from pathlib import Path
+
     from edgeopt import compare as cmp
     from edgeopt import report
 
+    if plot and Path(plot).suffix.lower() not in report.PLOT_SUFFIXES:  # checked before anything runs
+        raise InputError("--plot", f"must end in {', '.join(report.PLOT_SUFFIXES[1:])} (or none: PNG), got {shown(plot)}")
     with report.RunProgress(console=err(), enabled=not as_json) as progress:
         rows = cmp.compare(files, method, jobs=jobs, seed=seed, time_limit=time_limit, out=output, isolate=True,
                            on_plan=progress.planned, on_start=progress.started, on_row=progress.finished,
@@ -240,14 +258,19 @@ def export(file: str = typer.Argument(..., help="instance file"),
            output: str = typer.Option(..., "-o", "--output", help="model file to write")):
     """Write the exact model of an instance as LP, MPS, NL or GAMS, for other solvers."""
     from edgeopt import io, registry
-    from edgeopt.solvers import FORMATS, write_model
+    from edgeopt.errors import TooLarge
+    from edgeopt.solvers import FORMATS, check_model_size, write_model
 
     if fmt not in FORMATS:
-        raise InputError("--format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
+        raise InputError("--format", f"must be one of {', '.join(FORMATS)}, got {shown(fmt)}")
     inst = io.load(file)
     form = registry.problem(inst.problem).formulation()
     if form is None or not hasattr(form, "build_model"):
         raise InputError(file, f"is a {inst.problem} instance, and {inst.problem} has no Pyomo model to export")
+    try:
+        check_model_size(form.model_size(inst))
+    except TooLarge as exc:
+        raise InputError(file, f"cannot be exported: {exc}") from None
     write_model(form.build_model(inst), output, fmt)
     err().print(f"wrote {output}")
 
@@ -262,13 +285,13 @@ def import_cmd(kind: str = typer.Argument(..., help="file format (gap, stg, gxl,
 
     imps = registry.importers()
     if kind not in imps:
-        raise InputError("KIND", f"must be one of {', '.join(imps) or '(none installed)'}, got {kind!r}")
+        raise InputError("KIND", f"must be one of {', '.join(imps) or '(none installed)'}, got {shown(kind)}")
     opts = {"processors": processors} if processors is not None else {}
     import inspect
 
     if opts and "processors" not in inspect.signature(imps[kind].fn).parameters:
         raise InputError("--processors", f"is not an option of the {kind} importer")
-    inst = imps[kind].fn(file, **opts)
+    inst = imps[kind](file, **opts)
     io.save(inst, output)
     err().print(f"wrote {output} ({inst.name})")
 
@@ -297,7 +320,7 @@ def adversary(problem: str = typer.Argument(..., help="problem id"),
         out().print(f"{elapsed:8.1f} s  {evals:6d} evaluations  gap {gap:.4%}")
 
     found = adv.search(problem, method, size=size, preset=preset, budget=budget, evaluations=evaluations, seed=seed,
-                       reference=reference, time_limit=time_limit, floor=floor, generator=_parse_options(option),
+                       reference=reference, time_limit=time_limit, floor=floor, generator=_parse_options(option, GENERATOR_FLAGS),
                        on_improve=improved)
     counts = (f"{found.evaluations} evaluations, {found.unproven} not proven optimal (skipped), "
               f"{found.heuristic_failed} with no feasible {method} solution, {found.degenerate} below the floor "
@@ -341,7 +364,7 @@ def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, d
 
         run = run_simulation(problem, method, preset=preset, intervals=intervals, seed=seed, out=out_dir,
                              reference=None if reference == "none" else reference, time_limit=time_limit,
-                             on_interval=step, isolate=True, **_parse_options(option))
+                             on_interval=step, isolate=True, **_parse_options(option, _keywords(run_simulation)))
     from rich.table import Table
 
     t = Table(title=f"{problem} ({run.preset}), {method}, {intervals} intervals, seed {seed}", title_justify="left")
@@ -405,8 +428,8 @@ def main(argv: list[str] | None = None) -> None:
     logging.getLogger("edgeopt").addHandler(handler)
     restore = catch_signals()
     try:
-        app(args=argv, prog_name="edgeopt")  # exits itself; usage errors exit 2
-        code = 0
+        code = app(args=argv, prog_name="edgeopt", standalone_mode=False)  # returns typer.Exit's code
+        code = code if isinstance(code, int) else 0
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
@@ -419,6 +442,18 @@ def main(argv: list[str] | None = None) -> None:
     except RecursionError:
         print("error: the input nests too deep to read", file=sys.stderr)
         code = 2
+    except typer.Abort:  # end of input at a prompt
+        code = 1
+    except Exception as exc:
+        if not (hasattr(exc, "format_message") and hasattr(exc, "exit_code")):  # not one of click's (vendored or not)
+            raise
+        if type(exc).__name__ == "NoArgsIsHelpError":  # a bare `edgeopt` or `edgeopt experiment`: the help
+            exc.show()
+        else:  # usage: an unknown flag, a missing argument, 'abc' for a number: one line, like bad input
+            ctx = getattr(exc, "ctx", None)
+            print(f"error: {cut(exc.format_message(), RULE_CHARS)}"
+                  + (f" (see {ctx.command_path} --help)" if ctx is not None else ""), file=sys.stderr)
+        code = exc.exit_code
     finally:
         restore()
         logging.getLogger("edgeopt").removeHandler(handler)

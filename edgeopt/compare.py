@@ -7,27 +7,35 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable
 
-from edgeopt import io, registry
+from edgeopt import io, limits, registry
 from edgeopt.model import InputError, Instance
 from edgeopt.result import Result
+from edgeopt.run import run_one
 
 FIELDS = ["problem", "instance", "method", "kind", "status", "objective", "feasible", "violations", "bound",
           "gap", "wall_s", "seed", "solution", "gap_to_best", "gap_ref", "file", "message"]
 
 
-def run_one(instance, method_name: str, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
-    """One method on one instance, given the options it takes (solver options reach exact methods only)."""
-    m = registry.problem(instance.problem).method(method_name)
-    mine = {k: v for k, v in options.items() if v is not None and m.takes(k)}
-    return m.run(instance, seed=seed, time_limit=time_limit, **mine)
-
-
 def check_options(methods: list[registry.Method], options: dict) -> None:
-    """Every given option must be taken by at least one of the methods that will run."""
+    """Every given option must be taken by at least one of the methods that will run, with a value that each
+    of them accepts (``Method.check_options``): checked before anything runs."""
     for key, value in options.items():
-        if value is not None and not any(m.takes(key) for m in methods):
+        if value is None:
+            continue
+        takers = [m for m in methods if m.takes(key)]
+        if not takers:
             names = ", ".join(m.name for m in methods)
-            raise InputError(f"--{key.replace('_', '-')}", f"is not an option of any selected method ({names})")
+            raise InputError(registry.option_flag(key), f"is not an option of any selected method ({names})")
+        for m in takers:
+            m.check_options({key: value})
+
+
+def check_run(seed: int, time_limit: float | None, jobs: int = 1) -> None:
+    """The ranges of a run's settings (``edgeopt.limits``): seed, time limit, worker processes."""
+    limits.seed(seed)
+    if time_limit is not None:
+        limits.time_limit(time_limit)
+    limits.jobs(jobs)
 
 
 def solve(source, method: str | list[str] | None = None, *, seed: int = 0, time_limit: float | None = None,
@@ -89,9 +97,9 @@ def _read_csv(path: Path) -> list[dict]:
     if not path.is_file():
         return []
     try:
-        with open(path, newline="", encoding="utf-8") as fh:
-            rows = list(csv.DictReader(fh))
-    except (UnicodeDecodeError, csv.Error, OSError) as exc:
+        text = io.read_input(path, "a compare results file (.csv)").decode("utf-8")
+        rows = list(csv.DictReader(_io.StringIO(text, newline="")))
+    except (UnicodeDecodeError, csv.Error) as exc:
         raise InputError(str(path), f"cannot be read as an edgeopt compare file ({exc})") from None
     missing = [f for f in FIELDS if rows and f not in rows[0]]
     if missing:
@@ -136,6 +144,7 @@ def compare(files: Iterable[str], methods: list[str] | None = None, *, jobs: int
     files = [str(f) for f in files]
     if not files:
         raise InputError("FILES", "needs at least one instance file")
+    check_run(seed, time_limit, jobs)
     instances = {f: io.load(f) for f in files}  # validate every file before running anything
     names: dict[str, str] = {}
     for f, inst in instances.items():

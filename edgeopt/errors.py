@@ -1,17 +1,43 @@
-"""The ways a run ends early, which the command line turns into exit codes (kept import-light)."""
+"""The ways a run ends early, which the command line turns into exit codes or rows (kept import-light)."""
 from __future__ import annotations
 
 import signal
 import threading
-from typing import Callable
+from typing import Any, Callable
+
+PATH_CHARS, RULE_CHARS, VALUE_CHARS = 200, 600, 40  # the most of each an error message shows
+
+
+def cut(text: str, limit: int) -> str:
+    """``text`` on one line and at most ``limit`` characters: a message must not echo a 100 KB value."""
+    text = text.replace("\r", "\\r").replace("\n", "\\n")
+    return text if len(text) <= limit else f"{text[:limit - 3]}..."
+
+
+def shown(value: Any) -> str:
+    """A value for an error message: scalars as written (cut short), containers by kind (they may be huge or deep)."""
+    if isinstance(value, (dict, list, tuple)):
+        return "an object" if isinstance(value, dict) else "a list"
+    return cut(repr(value) if not isinstance(value, bool) else str(value).lower(), VALUE_CHARS)
 
 
 class InputError(Exception):
-    """Bad input: ``path`` names the offending field, ``rule`` what it must satisfy (exit code 2)."""
+    """Bad input: ``path`` names the offending field, ``rule`` what it must satisfy (exit code 2).
+
+    Both are cut to one line of bounded length (``cut``), whatever value they echo.
+    """
 
     def __init__(self, path: str, rule: str):
-        self.path, self.rule = path, rule
-        super().__init__(f"{path}{'' if rule.startswith('[') else ' '}{rule}")
+        self.path, self.rule = cut(str(path), PATH_CHARS), cut(str(rule), RULE_CHARS)
+        super().__init__(f"{self.path}{'' if self.rule.startswith('[') else ' '}{self.rule}")
+
+
+class NotApplicable(Exception):
+    """A method that does not apply to this instance (reported as status ``error`` with the reason)."""
+
+
+class TooLarge(NotApplicable):
+    """Work refused before it starts: it would not fit the memory cap (``edgeopt.limits``)."""
 
 
 class ClusterLost(Exception):
@@ -20,7 +46,7 @@ class ClusterLost(Exception):
 
     def __init__(self, address: str, message: str):
         self.address = address
-        super().__init__(message)
+        super().__init__(cut(message, RULE_CHARS))
 
 
 class Interrupted(BaseException):

@@ -17,10 +17,11 @@ An experiment file (TOML) is a typed record, validated like an instance file (ke
     x = "observe"
     y = "objective"
 
-``run`` is a loop over ``compare``'s per-row work (one method on one instance, judged by the referee):
-each (grid point, seed) becomes an instance *recipe*, built where the method runs, so that only small
-task descriptions travel to worker processes or to a Dask cluster. Rows go to ``results.parquet`` in the
-run directory, rewritten atomically as they arrive; a re-run skips the rows already there.
+``run`` is a loop over ``compare``'s per-row work (``edgeopt.run.run_one``: one method on one instance,
+judged by the referee): each (grid point, seed) becomes an instance *recipe*, built where the method runs, so
+that only small task descriptions travel to worker processes or to a Dask cluster. Rows go to
+``results.parquet`` in the run directory, rewritten atomically as they arrive; a re-run skips the rows already
+there.
 """
 from __future__ import annotations
 
@@ -29,6 +30,7 @@ import itertools
 import json
 import math
 import platform
+import re
 import statistics
 import time
 from dataclasses import dataclass
@@ -37,12 +39,12 @@ from io import BytesIO
 from pathlib import Path
 from typing import Annotated, Any, Callable, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from edgeopt import io, registry
+from edgeopt import io, limits, registry
 from edgeopt.compare import add_gaps
 from edgeopt.errors import ClusterLost
-from edgeopt.model import InputError, validation_error
+from edgeopt.model import InputError, shown, validation_error
 from edgeopt.result import Result
 from edgeopt.workers import Task, checked_input, run_task
 
@@ -56,7 +58,24 @@ BATCH_S = 2.0  # the table is rewritten at most this often while rows arrive (an
 
 
 class _Record(BaseModel):
-    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
+    """Checked by the rule of every option (strict: true/false is no number, 2.5 no integer, 1 no true/false)."""
+
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False, strict=True)
+
+
+PLAIN_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}")
+
+
+def _plain(name: str | None) -> str | None:
+    """A name that becomes a file or directory name: letters, digits, '.', '_', '-', never a path."""
+    if name is not None and not PLAIN_NAME.fullmatch(name):
+        raise ValueError(f"must be a plain name (1-100 letters, digits, '.', '_' or '-', starting with a letter or "
+                         f"digit; no '/'), got {shown(name)}")
+    return name
+
+
+PlainName = Annotated[str, AfterValidator(_plain)]
+Scalar = (str, int, float, bool)  # what a grid or zip axis may hold: one generator option value each
 
 
 class MethodSpec(_Record):
@@ -79,22 +98,22 @@ class Plot(_Record):
     ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the band (normal approximation)")
     logx: bool = False
     logy: bool = False
-    name: str | None = Field(None, description="file name (default: <y>-vs-<x>)")
+    name: PlainName | None = Field(None, description="file name (default: <y>-vs-<x>)")
     title: str | None = None
 
 
 class Experiment(_Record):
-    name: str = Field(min_length=1)
+    name: PlainName = Field(description="the run directory's name under runs/")
     problem: str
     preset: str | None = None
     sizes: list[Annotated[int, Field(ge=0, le=10_000_000)]] = Field(
         default_factory=lambda: [0], min_length=1, description="instance sizes (0: the preset's default)")
-    seeds: int | list[int] = Field(3, description="a count (0 .. n-1) or a list of seeds")
+    seeds: int | list[int] = Field(3, description="a count (0 .. n-1) or a list of seeds, each 0 <= s < 2^63")
     grid: dict[str, list[Any]] = Field(default_factory=dict,
                                        description="cartesian axes over generator options (and preset)")
     zip: dict[str, list[Any]] = Field(default_factory=dict, description="generator options that move together")
     methods: list[str | MethodSpec] = Field(min_length=1)
-    time_limit: float = Field(60.0, gt=0, le=86400)
+    time_limit: float = Field(60.0, gt=0, le=limits.TIME_LIMIT_MAX_S)
     reference: Literal["auto", "best"] = "auto"
     plots: list[Plot] = Field(default_factory=list)
 
@@ -105,6 +124,8 @@ class Experiment(_Record):
             raise ValueError("must be a count from 1 to 10000, or a list of seeds")
         if isinstance(v, list) and not v:
             raise ValueError("must not be empty")
+        for i, s in enumerate(v if isinstance(v, list) else []):
+            limits.seed(s, f"seeds[{i}]")
         return v
 
     @field_validator("grid", "zip")
@@ -113,6 +134,10 @@ class Experiment(_Record):
         for key, values in axes.items():
             if not values:
                 raise InputError(f"{info.field_name}.{key}", "must have at least one value")
+            for i, v in enumerate(values):
+                if not isinstance(v, Scalar):
+                    raise InputError(f"{info.field_name}.{key}[{i}]", "must be one value (text, a number or true/false), "
+                                                                      f"got {shown(v)}")
         return axes
 
     @model_validator(mode="after")
@@ -123,7 +148,7 @@ class Experiment(_Record):
             presets += [(f"{section}.preset[{k}]", v) for k, v in enumerate(getattr(self, section).get("preset", []))]
         for where, name in presets:
             if name not in prob.presets:
-                raise InputError(where, f"must be one of {', '.join(prob.presets)} for {self.problem}, got {name!r}")
+                raise InputError(where, f"must be one of {', '.join(prob.presets)} for {self.problem}, got {shown(name)}")
         if self.preset is not None and len(presets) > 1:
             raise InputError("preset", "is also an axis: give it in one place")
         lengths = {len(v) for v in self.zip.values()}
@@ -143,14 +168,16 @@ class Experiment(_Record):
         keys = [s.key for s in specs]
         for k, spec in enumerate(specs):
             if keys.count(spec.key) > 1:
-                raise InputError(f"methods[{k}]", f"repeats {spec.key!r}: give it a distinct label")
+                raise InputError(f"methods[{k}]", f"repeats {shown(spec.key)}: give it a distinct label")
             if spec.name not in prob.methods:
                 raise InputError(f"methods[{k}]", f"must be a method of {self.problem} ({', '.join(prob.methods)}), "
-                                                  f"got {spec.name!r}")
-            m = prob.method(spec.name)
-            for opt in spec.options:
-                if not m.takes(opt):
-                    raise InputError(f"methods[{k}].options.{opt}", f"is not an option of method {spec.name!r}")
+                                                  f"got {shown(spec.name)}")
+            prob.method(spec.name).check_options(spec.options, where=lambda key, k=k: f"methods[{k}].options.{key}")
+        rows = (math.prod(map(len, self.grid.values())) * (len(next(iter(self.zip.values()))) if self.zip else 1)
+                * len(self.sizes) * len(self.seed_list()) * len(specs))
+        if rows > limits.EXPERIMENT_ROWS_MAX:
+            raise InputError("grid x zip x sizes x seeds x methods", f"make {rows:,} rows, more than the "
+                                                                     f"{limits.EXPERIMENT_ROWS_MAX:,} an experiment may have")
         return self
 
     def method_specs(self) -> list[MethodSpec]:
@@ -185,10 +212,8 @@ class Recipe:
 def read(path: str | Path) -> Experiment:
     """An experiment file (TOML) -> a validated Experiment; every fault is an InputError naming the key."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError(str(path), "does not exist (expected an experiment file, .toml)")
     try:
-        doc = tomllib.loads(path.read_bytes().decode("utf-8"))
+        doc = tomllib.loads(io.read_input(path, "an experiment file, .toml").decode("utf-8"))
     except UnicodeDecodeError as exc:
         raise InputError(str(path), f"is not UTF-8 text (byte {exc.start})") from None
     except tomllib.TOMLDecodeError as exc:
@@ -228,17 +253,24 @@ def tasks(exp: Experiment) -> list[Row]:
 
 def check_generator(exp: Experiment) -> None:
     """Build every generator setting once, at the smallest size, so that a bad option value is an input
-    error before anything runs (not an error row per task)."""
+    error before anything runs (not an error row per task); and check it at the largest size against the
+    memory cap (``Problem.arguments``), without building it."""
+    prob = registry.problem(exp.problem)
     seen = set()
     for t in tasks(exp):
         if (t.recipe.preset, t.recipe.options) in seen:
             continue
         seen.add((t.recipe.preset, t.recipe.options))
+        try:
+            prob.arguments(t.recipe.preset, max(exp.sizes) or None, t.seed, **dict(t.recipe.options))
+        except InputError as exc:
+            if exc.path.startswith("--size"):  # the largest size over the memory cap
+                raise InputError(f"sizes {max(exp.sizes)}", exc.rule) from None
         small = Recipe(exp.problem, t.recipe.preset, min(exp.sizes), t.seed, t.recipe.options, t.recipe.name)
         try:
             small.build()
         except (InputError, ValueError, TypeError) as exc:
-            where = ", ".join(f"{k}={v!r}" for k, v in t.recipe.options) or "the preset's defaults"
+            where = ", ".join(f"{k}={shown(v)}" for k, v in t.recipe.options) or "the preset's defaults"
             raise InputError("grid", f"the {exp.problem} generator rejects {where}: {exc}") from None
 
 
@@ -317,7 +349,8 @@ def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: in
     """
     exp = exp if isinstance(exp, Experiment) else read(exp)
     if executor not in ("local", "dask"):
-        raise InputError("--executor", f"must be local or dask, got {executor!r}")
+        raise InputError("--executor", f"must be local or dask, got {shown(executor)}")
+    limits.jobs(jobs)
     check_generator(exp)
     run_dir = Path(out) if out else Path("runs") / exp.name
     rows = [{k: v for k, v in r.items() if k not in ("gap_to_best", "gap_ref")} for r in load_rows(run_dir)]

@@ -11,6 +11,7 @@ import math
 import os
 import tempfile
 import zlib
+from io import BytesIO
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,7 @@ import numpy as np
 import orjson
 from pydantic import ValidationError
 
-from edgeopt import registry
+from edgeopt import limits, registry
 from edgeopt.model import InputError, shown, validation_error
 from edgeopt.result import Result
 
@@ -80,20 +81,35 @@ def parse_json(raw: bytes, where: str) -> Any:
     raise InputError(where, f"is not valid JSON: {fast_error}")
 
 
-def _read_json(path: str | os.PathLike, what: str) -> Any:
+def read_input(path: str | os.PathLike, what: str) -> bytes:
+    """The bytes of an input file (a ``.gz`` inflated), refused beyond the input cap (``edgeopt.limits``).
+
+    A ``.gz`` is inflated as a stream and stopped one byte past the cap, so a small file that inflates to
+    gigabytes costs no more memory than the cap: exit 2, one line naming the file, the cap and its knob.
+    """
     path = Path(path)
     if not path.is_file():
         raise InputError(str(path), f"does not exist (expected {what})")
+    cap = limits.input_cap()
     try:
-        raw = path.read_bytes()
+        limits.check_input(path.stat().st_size, str(path))
+        with open(path, "rb") as fh:
+            raw = fh.read(cap + 1)
     except OSError as exc:
         raise InputError(str(path), f"cannot be read: {exc.strerror or exc}") from None
+    limits.check_input(len(raw), str(path))
     if path.name.endswith(".gz"):
         try:
-            raw = gzip.decompress(raw)
+            with gzip.GzipFile(fileobj=BytesIO(raw)) as fh:
+                raw = fh.read(cap + 1)
         except (OSError, EOFError, zlib.error) as exc:
             raise InputError(str(path), f"is not a readable gzip file ({exc})") from None
-    return parse_json(raw, str(path))
+        limits.check_input(len(raw), str(path), inflated=True)
+    return raw
+
+
+def _read_json(path: str | os.PathLike, what: str) -> Any:
+    return parse_json(read_input(path, what), str(path))
 
 
 def _default(obj: Any) -> Any:
@@ -114,8 +130,16 @@ def write_bytes(data: bytes, path: str | os.PathLike) -> None:
     """Write ``data`` atomically: a uniquely named temporary file in the target folder, renamed into place.
 
     ``os.replace`` swaps the directory entry, so a symlink planted at the target is replaced, never followed.
+    A path that cannot be written (a directory, no permission, a full disk) is an InputError naming it.
     """
     path = Path(path)
+    try:
+        _write_bytes(data, path)
+    except OSError as exc:
+        raise InputError(str(path), f"cannot be written: {exc.strerror or exc}") from None
+
+
+def _write_bytes(data: bytes, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:

@@ -19,7 +19,7 @@ import numpy as np
 from pydantic import (BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, ValidationError, WithJsonSchema,
                       field_validator, model_validator)
 
-from edgeopt.errors import InputError
+from edgeopt.errors import InputError, shown  # noqa: F401  (shown: the one way a message shows a value)
 
 INT_LIMIT = 2**53  # integers beyond this are not exact in a double (JSON numbers, NumPy casts)
 META_DEPTH = 32  # free-form ``meta`` may nest this deep; deeper could not be written back
@@ -228,8 +228,9 @@ def _loc(loc: tuple) -> str:
     return out
 
 
-def validation_error(exc: ValidationError, prefix: str = "") -> InputError:
-    """The first pydantic error as an InputError with a dotted field path."""
+def validation_error(exc: ValidationError, prefix: str = "", given: bool = False) -> InputError:
+    """The first pydantic error as an InputError with a dotted field path; ``given``: with the value given
+    (for a typed argument or option, where it is one value the user typed, never a file's array)."""
     err = exc.errors()[0]
     path = _loc(tuple(err["loc"]))
     path = f"{prefix}.{path}" if prefix and path else (prefix or path or "(top level)")
@@ -246,15 +247,9 @@ def validation_error(exc: ValidationError, prefix: str = "") -> InputError:
         msg = msg.replace("Input should be", "must be")
     if not msg.startswith(("must", "[", "is ")):
         msg = f"is invalid: {msg}"
+    if given and err["type"] not in ("missing", "extra_forbidden", "unexpected_keyword_argument"):
+        msg = f"{msg}, got {shown(err['input'])}"
     return InputError(path, msg)
-
-
-def shown(value: Any) -> str:
-    """A value for an error message: scalars as written, containers by kind (they may be huge or deep)."""
-    if isinstance(value, (dict, list, tuple)):
-        return f"{'an object' if isinstance(value, dict) else 'a list'}"
-    text = repr(value) if not isinstance(value, bool) else str(value).lower()
-    return text if len(text) <= 40 else text[:37] + "..."
 
 
 # --- column stores: many small records checked column by column ------------------------------------

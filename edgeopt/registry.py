@@ -1,9 +1,11 @@
 """Problem id -> Problem, method name -> Method, importer name -> Importer.
 
 A problem is three files with the same name: ``edgeopt/problems/<id>.py`` (types, referee,
-generator), ``formulations/<id>.py`` (exact model) and ``heuristics/<id>.py`` (paper heuristic and
-baselines). The last two register their methods with the ``method`` decorator; the registry finds
-every problem module on first use, so adding a problem touches no file here.
+generator; a package ``problems/<id>/`` where one file would be too long), ``formulations/<id>.py``
+(exact model) and ``heuristics/<id>.py`` (paper heuristic and baselines). The last two register their
+methods with the ``method`` decorator. A problem may also have a system over time
+(``edgeopt/systems/<id>.py``); readers of outside formats are the modules of ``edgeopt/importers/``.
+The registry finds all of them by module name on first use, so adding one touches no file here.
 """
 from __future__ import annotations
 
@@ -13,22 +15,21 @@ import inspect
 import logging
 import pkgutil
 import time
+import typing
 from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
-from edgeopt import anytime
-from edgeopt.model import InputError
+from edgeopt import anytime, limits
+from edgeopt.errors import NotApplicable, TooLarge, cut
+from edgeopt.model import InputError, shown
 from edgeopt.result import Outcome, Result
 
 log = logging.getLogger("edgeopt")
 
 # A bound method returns Outcome(None, status="bound", bound=...): a proven bound on the optimum, no solution.
 KINDS = ("exact", "heuristic", "baseline", "bound")
-
-
-class NotApplicable(Exception):
-    """A method that does not apply to this instance (reported as status ``error`` with the reason)."""
+RESERVED = ("seed", "time_limit")  # keywords every method takes from the run itself, never as a method option
 
 
 class Unavailable(InputError):
@@ -55,6 +56,34 @@ class Method:
         params = inspect.signature(self.fn).parameters
         return option in params or any(p.kind is p.VAR_KEYWORD for p in params.values())
 
+    def check_options(self, options: dict, where: Callable[[str], str] | None = None) -> dict:
+        """``options`` checked against the annotations of the method's keywords, before anything runs.
+
+        One rule for every option, as for generator options: values are checked strictly (pydantic strict
+        mode), so an option typed as a number refuses true/false, a true/false option refuses 1 and "yes", and
+        an integer option refuses 2.5; a ``Literal`` lists the allowed values and ``Field`` bounds a range.
+        ``seed`` and ``time_limit`` come from the run, never as options. Raises InputError at ``where(key)``
+        (default: the command-line flag, ``option_flag``); returns the checked values.
+        """
+        from pydantic import ValidationError
+
+        from edgeopt.model import validation_error
+
+        where = where or option_flag
+        adapters = _option_types(inspect.unwrap(self.fn))
+        out = {}
+        for key, value in options.items():
+            if key in RESERVED:
+                raise InputError(where(key), "is set by the run (--seed and --time-limit; an experiment's seeds and "
+                                             "time_limit), not as a method option")
+            if not self.takes(key):
+                raise InputError(where(key), f"is not an option of method {self.name!r}")
+            try:
+                out[key] = value if value is None or key not in adapters else adapters[key].validate_python(value)
+            except ValidationError as exc:
+                raise InputError(where(key), validation_error(exc, given=True).rule) from None
+        return out
+
     def not_applicable(self, instance) -> str | None:
         return self.applies(instance) if self.applies else None
 
@@ -64,9 +93,7 @@ class Method:
 
     def run(self, instance, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
         """Run on ``instance`` and have the referee evaluate what comes back."""
-        unknown = [k for k in options if not self.takes(k)]
-        if unknown:
-            raise InputError(f"--{unknown[0].replace('_', '-')}", f"is not an option of method {self.name!r}")
+        options = self.check_options(options)
         start = time.perf_counter()
         message = None
         with anytime.scope(sense=problem(self.problem).sense):  # what it reports as it improves (edgeopt.anytime)
@@ -84,7 +111,7 @@ class Method:
             except Exception as exc:  # a failing method is a row in the table, not a crash of the run
                 if not isinstance(exc, NotApplicable):
                     log.exception("method %s failed on %s", self.name, instance.name)
-                out, message = Outcome(None, status="error"), f"{type(exc).__name__}: {exc}"
+                out, message = Outcome(None, status="error"), cut(f"{type(exc).__name__}: {exc}", 2000)
         return self.judge(instance, out, time.perf_counter() - start, seed, message)
 
     def judge(self, instance, out: Outcome, wall_s: float, seed: int = 0, message: str | None = None) -> Result:
@@ -120,6 +147,21 @@ class Method:
         )
 
 
+def option_flag(key: str) -> str:
+    """Where a method option comes from on the command line: its own flag, or ``--option KEY``."""
+    return {"solver": "--solver", "mip_gap": "--mip-gap", "threads": "--threads"}.get(key, f"--option {key}")
+
+
+@functools.cache
+def _option_types(fn: Callable) -> dict[str, Any]:
+    """A strict pydantic TypeAdapter per annotated keyword of ``fn`` (built once per method)."""
+    from pydantic import ConfigDict, TypeAdapter
+
+    config = ConfigDict(strict=True, allow_inf_nan=False, arbitrary_types_allowed=True)
+    hints = typing.get_type_hints(fn, include_extras=True)
+    return {k: TypeAdapter(t, config=config) for k, t in hints.items() if k not in ("return", "instance", *RESERVED)}
+
+
 @dataclass
 class Problem:
     """Everything edgeopt knows about one problem id.
@@ -139,12 +181,13 @@ class Problem:
         if self.id not in _METHODS_LOADED:
             _METHODS_LOADED.add(self.id)
             for pkg in ("formulations", "heuristics"):
-                try:
-                    importlib.import_module(f"edgeopt.{pkg}.{self.id}")
-                except ModuleNotFoundError as exc:
-                    if exc.name != f"edgeopt.{pkg}.{self.id}":
-                        raise
+                _import_if_present(f"edgeopt.{pkg}.{self.id}")
         return _METHODS.setdefault(self.id, {})
+
+    @functools.cached_property
+    def system(self) -> ModuleType | None:
+        """The problem's system over time (``edgeopt/systems/<id>.py``, with its ``Simulation``), or None."""
+        return _import_if_present(f"edgeopt.systems.{self.id}")
 
     @property
     def instance_type(self):
@@ -165,25 +208,52 @@ class Problem:
     def evaluate(self, instance, solution):
         return self.module.evaluate(instance, solution)
 
-    def generate(self, preset: str | None = None, size: int | None = None, seed: int = 0, **options):
+    def arguments(self, preset: str | None = None, size: int | None = None, seed: int = 0, **options) -> dict:
+        """The generator's arguments, checked before anything is generated (InputError naming the flag).
+
+        Values are checked against the generator's annotations by the rule of ``Method.check_options``
+        (pydantic, strict), the seed is in 0 <= s < 2^63, and the instance must fit the memory cap: each problem
+        module's ``instance_bytes(**arguments)`` estimates what generating and writing it takes.
+        """
         preset = preset or next(iter(self.presets))
-        if preset not in self.presets:
-            raise InputError("--preset", f"must be one of {', '.join(self.presets)} for {self.id}, got {preset!r}")
+        if not isinstance(preset, str) or preset not in self.presets:
+            raise InputError("--preset", f"must be one of {', '.join(self.presets)} for {self.id}, got {shown(preset)}")
+        limits.seed(seed)
         from pydantic import ConfigDict, ValidationError, validate_call
 
         from edgeopt.model import validation_error
 
-        checked = validate_call(self.module.generate, config=ConfigDict(allow_inf_nan=False))
-        try:  # option values are checked against the generator's annotations before it runs
-            return checked(preset=preset, size=size, seed=seed, **options)
+        @functools.wraps(self.module.generate)  # the generator's signature and annotations, without running it
+        def echo(**args) -> dict:
+            return args
+
+        try:
+            args = validate_call(echo, config=ConfigDict(strict=True, allow_inf_nan=False))(
+                preset=preset, size=size, seed=seed, **options)
         except ValidationError as exc:
-            if exc.title == self.module.generate.__name__:  # an argument of the generator
-                err = validation_error(exc)
-                name = err.path.split(".")[0].split("[")[0]
-                flag = f"--{name}" if name in ("size", "seed", "preset") else f"--option {name}"
-                rule = err.rule.replace("is not a known field", f"is not an option of the {self.id} generator")
-                raise InputError(flag, rule) from None
-            raise validation_error(exc, "generated data") from None  # an option that makes a field leave its range
+            err = validation_error(exc, given=True)
+            name = err.path.split(".")[0].split("[")[0]
+            flag = f"--{name}" if name in ("size", "seed", "preset") else f"--option {name}"
+            rule = err.rule.replace("is not a known field", f"is not an option of the {self.id} generator")
+            raise InputError(flag, rule) from None
+        try:
+            limits.check_memory(self.module.instance_bytes(**args), f"generating this {self.id} instance")
+        except TooLarge as exc:
+            where, verb = ("--option values", "are") if size is None else (f"--size {size}", "is")
+            raise InputError(where, f"{verb} too large: {exc}") from None
+        return args
+
+    def generate(self, preset: str | None = None, size: int | None = None, seed: int = 0, **options):
+        """An instance from the problem's generator, its arguments checked first (``arguments``)."""
+        from pydantic import ValidationError
+
+        from edgeopt.model import validation_error
+
+        args = self.arguments(preset, size, seed, **options)
+        try:
+            return self.module.generate(**args)
+        except ValidationError as exc:  # an option that makes a field of the generated data leave its range
+            raise validation_error(exc, "generated data") from None
 
     def formulation(self) -> ModuleType | None:
         """The problem's formulations module (``build_model`` for export), or None."""
@@ -224,6 +294,14 @@ class Importer:
     def doc(self) -> str:
         return (inspect.getdoc(self.fn) or "").split("\n")[0]
 
+    def __call__(self, path: str, **options):
+        """The file as an Instance; a file over the input cap (``edgeopt.limits``) is refused before it is read."""
+        import os
+
+        if os.path.isfile(path):
+            limits.check_input(os.path.getsize(path), str(path))
+        return self.fn(path, **options)
+
 
 _METHODS: dict[str, dict[str, Method]] = {}  # problem id -> method name -> Method, filled by @method
 _METHODS_LOADED: set[str] = set()
@@ -263,8 +341,18 @@ def importer(name: str, problem_id: str) -> Callable:
     return register
 
 
+def _import_if_present(name: str) -> ModuleType | None:
+    """Module ``name``, or None if there is no such module (a module it imports that is missing still raises)."""
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name != name:
+            raise
+        return None
+
+
 def _discover() -> None:
-    """Problem ids are the modules of ``edgeopt.problems``; nothing is imported until it is used."""
+    """Problem ids are the modules and packages of ``edgeopt.problems``; nothing is imported until it is used."""
     if _PROBLEMS:
         return
     import edgeopt.problems
@@ -286,7 +374,9 @@ def problem(problem_id: str) -> Problem:
 
 
 def importers() -> dict[str, Importer]:
-    """Importers register in their problem's module: every problem module is loaded to find them."""
-    for p in problems().values():
-        p.module
+    """Importers register in the modules of ``edgeopt.importers``: every one is loaded to find them."""
+    import edgeopt.importers
+
+    for info in sorted(pkgutil.iter_modules(edgeopt.importers.__path__), key=lambda i: i.name):
+        importlib.import_module(f"edgeopt.importers.{info.name}")
     return dict(_IMPORTERS)

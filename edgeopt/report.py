@@ -164,6 +164,9 @@ def gap_table(rows: list[dict], width: int = 80):
     return Group(*parts, *(Text(note) for note in notes))
 
 
+PLOT_SUFFIXES = ("", ".png", ".svg", ".pdf")  # what `compare --plot` writes (no suffix: PNG)
+
+
 def plot_gaps(rows: list[dict], path: str | Path):
     """Bar chart of each method's gap per instance, written to ``path`` (PNG, SVG or PDF by its suffix).
 

@@ -4,22 +4,26 @@
     run = edgeopt.simulate("qllms", "daa", intervals=50, seed=1)
 
 The loop in ``simulate`` is the whole contract. At each interval the problem's ``Simulation`` (a class in
-``edgeopt/problems/<id>.py``) turns its state into an Instance, the method decides through the registry
+``edgeopt/systems/<id>.py``) turns its state into an Instance, the method decides through the registry
 (``Method.run``: the referee judges the decision), and the Simulation carries the decision out and advances
-its state, returning that interval's metrics by family. A problem simulates when its module has a
-``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s auctions,
-scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes and tasks.
+its state, returning that interval's metrics by family. A problem simulates when it has a system module
+with a ``Simulation``; a method is a policy when it is registered. The systems are interval-based (60 s
+auctions, scheduling rounds), so the loop is time-stepped and each step is vectorized over satellites, dishes
+and tasks.
 
 A ``Simulation`` has ``instance(t)`` (None: nothing arrives in interval t), ``fallback(instance)`` (the
 decision applied when the method returns none), ``advance(t, instance, solution)`` -> {family: {metric:
 value}}, optionally ``reference_instance(instance)`` (what the reference method solves, e.g. with full
-information) and ``REFERENCE`` (its default reference method), and ``PLOTS``, ``CDF``, ``SUMMARY`` (what the
-figures and the summary show). Randomness is drawn from ``numpy.random.default_rng([seed, t, ...])``, never
+information), ``REFERENCE`` (its default reference method) and the static ``largest(**parameters)`` (the
+generator arguments of the largest instance an interval can hold: checked against the memory cap before the
+system is built), and ``PLOTS``, ``CDF``,
+``SUMMARY`` (what the figures and the summary show). Randomness is drawn from ``numpy.random.default_rng([seed, t, ...])``, never
 from the policy's choices, so every method meets the same arrivals and failures and a seed repeats a run.
 """
 from __future__ import annotations
 
 import contextlib
+import functools
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,8 +33,9 @@ from typing import Any
 
 import numpy as np
 
-from edgeopt import io, registry
-from edgeopt.model import InputError, validation_error
+from edgeopt import io, limits, registry
+from edgeopt.errors import TooLarge
+from edgeopt.model import InputError, shown, validation_error
 
 RESULTS = "simulation.parquet"
 MAX_INTERVALS = 100_000
@@ -55,11 +60,10 @@ class Run:
 
 
 def _system_class(prob: registry.Problem):
-    cls = getattr(prob.module, "Simulation", None)
-    if cls is None:
-        have = [p for p, q in registry.problems().items() if hasattr(q.module, "Simulation")]
+    if prob.system is None:
+        have = [p for p, q in registry.problems().items() if q.system is not None]
         raise InputError("problem", f"{prob.id!r} has no simulation (simulated: {', '.join(have)})")
-    return cls
+    return prob.system.Simulation
 
 
 def _parameters(cls) -> list[str]:
@@ -67,20 +71,31 @@ def _parameters(cls) -> list[str]:
 
 
 def _build(cls, prob: registry.Problem, preset: str | None, seed: int, params: dict):
-    """The Simulation, its parameters checked against the annotations of its constructor (exit 2 on a bad one)."""
+    """The Simulation, its parameters checked first (exit 2 on a bad one): against the annotations of its
+    constructor, by the rule of method options (``Method.check_options``), and, with ``largest``, its busiest
+    interval's instance against the memory cap (``instance_bytes``), before anything is built."""
     from pydantic import ConfigDict, ValidationError, validate_call
 
     if preset is not None and preset not in prob.presets:
-        raise InputError("--preset", f"must be one of {', '.join(prob.presets)} for {prob.id}, got {preset!r}")
-    args = {"seed": seed, **({"preset": preset} if preset is not None else {}), **params}
-    system = cls.__new__(cls)
+        raise InputError("--preset", f"must be one of {', '.join(prob.presets)} for {prob.id}, got {shown(preset)}")
+
+    @functools.wraps(cls.__init__)  # the constructor's signature and annotations, without running it
+    def echo(self, **args) -> dict:
+        return args
+
     try:
-        validate_call(cls.__init__, config=ConfigDict(allow_inf_nan=False))(system, **args)
-        return system
+        args = validate_call(echo, config=ConfigDict(strict=True, allow_inf_nan=False))(
+            None, seed=seed, **({"preset": preset} if preset is not None else {}), **params)
     except ValidationError as exc:
-        err = validation_error(exc)
+        err = validation_error(exc, given=True)
         name = err.path.split(".")[0].split("[")[0]
         raise InputError("--seed" if name == "seed" else f"--option {name}", err.rule) from None
+    if hasattr(cls, "largest"):
+        try:
+            limits.check_memory(prob.module.instance_bytes(**cls.largest(**args)), f"an interval's {prob.id} instance")
+        except TooLarge as exc:
+            raise InputError("--option values", f"are too large: {exc}") from None
+    return cls(**args)
 
 
 def _gap(policy: float | None, reference: float | None, sense: str) -> float | None:
@@ -96,16 +111,16 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
              on_interval: Callable[[int, dict], None] | None = None, isolate: bool = False, **options: Any) -> Run:
     """Simulate ``problem`` for ``intervals`` intervals with ``method`` as the policy; returns the Run.
 
-    ``options`` are the Simulation's parameters (``edgeopt.problem(id).module.Simulation``) or options of the
-    method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
+    ``options`` are the Simulation's parameters (``edgeopt.problem(id).system.Simulation``) or options of
+    the method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
     ``REFERENCE``, None: none). With ``out`` the table, the parameters and the figures are written there.
     With ``isolate`` the policy and the reference run in a worker process (``edgeopt.workers``), which a
     signal or an overrun time limit can stop whatever the solver is doing; otherwise in this process.
     """
-    if isinstance(intervals, bool) or not isinstance(intervals, (int, np.integer)) or not 1 <= intervals <= MAX_INTERVALS:
-        raise InputError("--intervals", f"must be an integer 1..{MAX_INTERVALS}, got {intervals!r}")
-    if time_limit is not None and not 0 < time_limit <= 86400:
-        raise InputError("--time-limit", f"must be in (0, 86400] s, got {time_limit!r}")
+    limits.count(int(intervals) if isinstance(intervals, np.integer) else intervals, "--intervals", 1, MAX_INTERVALS)
+    limits.seed(seed)
+    if time_limit is not None:
+        limits.time_limit(time_limit)
     prob = registry.problem(problem)
     cls = _system_class(prob)
     policy = prob.method(method)
@@ -116,6 +131,7 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
         if not policy.takes(key):
             raise InputError(f"--option {key}", f"is neither a parameter of the {problem} simulation "
                                                 f"({', '.join(names)}) nor an option of method {method!r}")
+    method_opts = policy.check_options(method_opts)
     if reference == "auto":
         reference = getattr(cls, "REFERENCE", None)
     ref = prob.method(reference) if reference else None

@@ -37,9 +37,9 @@ from multiprocessing.connection import wait
 from typing import Any, Callable
 
 from edgeopt import anytime, registry
-from edgeopt.compare import run_one
 from edgeopt.errors import InputError, catch_signals
 from edgeopt.result import Outcome, Result
+from edgeopt.run import run_one
 
 STOP_AFTER_S = 0.2  # past limit × 1.1: the method is asked to stop
 STOP_GRACE_S = 0.7  # then: killed if it has not returned (by limit × 1.1 + 0.9 s: within the rule's + 1 s)

@@ -104,6 +104,16 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     return m
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the request, GPU, level and batch
+    counts: up to R slots per GPU, R candidates per slot, and busy-time cuts of R·R terms per (GPU, request)."""
+    R, G, Q, B = instance.data.shape
+    slots, bins = G * R, G * R * Q * B
+    pairs = slots * R
+    return pairs + 3 * bins + slots, R + 5 * slots + 4 * pairs + 3 * bins + G * R, \
+        pairs * (6 + 4 * Q * B) + slots * (R + Q * B) + 9 * bins + G * R ** 3
+
+
 def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     members: dict = {}
     for (i, g, k), var in m.x.items():
@@ -142,7 +152,7 @@ def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> N
 STARTS = ("ot-gah", "static", "no-batching")
 BOUNDS = ("knapsack",)  # proved first (milliseconds): a run cut short before its solver proves anything keeps it
 milp = method("batching", "milp", "exact")(exact_method(build_model, read_solution, warm_start=warm_start,
-                                                        starts=STARTS, bounds=BOUNDS))
+                                                        model_size=model_size, starts=STARTS, bounds=BOUNDS))
 
 
 @method("batching", "knapsack", "bound")

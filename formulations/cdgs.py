@@ -21,6 +21,7 @@ import numpy as np
 import pyomo.environ as pe
 
 from edgeopt import anytime
+from edgeopt.limits import Count, MipGap, Threads
 from edgeopt.problems.cdgs import Group, Instance, Solution
 from edgeopt.registry import NotApplicable, method
 from edgeopt.result import Outcome
@@ -65,6 +66,15 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     return m
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the bid and task counts (the delay
+    steps of a task with n bids hold n² terms)."""
+    b, T = instance.data.bids, len(instance.data.tasks.source)
+    K = len(b.task)
+    squares = int((np.bincount(b.task, minlength=T).astype(np.int64) ** 2).sum())
+    return 2 * K + 2 * T, 5 * K + 3 * T, 10 * K + 2 * T + squares
+
+
 def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     b = instance.data.bids
     chosen: dict[int, list[int]] = {}
@@ -96,12 +106,12 @@ def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> N
 
 
 STARTS = ("cgsc-cstp", "service", "smtsn")  # the paper heuristic and the two baselines that are always feasible
-_solve = exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS)
+_solve = exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS, model_size=model_size)
 
 
 @method("cdgs", "milp", "exact")
 def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs",
-         mip_gap: float | None = None, threads: int | None = None, vcg: bool = False, start=AUTO,
+         mip_gap: MipGap | None = None, threads: Threads | None = None, vcg: bool = False, start=AUTO,
          solver_options: dict | None = None) -> Outcome:
     """Exact MILP (HiGHS by default); with ``vcg=True`` also VCG payments (small instances).
 
@@ -190,7 +200,7 @@ def _groups(instance: Instance) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 @method("cdgs", "lagrange", "bound")
-def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: int = 500) -> Outcome:
+def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: Count = 500) -> Outcome:
     """Upper bound: Lagrangian relaxation of dish exclusivity, each task then takes its best group alone.
 
     Why it is valid: with a price ``mu_d >= 0`` per dish, ``L(mu) = sum_t max(0, max over t's groups of

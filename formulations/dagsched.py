@@ -29,10 +29,11 @@ from dataclasses import replace
 import numpy as np
 import pyomo.environ as pe
 
+from edgeopt import anytime
+from edgeopt.limits import MipGap, Threads
 from edgeopt.problems.dagsched import Instance, Solution, placement
 from edgeopt.registry import method
 from edgeopt.result import Outcome
-from edgeopt import anytime
 from edgeopt.solvers import AUTO, choose_start, exact_method, no_worse, prove_bound
 from edgeopt.solvers.cpsat import solve as cpsat_solve
 from edgeopt.solvers.pyomo import DEFAULT_GAP, solver_limit
@@ -177,6 +178,22 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     return m
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the sub-task, server and DAG edge
+    counts: the ordering binaries and rows are per pair of sub-tasks that can share an edge server (counted per
+    server from the modality table, so an upper bound)."""
+    g = instance.data.graph
+    T, S, N = g.T, g.S, g.N
+    E = sum(len(p) for p in g.preds)
+    on_edge = g.ok[:, :N].sum(axis=0).astype(np.int64)  # sub-tasks each edge server can run
+    share = int((on_edge * (on_edge - 1) // 2).sum())
+    X, y, pairs = int(g.ok.sum()), E * S * S, min(T * (T - 1) // 2, share)
+    U, Q = T + E + 2 * pairs, 2 * pairs
+    variables = X + 3 * T + y + pairs + U
+    constraints = 3 * T + 2 * E * S + E + 2 * share + U + Q * (N + 2)
+    return variables, constraints, 3 * X + 4 * T + 4 * y + E * S * S + 10 * share + 4 * U + 4 * Q * (N + 1)
+
+
 def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     """Servers from ``x``; each edge queue ordered by how many of its sub-tasks ``o`` (or precedence) puts first."""
     g = instance.data.graph
@@ -278,7 +295,8 @@ def greedy_start(instance: Instance) -> Solution:
 STARTS = ("list", greedy_start)  # the exact methods' default starts, the better by the referee wins
 BOUNDS = ("paths",)  # proved first (milliseconds): a run cut short before its solver proves anything keeps it
 milp = method("dagsched", "milp", "exact")(
-    exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS, bounds=BOUNDS))
+    exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS, bounds=BOUNDS,
+                 model_size=model_size))
 
 
 # --- CP-SAT ---------------------------------------------------------------------------------------
@@ -288,8 +306,8 @@ PROVE_SHARE = 0.5  # of a time-limited one-thread run's main solve spent on the 
 
 
 @method("dagsched", "cpsat", "exact")
-def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None, mip_gap: float | None = None,
-          threads: int | None = None, start=AUTO, solver_options: dict | None = None) -> Outcome:
+def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None, mip_gap: MipGap | None = None,
+          threads: Threads | None = None, start=AUTO, solver_options: dict | None = None) -> Outcome:
     """Exact CP-SAT model (OR-Tools): optional intervals, one circuit per edge queue, exact start times.
 
     Each (sub-task, server) option is an optional interval; the edge queues are no-overlap sets and
@@ -332,7 +350,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         solver = cp_model.CpSolver()
         prm = solver.parameters
         prm.num_workers = 1 if threads is None else int(threads)
-        prm.random_seed = int(seed)
+        prm.random_seed = int(seed) % 2**31  # CP-SAT takes a 32-bit seed
         prm.relative_gap_limit = gap
         if solver_limit(budget) is not None:
             prm.max_time_in_seconds = budget

@@ -28,8 +28,11 @@ from __future__ import annotations
 
 import time
 
+from typing import Annotated
+
 import numpy as np
 import pyomo.environ as pe
+from pydantic import Field
 
 from edgeopt import anytime
 from edgeopt.problems.offload import (
@@ -40,6 +43,8 @@ from edgeopt.problems.offload import (
     evaluate,
     kkt_split,
 )
+from edgeopt import limits
+from edgeopt.limits import Count
 from edgeopt.registry import method
 from edgeopt.result import Outcome
 from edgeopt.solvers import exact_method
@@ -156,6 +161,12 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     return mdl
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the user and edge counts."""
+    N, M = instance.data.n_users, len(instance.data.edges)
+    return N * (8 + 6 * M) + M + 1, N * (10 + 10 * M) + 3 * M + 1, 40 * N * M + 20 * N
+
+
 def read_solution(mdl: pe.ConcreteModel, instance: Instance) -> Solution:
     d = instance.data
     U, K = range(d.n_users), range(len(d.edges))
@@ -197,7 +208,7 @@ def warm_start(mdl: pe.ConcreteModel, instance: Instance, solution: Solution) ->
 
 STARTS = ("ts-mito", "equal", "proportional")  # the paper heuristic and two cheap baselines
 minlp = method("offload", "minlp", "exact")(exact_method(build_model, read_solution, default_solver="scip",
-                                                         warm_start=warm_start, starts=STARTS))
+                                                         warm_start=warm_start, starts=STARTS, model_size=model_size))
 
 
 def _share_cost(a: np.ndarray, mu: float, cap: float) -> np.ndarray:
@@ -208,8 +219,8 @@ def _share_cost(a: np.ndarray, mu: float, cap: float) -> np.ndarray:
 
 
 @method("offload", "lagrange", "bound")
-def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: int = 60,
-             grid: int = 96) -> Outcome:
+def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: Count = 60,
+             grid: Annotated[int, Field(ge=1, le=1000)] = 96) -> Outcome:
     """Upper bound: Lagrangian relaxation of the shared SMs, bandwidth and power; users then decide alone.
 
     Why it is valid: with prices ``mu >= 0`` on the cloud SMs and on each edge's SMs, bandwidth and power,
@@ -233,6 +244,8 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
     V_cs = d.cloud.sms * slack
     o = np.arange(s.o_min, s.o_max + 1)
     c = np.arange(s.c_min, s.c_max + 1)
+    limits.check_memory(32.0 * N * M * (len(o) * len(c) + grid * grid),  # about four arrays of each at once
+                        "its (users, edges, steps, cloud steps) and (users, edges, grid, grid) tables")
     oc = (c[None, :] <= o[:, None])  # (O, C) admissible pairs
     q = np.maximum(o[:, None] - c[None, :], 0)
     if not oc.any():

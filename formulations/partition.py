@@ -15,15 +15,13 @@ give a much tighter relaxation than per-layer variables with segment-start count
 from __future__ import annotations
 
 import itertools
-import time
 
 import numpy as np
 import pyomo.environ as pe
 
 from edgeopt.problems.partition import Instance, Solution
 from edgeopt.registry import method
-from edgeopt.result import Outcome
-from edgeopt.solvers import exact_method, solve_model
+from edgeopt.solvers import exact_method, lp_relaxation
 
 
 def build_model(instance: Instance) -> pe.ConcreteModel:
@@ -99,6 +97,16 @@ def _throughput_model(instance: Instance) -> pe.ConcreteModel:
     return m
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the layer and device counts."""
+    L, D = len(instance.data.layers), len(instance.data.devices)
+    if instance.data.pipelined:
+        shards, hands = D * L * (L + 1) // 2, (L - 1) * D * (D - 1)
+        return shards + hands + 1, 2 * (L - 1) * D + 2 * D + L + 1, 4 * shards + 3 * hands + D
+    arcs = (L - 1) * D * D
+    return L * D + arcs, L + 2 * L * D + D, 2 * arcs + 4 * L * D
+
+
 def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     L, D = len(instance.data.layers), len(instance.data.devices)
     if hasattr(m, "z"):
@@ -143,23 +151,13 @@ def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> N
 
 STARTS = ("dp-latency", "dp-throughput", "cloud-edge-opt", "edge-solo")  # those that apply to the objective
 milp = method("partition", "milp", "exact")(exact_method(build_model, read_solution, warm_start=warm_start,
-                                                         starts=STARTS))
+                                                         starts=STARTS, model_size=model_size))
 
 
-@method("partition", "lp", "bound")
-def lp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs") -> Outcome:
-    """Lower bound: the LP relaxation of the exact MILP (``build_model`` with integrality dropped), any objective.
+lp = method("partition", "lp", "bound")(lp_relaxation(build_model, """Lower bound: the LP relaxation of the exact MILP (``build_model`` with integrality dropped), any objective.
 
     Why it is valid: every placement the referee accepts is a 0/1 point of the MILP with the same
     objective, and the LP's feasible set contains those points, so its optimum is at most theirs. Only a
     proven LP optimum is reported (a simplex iterate cut short by the time limit proves nothing). The LP
     of the latency model is at least the memory-free shortest path (which the arc rows make integral).
-    """
-    start = time.perf_counter()
-    model = build_model(instance)
-    pe.TransformationFactory("core.relax_integer_vars").apply_to(model)
-    left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
-    rep = solve_model(model, solver=solver, time_limit=left)
-    if rep.status != "optimal":
-        return Outcome(None, status=rep.status, solver=rep.solver)
-    return Outcome(None, status="bound", bound=rep.objective, solver=rep.solver)
+    """, model_size=model_size))

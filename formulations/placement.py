@@ -11,10 +11,12 @@ is ``T + λ · E[wrong answers]``.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pyomo.environ as pe
 
-from edgeopt.problems.placement import Instance, Solution
+from edgeopt.problems.placement import MAX_THETAS, Instance, Solution
 from edgeopt.registry import method
 from edgeopt.solvers import exact_method
 
@@ -65,6 +67,18 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     return m
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the type, model and device counts and
+    the threshold combinations of the cascades (at most ``MAX_THETAS`` each)."""
+    d = instance.data
+    R, M, D = d.shape
+    thetas = sum(min(MAX_THETAS, math.prod(len(lev.prob) + 1 for lev in cas.levels[:-1])) for cas in d.cascades)
+    levels = sum(len(cas.levels) for cas in d.cascades)
+    routed, reached = R * M * D, levels * M * D
+    return D * M + routed + thetas + reached + 1, M + 3 * D + routed + R + len(d.cascades) + 2 * reached, \
+        3 * D * M + 4 * routed + thetas * (levels + 1) + 4 * reached + D * M
+
+
 def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     d = instance.data
     R, M, D = d.shape
@@ -94,4 +108,4 @@ def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> N
 
 
 milp = method("placement", "milp", "exact")(
-    exact_method(build_model, read_solution, warm_start=warm_start, starts=("lpt-ls",)))
+    exact_method(build_model, read_solution, warm_start=warm_start, starts=("lpt-ls",), model_size=model_size))

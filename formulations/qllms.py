@@ -15,6 +15,7 @@ import numpy as np
 import pyomo.environ as pe
 
 from edgeopt import anytime
+from edgeopt.limits import Count
 from edgeopt.problems.qllms import Instance, Solution
 from edgeopt.registry import method
 from edgeopt.result import Outcome
@@ -97,6 +98,12 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     return m
 
 
+def model_size(instance: Instance) -> tuple[int, int, int]:
+    """(variables, constraints, nonzeros) of ``build_model``, bounded from the task, server and level counts."""
+    M, N, Q = instance.data.shape
+    return M * N * Q + M + 1, M + 3 * N, 4 * M * N * Q + 2 * M
+
+
 def read_solution(m: pe.ConcreteModel, instance: Instance) -> Solution:
     M = instance.data.shape[0]
     server, quant = np.full(M, -1), np.full(M, -1)
@@ -144,11 +151,11 @@ def warm_start(m: pe.ConcreteModel, instance: Instance, solution: Solution) -> N
 STARTS = ("daa", "edf", "mef")  # the paper heuristic and two cheap baselines (melange solves an ILP itself)
 BOUNDS = ("lagrange",)  # proved first (its LP bound in a fraction of a second at 2,000 tasks): a run cut short keeps it
 milp = method("qllms", "milp", "exact")(exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS,
-                                                     bounds=BOUNDS))
+                                                     model_size=model_size, bounds=BOUNDS))
 
 
 @method("qllms", "lagrange", "bound")
-def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: int = 300) -> Outcome:
+def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: Count = 300) -> Outcome:
     """Lower bound: Lagrangian relaxation of the capacity rows, multipliers by Kelley's cutting planes.
 
     Why it is valid: for multipliers ``mu >= 0`` (per unit of resource r of server type j: GPU-seconds,

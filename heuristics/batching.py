@@ -27,6 +27,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from edgeopt.limits import Count
 from edgeopt.model import InputError
 from edgeopt.problems.batching import Batch, Data, Instance, Solution, gap_bound
 from edgeopt.registry import method
@@ -101,7 +102,7 @@ def _children(d: Data, node: _Node) -> list[_Node]:
 
 
 @method("batching", "ot-gah", "heuristic")
-def ot_gah(instance: Instance, *, seed: int = 0, time_limit: float | None = None, nodes: int = 500) -> Solution:
+def ot_gah(instance: Instance, *, seed: int = 0, time_limit: float | None = None, nodes: Count = 500) -> Solution:
     """OT-GAH: depth-first tree search over the next batch of the earliest-free GPU, GAP-relaxation pruning.
 
     The first dive (the greedy schedule) always completes; ``nodes`` then bounds the expansions of the

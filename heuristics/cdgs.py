@@ -8,6 +8,7 @@ greedy scan in rank order would, in a few array passes instead of a Python loop 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 import numpy as np
 
@@ -142,8 +143,9 @@ def greedy(task: np.ndarray, dish: np.ndarray, n_tasks: int, n_dishes: int) -> n
     return np.sort(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=int)
 
 
-PAYMENTS = ("received", "bid")  # what a winning dish is paid for: the data it carried, or its whole bid
-EXPLORATIONS = ("inverse", "ucb")  # the seed's eps / (1 + n), or UCB's eps sqrt(2 ln(tau + 1) / (1 + n))
+Payment = Literal["received", "bid"]  # what a winning dish is paid for: the data it carried, or its whole bid
+Exploration = Literal["inverse", "ucb"]  # the seed's eps / (1 + n), or UCB's eps sqrt(2 ln(tau + 1) / (1 + n))
+PAYMENTS, EXPLORATIONS = get_args(Payment), get_args(Exploration)
 
 
 def exploration_bonus(instance: Instance, members: np.ndarray, eps: float, exploration: str = "inverse"):
@@ -232,8 +234,8 @@ def _solution(instance: Instance, cand: Candidates, rows: np.ndarray, pay: np.nd
 
 @method("cdgs", "cgsc-cstp", "heuristic")
 def cgsc_cstp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, n_max: int | None = None,
-              m: int = 10, eps: float = 0.01, mu: float = 0.1, payment: str = "received",
-              exploration: str = "inverse") -> Outcome:
+              m: int = 10, eps: float = 0.01, mu: float = 0.1, payment: Payment = "received",
+              exploration: Exploration = "inverse") -> Outcome:
     """SusCO: CGSC candidate groups, then CSTP greedy winners and critical-value payments.
 
     Options: ``n_max`` (default the instance's, 2), ``m`` = 10 cheapest groups merged per layer,

@@ -16,9 +16,11 @@ import math
 import time
 from bisect import bisect_left, bisect_right, insort
 from collections.abc import Callable
+from typing import Literal, get_args
 
 import numpy as np
 
+from edgeopt.limits import Count
 from edgeopt.model import InputError
 from edgeopt.problems.dagsched import Instance, Solution
 from edgeopt.registry import NotApplicable, method
@@ -233,12 +235,13 @@ def list_schedule(instance: Instance, *, seed: int = 0, time_limit: float | None
 
 # --- CS-UCB -----------------------------------------------------------------------------------------
 
-LEARN = ("joint", "location")  # CS-UCB's arms: (sub-task, server) pairs, so the order too; or a server per modality
+Learn = Literal["joint", "location"]  # CS-UCB's arms: (sub-task, server) pairs, so the order too; or a server per modality
+LEARN = get_args(Learn)
 
 
 @method("dagsched", "cs-ucb", "heuristic")
-def cs_ucb(instance: Instance, *, seed: int = 0, time_limit: float | None = None, episodes: int = 50,
-           delta: float = 0.5, lam: float = 1.0, learn: str = "joint") -> Outcome:
+def cs_ucb(instance: Instance, *, seed: int = 0, time_limit: float | None = None, episodes: Count = 50,
+           delta: float = 0.5, lam: float = 1.0, learn: Learn = "joint") -> Outcome:
     """PerLLM's constraint-satisfaction UCB (arXiv 2405.14636) in the paper's action space; best of `episodes` runs.
 
     ``learn=joint`` (default, the paper's action ``a_i = (L_ij, alpha_ij)``: which sub-task to schedule next

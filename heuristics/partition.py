@@ -8,7 +8,7 @@ import time
 
 import numpy as np
 
-from edgeopt import anytime
+from edgeopt import anytime, limits
 from edgeopt.problems.partition import OBJECTIVES, PIPELINED, Instance, Solution
 from edgeopt.registry import NotApplicable, method
 from edgeopt.result import Outcome
@@ -87,10 +87,14 @@ def dp_throughput(instance: Instance, *, seed: int = 0, time_limit: float | None
     device, memory checked per shard), and the bottleneck of a prefix is monotone in its parts, so the
     optimum it returns is proven: registered as ``exact`` with bound = its value. O(L²·2^D·D²) in
     principle; the shard loops are NumPy-vectorized over the device subsets, so D = 10 takes seconds.
+    Its tables hold (L+1)·2^D·D states of 16 bytes: a table over the memory cap (``edgeopt.limits``; 4 GiB:
+    18 devices at 80 layers) is refused before it is allocated.
     No placement is complete before the last layer: cut short (time limit, stop request), it returns none.
     """
     d = instance.data
     L, D = len(d.layers), len(d.devices)
+    limits.check_memory(16.0 * (L + 1) * 2**D * D + 24.0 * 2**D * D,
+                        f"its state table of (L+1)·2^D·D = {L + 1}·2^{D}·{D} states")
     _, hop, back, _ = d.cost
     tc, nc, mc = d.prefix
     cap = d.cap

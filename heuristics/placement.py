@@ -13,6 +13,7 @@ import time
 
 import numpy as np
 
+from edgeopt.limits import Count
 from edgeopt.problems.placement import Data, Instance, Solution
 from edgeopt.registry import method
 
@@ -180,7 +181,7 @@ def _improve(st: _State, device, share, theta, deadline: float, resplit: bool = 
 
 
 @method("placement", "lpt-ls", "heuristic")
-def lpt_ls(instance: Instance, *, seed: int = 0, time_limit: float | None = None, rounds: int = 5) -> Solution:
+def lpt_ls(instance: Instance, *, seed: int = 0, time_limit: float | None = None, rounds: Count = 5) -> Solution:
     """LPT placement, local search with threshold search, and LP routing shares, alternated.
 
     LPT is tried in two orders (by work, by memory: the second packs tight memory better); the better

@@ -6,10 +6,11 @@ estimate of latency, perplexity and the Available Quantization Set (AQS) that th
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import numpy as np
 
+from edgeopt.limits import MipGap
 from edgeopt.problems.qllms import Instance, Solution
 from edgeopt.registry import NotApplicable, method
 
@@ -200,6 +201,9 @@ def fancy_complete(obs: np.ndarray, name: str, **options) -> np.ndarray:
     return np.asarray(algo.fit_transform(obs))
 
 
+Completer = Literal["svt", "nnm", "softimpute", "iterativesvd"]  # the matrix completers ``complete`` knows
+
+
 def complete(obs: np.ndarray, completer: str = "svt", **options) -> np.ndarray:
     """Complete a matrix (NaN = unseen) with ``svt``, ``nnm``, ``softimpute`` or ``iterativesvd``.
 
@@ -353,7 +357,7 @@ def _listed(server: np.ndarray, rank: np.ndarray) -> np.ndarray:
 
 
 @method("qllms", "daa", "heuristic")
-def daa(instance: Instance, *, seed: int = 0, time_limit: float | None = None, completer: str = "svt") -> Solution:
+def daa(instance: Instance, *, seed: int = 0, time_limit: float | None = None, completer: Completer = "svt") -> Solution:
     """QLLMS: SVT completion, then task-proposing many-to-one deferred acceptance; O(M·N·Q) per round.
 
     Tasks propose to servers in ascending estimated cost, each at its cheapest estimated-admissible
@@ -461,7 +465,7 @@ def mef(instance: Instance, *, seed: int = 0, time_limit: float | None = None) -
 
 @method("qllms", "melange", "baseline")
 def melange(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
-            mip_gap: float = 1e-4) -> Solution:
+            mip_gap: MipGap = 1e-4) -> Solution:
     """Mélange (arXiv 2404.14527): min-cost ILP placement at fp16 only (HiGHS via SciPy, to ``mip_gap``),
     within every server's GPU-seconds (and, with aggregate memory, its GB).
 

@@ -16,7 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeopt import anytime
+from edgeopt import anytime, limits
+from edgeopt.limits import MipGap, Threads
 from edgeopt.model import InputError
 from edgeopt.registry import NotApplicable, Unavailable
 from edgeopt.result import Outcome
@@ -40,6 +41,9 @@ DEFAULT_GAP = 1e-6
 # solver call that holds the GIL (SCIP) blocks for ever once its log fills the pipe (Pyomo #3084, #3908).
 _QUIET = {"highs": {"output_flag": False}, "scip": {"display/verblevel": 0}, "gurobi": {"OutputFlag": 0}}
 FORMATS = ("lp", "mps", "nl", "gms")  # LP and MPS hold linear models; NL (AMPL) and GAMS nonlinear ones too
+# bytes per variable, per constraint and per nonzero of a Pyomo model and the solver's copy of it (peak RSS of
+# build_model + HiGHS's set_instance on dagsched, qllms, partition, cdgs and batching models: 0.7-1.1x this)
+MODEL_BYTES = (1024, 1024, 320)
 # Tests set this to make solvers run past their time limits, so that the parent's backstop has to stop them
 IGNORE_LIMITS = "EDGEOPT_TEST_SOLVERS_IGNORE_LIMITS"
 
@@ -368,23 +372,34 @@ def _solve_classic(model, solver, time_limit, gap_target, warm) -> SolveReport:
     return SolveReport(status, obj, bound, _gap(obj, bound), 0.0, solver, has)
 
 
+def check_model_size(counts: tuple[int, int, int]) -> None:
+    """Raise TooLarge when a model of (variables, constraints, nonzeros) would not fit the memory cap."""
+    variables, constraints, nonzeros = counts
+    limits.check_memory(sum(b * n for b, n in zip(MODEL_BYTES, counts)),
+                        f"the model ({variables:,} variables, {constraints:,} constraints, {nonzeros:,} nonzeros "
+                        "at most)")
+
+
 def exact_method(build_model: Callable, read_solution: Callable, default_solver: str = "highs", *,
-                 warm_start: Callable | None = None, starts: tuple = (), bounds: tuple = ()) -> Callable:
+                 warm_start: Callable | None = None, starts: tuple = (), model_size: Callable,
+                 bounds: tuple = ()) -> Callable:
     """Turn ``build_model(instance)`` and ``read_solution(model, instance)`` into an exact method.
 
     ``warm_start(model, instance, solution)`` sets the model's variables to a solution (the inverse of
     ``read_solution``); ``starts`` are the problem's methods (names, or functions Instance -> Solution)
     whose best solution by the referee is the method's start by default (see ``choose_start``); ``bounds``
     are fast bound methods of the problem whose tightest bound is proved first (``prove_bound``). The result
-    is never worse than the start, and its bound never looser than theirs (``no_worse``). ``solver_options``
-    go to the solver by its own names (e.g. HiGHS's ``mip_max_nodes``: a limit that does not depend on the
-    machine's speed).
+    is never worse than the start, and its bound never looser than theirs (``no_worse``). ``model_size(instance)``
+    bounds the model's (variables, constraints, nonzeros) from the instance's dimensions, cheaply: a model over
+    the memory cap is refused before anything is built (``check_model_size``). ``solver_options`` go to the
+    solver by its own names (e.g. HiGHS's ``mip_max_nodes``: a limit that does not depend on the machine's speed).
     """
 
     def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver,
-            mip_gap: float | None = None, threads: int | None = None, start=AUTO,
+            mip_gap: MipGap | None = None, threads: Threads | None = None, start=AUTO,
             solver_options: dict | None = None) -> Outcome:
         began = time.perf_counter()
+        check_model_size(model_size(instance))
         if solver in _MODERN:
             _modern(solver)  # a missing solver is reported before the model is built
         first = choose_start(instance, start, starts, seed=seed)
@@ -411,6 +426,33 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
     run.__doc__ = build_model.__doc__
     return run
 
+
+
+def lp_relaxation(build_model: Callable, doc: str, default_solver: str = "highs", *,
+                  model_size: Callable) -> Callable:
+    """Turn ``build_model(instance)`` (a MILP) into a bound method: its LP relaxation, integrality dropped.
+
+    Every 0/1 point of the MILP lies in the LP's feasible set, so the LP optimum bounds the MILP's (from below
+    for minimization, from above for maximization). Only a proven LP optimum is reported: a simplex iterate cut
+    short by the time limit proves nothing. ``doc`` is the method's docstring (why the bound is valid there).
+    ``model_size`` as for ``exact_method``: a model over the memory cap is refused before it is built.
+    """
+
+    def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver) -> Outcome:
+        import pyomo.environ as pe
+
+        start = time.perf_counter()
+        check_model_size(model_size(instance))
+        model = build_model(instance)
+        pe.TransformationFactory("core.relax_integer_vars").apply_to(model)
+        left = None if time_limit is None else max(0.0, time_limit - (time.perf_counter() - start))
+        rep = solve_model(model, solver=solver, time_limit=left)
+        if rep.status != "optimal":
+            return Outcome(None, status=rep.status, solver=rep.solver)
+        return Outcome(None, status="bound", bound=rep.objective, solver=rep.solver)
+
+    run.__doc__ = doc
+    return run
 
 # --- starts ---------------------------------------------------------------------------------------
 
@@ -453,6 +495,7 @@ def choose_start(instance, start, candidates: tuple = (), *, seed: int = 0) -> S
     prob = registry.problem(instance.problem)
     if start is None or start == NO_START:
         return Start(None)
+    skipped = []
     if isinstance(start, str):
         names = candidates if start == AUTO else (prob.method(start).name,)
         sols = []
@@ -465,20 +508,21 @@ def choose_start(instance, start, candidates: tuple = (), *, seed: int = 0) -> S
                 if m.not_applicable(instance) is None:
                     try:
                         sols.append((m.name, m(instance, seed=seed).solution))
-                    except NotApplicable:  # found out while running (e.g. no cloud device to split to)
-                        continue
+                    except NotApplicable as exc:  # found out while running (no cloud to split to, a table over the cap)
+                        skipped.append(f"{m.name} skipped: {exc}")
     else:
         sols = [("given", start if isinstance(start, prob.solution_type) else io.parse_solution(instance, start))]
     scored = [(name, sol, prob.evaluate(instance, sol)) for name, sol in sols if sol is not None]
+    note = "; ".join(skipped) or None
     if not scored:
-        return Start(None)
+        return Start(None, note=note)
     sign = 1 if prob.sense == "min" else -1
     name, sol, ev = min(scored, key=lambda c: (not c[2].feasible,
                                                  sign * c[2].objective if c[2].objective is not None else math.inf))
     if not ev.feasible:
         why = ev.violations[0] if ev.violations else "no defined objective"
-        return Start(name, note=f"ignored: infeasible by the referee ({why})")
-    return Start(name, sol, ev)
+        return Start(name, note="; ".join([f"ignored: infeasible by the referee ({why})", *skipped]))
+    return Start(name, sol, ev, note=note)
 
 
 def prove_bound(instance, first: Start, names: tuple, time_limit: float | None) -> None:
@@ -543,19 +587,25 @@ def is_linear(model) -> bool:
 
 
 def write_model(model, path: str | os.PathLike, fmt: str) -> None:
-    """Write ``model`` as LP, MPS, NL or GAMS, atomically, with readable variable names."""
+    """Write ``model`` as LP, MPS, NL or GAMS, atomically, with readable variable names.
+
+    The writer works in a temporary directory beside ``path`` (removed whatever happens). NL keeps its names in
+    two companion files, which land beside the model under its stem (``OUT.row``, ``OUT.col``: AMPL's ``stub``).
+    """
     if fmt not in FORMATS:
         raise InputError("--format", f"must be one of {', '.join(FORMATS)}, got {fmt!r}")
     if fmt in ("lp", "mps") and not is_linear(model):
         raise InputError("--format", f"{fmt} holds linear models only and this one is nonlinear: use --format nl or gms")
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix="edgeopt-export-", suffix=f".{fmt}")
-    os.close(fd)
-    try:
-        model.write(tmp, io_options={"symbolic_solver_labels": True})  # format from the .lp/.mps suffix
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    umask = os.umask(0)
+    os.umask(umask)
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".edgeopt-export-") as tmp:
+        stub = Path(tmp) / f"model.{fmt}"
+        model.write(str(stub), io_options={"symbolic_solver_labels": True})  # format from the suffix
+        for written in Path(tmp).iterdir():
+            os.chmod(written, 0o666 & ~umask)
+        for side in (".row", ".col"):
+            if stub.with_suffix(side).exists():
+                os.replace(stub.with_suffix(side), path.with_suffix(side))
+        os.replace(stub, path)

@@ -1,4 +1,4 @@
-"""Shared test helpers: the repository root, shipped instances, and the CLI run in-process."""
+"""Shared test helpers: the repository root, shipped instances, the CLI run in-process, small simulated systems."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -30,3 +30,13 @@ def cli(capsys):
         return code, captured.out, captured.err
 
     return run
+
+
+# small systems for the simulation tests: 30 Telesat satellites as sources with 6 bids each; 8 QLLMS task families
+SIM_CDGS = {"preset": "telesat", "size": 30, "bids": 6}
+SIM_QLLMS = {"families": 8}
+
+
+def family_rows(run, family: str) -> list[dict]:
+    """A simulated run's rows of one metric family, interval by interval."""
+    return [r for r in run.rows if r["family"] == family]

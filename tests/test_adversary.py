@@ -113,9 +113,9 @@ def test_dag_moves_never_close_a_cycle():
     (["cdgs", "-m", "nope"], "--method must be one of"),
     (["nope", "-m", "x"], "problem must be one of"),
     (["cdgs", "-m", "cgsc-cstp", "--reference", "service"], "--reference must be an exact method of cdgs"),
-    (["cdgs", "-m", "cgsc-cstp", "--budget", "0"], "--budget must be > 0"),
-    (["cdgs", "-m", "cgsc-cstp", "--evaluations", "0"], "--evaluations must be >= 1"),
-    (["cdgs", "-m", "cgsc-cstp", "--time-limit", "-1"], "--time-limit must be > 0"),
+    (["cdgs", "-m", "cgsc-cstp", "--budget", "0"], "--budget must be a number of seconds in (0, 86400]"),
+    (["cdgs", "-m", "cgsc-cstp", "--evaluations", "0"], "--evaluations must be an integer 1..1,000,000,000"),
+    (["cdgs", "-m", "cgsc-cstp", "--time-limit", "-1"], "--time-limit must be a number of seconds in (0, 86400]"),
     (["cdgs", "-m", "cgsc-cstp", "--floor", "1"], "--floor must be in [0, 1)"),
     (["cdgs", "-m", "cgsc-cstp", "--preset", "bogus"], "--preset must be one of"),
     (["cdgs", "-m", "cgsc-cstp", "--option", "nope=1"], "--option nope is not an option of the cdgs generator"),
@@ -151,7 +151,7 @@ def test_a_failed_write_leaves_no_file(monkeypatch, tmp_path):
         raise OSError("disk full")
 
     monkeypatch.setattr(io.os, "replace", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(InputError, match="worst.json cannot be written: disk full"):
         adversary.write(found, tmp_path / "worst.json")
     assert list(tmp_path.iterdir()) == []
 

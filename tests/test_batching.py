@@ -9,9 +9,9 @@ import pytest
 from conftest import INSTANCES, shipped
 
 from edgeopt import io, registry
-from edgeopt.compare import run_one
 from edgeopt.heuristics import batching as H
 from edgeopt.problems import batching as P
+from edgeopt.run import run_one
 
 SMALL = INSTANCES / "batching" / "small"
 

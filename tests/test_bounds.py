@@ -9,9 +9,10 @@ import pytest
 
 from conftest import INSTANCES, shipped
 from edgeopt import io, registry
-from edgeopt.compare import add_gaps, compare, run_one
+from edgeopt.compare import add_gaps, compare
 from edgeopt.experiment import Plot, series
 from edgeopt.report import gap_table
+from edgeopt.run import run_one
 
 SEEDS = range(6)
 GAP = INSTANCES / "qllms" / "gap"

@@ -14,11 +14,11 @@ from hypothesis import strategies as st
 
 from conftest import INSTANCES
 from edgeopt import io
-from edgeopt.compare import run_one
 from edgeopt.heuristics.cdgs import EXPLORATIONS, PAYMENTS, cgsc, cgsc_cstp, cstp, exploration_bonus, greedy
 from edgeopt.model import InputError
 from edgeopt.problems import cdgs
 from edgeopt.problems.cdgs import Data, Group, Instance, Solution, evaluate
+from edgeopt.run import run_one
 
 
 def _instance(data: dict, name: str = "t") -> Instance:
@@ -407,7 +407,7 @@ def test_a_larger_budget_never_lowers_the_optimum():
 
 
 @pytest.mark.parametrize("value,rule", [("0", "greater than 0"), ("5000", "less than or equal to 1000"),
-                                        ("inf", "finite number")])
+                                        ("inf", "valid number, got 'inf'")])
 def test_bad_budget_scale_is_exit_2(cli, tmp_path, value, rule):
     out_file = tmp_path / "g.json"
     code, _, err = cli("generate", "cdgs", "--preset", "small", "--option", f"budget_scale={value}", "-o", out_file)
@@ -471,12 +471,12 @@ def test_seed_metrics_hand_computed():
     assert evaluate(_instance(_two_bids()), Solution()).details["energy_j"] is None  # a file without the ISL figures
 
 
-def test_energy_matches_the_simulated_transmissions():
-    """The generator's ISL energy per Mb is what the simulation spends moving the traffic on that path."""
-    sim = cdgs.Simulation(preset="telesat", seed=0, size=40, bids=4)
-    inst = sim.instance(0)
-    moved = sim.advance(0, inst, Solution())["energy"]["comm_j"]
-    assert evaluate(inst, Solution()).details["energy_j"] == pytest.approx(moved, rel=1e-5)
+def test_cdgs_battery_life_consumption_grows_exponentially_with_depth():
+    """The DoD model: full -> 30 % costs 1/cycles; 15 points deeper doubles the marginal damage; charging is free."""
+    assert cdgs.cycle_damage(0.0, 0.3, cycles=1000) == pytest.approx(1e-3)
+    step = cdgs.cycle_damage(np.array([0.3, 0.45]), np.array([0.31, 0.46]))
+    assert step[1] / step[0] == pytest.approx(2.0, rel=1e-9)
+    assert cdgs.cycle_damage(0.5, 0.2) == 0.0
 
 
 def test_old_files_load_with_the_seed_readings():

@@ -65,7 +65,7 @@ def test_unknown_method_and_option_are_input_errors():
     prob = registry.problem("partition")
     with pytest.raises(InputError, match="--method must be one of"):
         prob.method("magic")
-    with pytest.raises(InputError, match="--warp is not an option"):
+    with pytest.raises(InputError, match="--option warp is not an option"):
         prob.method("edge-solo").run(inst, warp=9)
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from conftest import shipped
 from edgeopt import io, registry
-from edgeopt.compare import run_one
+from edgeopt.run import run_one
 
 SEEDS = (0, 1, 2)
 

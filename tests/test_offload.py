@@ -10,9 +10,9 @@ from scipy.optimize import minimize
 
 from conftest import INSTANCES
 from edgeopt import io, registry
-from edgeopt.compare import run_one
 from edgeopt.heuristics import offload as H
 from edgeopt.problems import offload as P
+from edgeopt.run import run_one
 
 PAPER = INSTANCES / "offload" / "paper-n15-m3-s0.json"
 

@@ -9,9 +9,9 @@ import pytest
 from conftest import INSTANCES, shipped
 
 from edgeopt import io
-from edgeopt.compare import run_one
 from edgeopt.model import InputError
 from edgeopt.problems import placement as P
+from edgeopt.run import run_one
 
 
 def tiny(lam: float = 2.0) -> P.Instance:

@@ -13,9 +13,9 @@ pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 from conftest import INSTANCES, shipped
 from edgeopt import io
-from edgeopt.compare import run_one
 from edgeopt.heuristics import qllms as H
 from edgeopt.problems import qllms as P
+from edgeopt.run import run_one
 
 DATA = Path(__file__).parent / "data" / "qllms"
 GAP = INSTANCES / "qllms" / "gap"
@@ -38,24 +38,6 @@ def test_milp_reproduces_gap_optimum(file, optimum):
     r = run_one(io.load(GAP / file), "milp", time_limit=60)
     assert r.status == "optimal" and r.feasible
     assert r.objective == pytest.approx(optimum, abs=1e-6)
-
-
-def test_gap_importer_through_the_cli(cli, tmp_path):
-    out = tmp_path / "c0515_1.json"
-    code, _, err = cli("import", "gap", DATA / "c0515_1.txt", "-o", out)
-    assert code == 0, err
-    mine, ship = io.load(out), io.load(GAP / "c0515_1.json.gz")
-    assert mine.data.model_dump(mode="json") == ship.data.model_dump(mode="json")
-    d = mine.data
-    assert d.shape == (15, 5, 1) and d.cost[0, 0, 0] == 17 and d.lat[0, 0, 0] == 8 and d.cap[0] == 36
-    assert (d.objective, d.memory, d.slo) == ("gpu-seconds", "per-task", "latency")  # the GAP's reading, set
-
-
-def test_gap_importer_rejects_a_truncated_file(cli, tmp_path):
-    bad = tmp_path / "bad.txt"
-    bad.write_text((DATA / "c0515_1.txt").read_text().rsplit(maxsplit=1)[0])
-    code, _, err = cli("import", "gap", bad, "-o", tmp_path / "out.json")
-    assert code == 2 and "2 + 2*m*n + m" in err and not (tmp_path / "out.json").exists()
 
 
 # --- stable matching --------------------------------------------------------------------------------

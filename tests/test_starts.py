@@ -90,7 +90,8 @@ def test_start_the_model_rejects_does_not_break_the_solve():
         raise KeyError(10**6)
 
     for warm, note in ((everything_chosen, None), (unknown_bid, "not a MIP start")):
-        run = exact_method(cdgs.build_model, cdgs.read_solution, warm_start=warm, starts=cdgs.STARTS)
+        run = exact_method(cdgs.build_model, cdgs.read_solution, warm_start=warm, starts=cdgs.STARTS,
+                           model_size=cdgs.model_size)
         out = run(inst, threads=1)
         assert out.status == "optimal" and out.claimed == pytest.approx(optimum, rel=1e-9)
         assert (note is None and "start_note" not in out.extra) or note in out.extra["start_note"]

@@ -250,7 +250,7 @@ def test_threshold_option_sets_t0_and_nothing_else():
     assert S.evaluate(moved, sol).objective > S.evaluate(base, sol).objective  # a tighter T0 is violated more
 
 
-@pytest.mark.parametrize("value,rule", [("0", "greater than 0"), ("-1", "greater than 0"), ("nan", "finite number")])
+@pytest.mark.parametrize("value,rule", [("0", "greater than 0"), ("-1", "greater than 0"), ("nan", "valid number, got 'nan'")])
 def test_bad_threshold_option_is_exit_2(cli, tmp_path, value, rule):
     out_file = tmp_path / "g.json"
     code, _, err = cli("generate", "stepsplit", "--option", f"threshold_s={value}", "-o", out_file)

@@ -195,7 +195,7 @@ def test_under_load_the_limit_counts_the_method_not_the_worker_start(tmp_path):
 
 SMALL = {"partition": ("random", 4, {"objective": "throughput"}), "cdgs": ("small", 6, {}), "qllms": (None, 8, {}),
          "dagsched": (None, 3, {}), "offload": ("small", 3, {}), "stepsplit": (None, None, {}),
-         "placement": (None, 6, {}), "batching": (None, 12, {})}
+         "placement": (None, 6, {}), "batching": (None, 12, {}), "vcache": ("small", None, {})}
 EXACT_AND_BOUND = [(pid, m.name) for pid, p in registry.problems().items() for m in p.methods.values()
                    if m.kind in ("exact", "bound")]
 

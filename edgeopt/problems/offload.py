@@ -402,6 +402,11 @@ def generate(preset: str = "paper", size: int | None = None, seed: int = 0, edge
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
 
+def instance_bytes(preset: str, size: int | None, edges: int | None = None, **_) -> float:
+    """About the bytes generating and writing an instance takes: 1 KiB per user and 300 bytes per (user, edge),
+    measured peak RSS (13.6 KiB per user of 100 edges at 10,000 users) with a margin."""
+    return (15 if size is None else size) * (1024.0 + 300.0 * (edges or 3))
+
 def small_instance(seed: int) -> Instance:
     """2-3 users on 2 edge servers with 6-16 steps: SCIP proves the optimum in about a second."""
     rng = np.random.default_rng(seed)

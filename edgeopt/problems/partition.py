@@ -449,6 +449,13 @@ def generate(preset: str = "llama2-7b", size: int | None = None, seed: int = 0, 
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
 
+def instance_bytes(preset: str, size: int | None, layers: int = 34, **_) -> float:
+    """About the bytes generating and writing an instance takes: 250 bytes per (device, device) link and per
+    (layer, device), measured peak RSS (112 MiB at 1,000 devices, 55 MiB at 100 devices x 10,000 layers) with a
+    margin; the Llama presets have at most 100 layers."""
+    D, L = 5 if size is None else size, layers if preset == "random" else 100
+    return 250.0 * D * (D + L)
+
 def small_instance(seed: int, objective: str | None = None) -> Instance:
     """A small random instance (6-10 layers, 3-4 devices) that exact methods solve in well under a second.
 

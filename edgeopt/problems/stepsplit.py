@@ -202,7 +202,8 @@ class Service:
             return self.compute + (self.bits / self.mean_rate if self.bits else 0.0), 0.0
         p = self.p_out
         ey, ey2 = _GL_W @ self._y, _GL_W @ self._y**2
-        eg, vg = p / (1 - p), p / (1 - p) ** 2
+        with np.errstate(divide="ignore"):  # every block in outage: infinite (``_delivered`` says so)
+            eg, vg = p / (1 - p), p / (1 - p) ** 2
         return self.compute + self.block * eg + ey, self.block**2 * vg + ey2 - ey**2
 
     def mgf(self, theta: float) -> float:
@@ -244,7 +245,16 @@ class Service:
         return self.compute + fails * self.block + self.bits / (self._bw * np.log2(1 + self._snr * x))
 
 
+def _delivered(svc: Service) -> None:
+    """Unstable when no download ever ends: with fading, a block is in outage with probability 1 (to double
+    precision), so every request is retried for ever and E[T_serv] is infinite, under either bound."""
+    if svc.fading and not svc.p_out < 1:
+        raise Unstable(f"unstable: every downlink block is in outage (Pr(|h|^2 < {svc.x_min:.4g}) = 1: outage_snr_db is "
+                       "far above the mean SNR), so no request is delivered and E[T_serv] is infinite")
+
+
 def _stable(d: Data, svc: Service) -> tuple[float, float]:
+    _delivered(svc)
     mean, var = svc.moments()
     rho = d.arrival_rate * mean
     if rho >= 1:
@@ -319,6 +329,7 @@ class Tandem:
     inference server's completions per slot, and the downlink's per-slot pmf (None: nothing is sent)."""
 
     def __init__(self, d: Data, svc: Service):
+        _delivered(svc)
         self.slot, self.lam = d.slot_s, d.arrival_rate * d.slot_s
         self.rate = d.slot_s / svc.compute
         if self.lam >= self.rate:
@@ -542,6 +553,11 @@ def generate(preset: str = "seed003", size: int | None = None, seed: int = 0,
         name += f"-{bound}"
     return Instance(name=name, meta=meta, data=Data.model_validate(data))
 
+
+def instance_bytes(preset: str, size: int | None, **_) -> float:
+    """About the bytes generating and writing an instance takes: the size is a step count, the instance a few
+    numbers, so 1 MiB whatever the size (``MAX_STEPS`` bounds it)."""
+    return float(2**20)
 
 def small_instance(seed: int) -> Instance:
     """A random 6x6 grid: the full enumeration takes well under a second."""

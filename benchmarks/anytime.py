@@ -2,6 +2,7 @@
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/anytime.py [LIMIT ...]              # this tree (default 5 and 20 s)
     BEFORE=/work/main OPENBLAS_NUM_THREADS=1 python benchmarks/anytime.py     # also an older tree, side by side
+    BUSY=6 BEFORE=/work/main OPENBLAS_NUM_THREADS=1 python benchmarks/anytime.py 5   # beside 6 busy loops
 
 Each paper-size instance of the issue (``generate`` with seed 1) is written once; every exact and bound method
 that applies runs as a user runs it, ``edgeopt solve FILE -m METHOD --time-limit LIMIT --json`` in a fresh
@@ -47,6 +48,16 @@ def run(tree: Path, path: Path, method: str, limit: float) -> dict:
 
 
 def main(limits: list[float]) -> None:
+    busy = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(int(os.environ.get("BUSY", 0)))]
+    try:
+        measure(limits)
+    finally:
+        for p in busy:
+            p.kill()
+            p.wait()
+
+
+def measure(limits: list[float]) -> None:
     trees = [("after", ROOT)] + ([("before", Path(os.environ["BEFORE"]))] if os.environ.get("BEFORE") else [])
     folder = Path(tempfile.mkdtemp(prefix="edgeopt-anytime-"))
     files = []

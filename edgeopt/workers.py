@@ -5,7 +5,7 @@ keeps worker processes; each Task (one method on one instance) runs in one of th
 waits on pipes, so that
 
 * **the limit counts the method, not the plumbing**: workers are spawned and warmed before they get a task
-  (edgeopt, NumPy and pydantic imported, then the solvers and every problem's methods while they idle), and
+  (edgeopt, NumPy and pydantic imported; the solver libraries too while they wait for their first task), and
   a task's clock starts when its worker reports ``started``: the instance is unpickled (or generated from
   its recipe), the method's modules are imported, and the method is being called. A fresh worker that
   replaces a killed one starts no clock before it runs a task;
@@ -43,8 +43,8 @@ from edgeopt.run import run_one
 
 STOP_AFTER_S = 0.2  # past limit × 1.1: the method is asked to stop
 STOP_GRACE_S = 0.7  # then: killed if it has not returned (by limit × 1.1 + 0.9 s: within the rule's + 1 s)
-# what exact and bound methods import as they run: a worker imports them while it waits for its first task,
-# or else before it starts the clock of such a method
+# what exact and bound methods import as they run (a few tenths of a second in all on a quiet machine): a worker
+# imports them while it waits for its first task, so that a method finds them there when it can
 WARM = ("pyomo.environ", "pyomo.contrib.solver.solvers.highs", "pyomo.contrib.solver.solvers.scip.scip_persistent",
         "highspy", "pyscipopt", "ortools.sat.python.cp_model", "scipy.optimize")
 
@@ -76,17 +76,17 @@ class Event:
     progress: anytime.Progress | None = None
 
 
-def run_task(task: Task, started: Callable[[registry.Method], None] | None = None) -> Result:
+def run_task(task: Task, started: Callable[[], None] | None = None) -> Result:
     """What a worker (or a Dask task) does with a Task; whatever goes wrong comes back as an error row.
 
-    ``started(method)`` is called once the instance is built and the method found, just before it runs.
+    ``started()`` is called once the instance is built and the method found, just before it runs.
     """
     start = time.perf_counter()
     try:
         instance = task.instance.build() if hasattr(task.instance, "build") else task.instance
-        method = registry.problem(instance.problem).method(task.method)  # imports its modules: not its time
+        registry.problem(instance.problem).method(task.method)  # imports its modules: not the method's time
         if started is not None:
-            started(method)
+            started()
         return run_one(instance, task.method, seed=task.seed, time_limit=task.time_limit, **(task.options or {}))
     except InputError as exc:  # e.g. an option value the method refuses: the run stops with exit 2 (checked_input)
         failed = _failed(task, "error", str(exc), time.perf_counter() - start)
@@ -446,15 +446,12 @@ def _die_with_parent() -> None:
         pass
 
 
-def _warm(modules: deque[str], all_of_them: bool) -> None:
-    """Import the next of ``modules`` (or all): a solver that is not installed is the method's to report."""
-    while modules:
-        try:
-            importlib.import_module(modules.popleft())
-        except Exception:  # noqa: BLE001 (ImportError, or a broken solver library: the method will say which)
-            pass
-        if not all_of_them:
-            return
+def _warm(modules: deque[str]) -> None:
+    """Import the next of ``modules``: a solver that is not installed is the method's to report."""
+    try:
+        importlib.import_module(modules.popleft())
+    except Exception:  # noqa: BLE001 (ImportError, or a broken solver library: the method will say which)
+        pass
 
 
 def _serve(conn, parent: int) -> None:
@@ -470,22 +467,16 @@ def _serve(conn, parent: int) -> None:
     inbox = _Inbox(conn)
     inbox.send(("ready",))
     anytime.forward(lambda p: inbox.send(("progress", p.tag, p)))
-    warm, idle = deque(WARM), True  # warming in the idle time between tasks would hold the next one up
-
-    def started(task_id: int, method: registry.Method) -> None:
-        if method.kind in ("exact", "bound"):
-            _warm(warm, all_of_them=True)
-        inbox.send(("started", task_id, time.monotonic()))
-
+    warm = deque(WARM)  # only until the first task: warming between tasks would hold the next one up
     while True:
-        item = inbox.take(block=not (idle and warm))
+        item = inbox.take(block=not warm)
         if item is _CLOSED:
             return
         if item is None:
-            _warm(warm, all_of_them=False)
+            _warm(warm)
             continue
         task_id, task = item
-        idle = False
+        warm.clear()
         with anytime.scope(tag=task_id):
-            result = run_task(task, started=lambda method: started(task_id, method))
+            result = run_task(task, started=lambda: inbox.send(("started", task_id, time.monotonic())))
         inbox.send(("done", task_id, result))

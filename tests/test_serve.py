@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import gzip
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -18,11 +17,12 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, settings
 
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-from conftest import INSTANCES, ROOT  # noqa: E402
+from conftest import INSTANCES, ROOT, running_dask  # noqa: E402
 from edgeopt import evaluate, generate, io, registry  # noqa: E402
 from edgeopt.compare import add_gaps, solve_row  # noqa: E402
 
@@ -439,3 +439,73 @@ def test_sigterm_shuts_down_cleanly(servers, slow_doc):
     assert not any(_alive(p) for p in workers)
     with sqlite3.connect(s.store) as db:
         assert db.execute("SELECT status FROM jobs WHERE id = ?", (job["id"],)).fetchone() == ("interrupted",)
+
+
+# --- fuzzing from the OpenAPI document --------------------------------------------------------------
+
+schemathesis = pytest.importorskip("schemathesis")
+
+
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory):
+    """The service fuzzed: 2 s time limits and a queue of 4, so that the jobs it is sent stay short and few."""
+    s = Server(tmp_path_factory.mktemp("fuzzed"), "--jobs", "1", "--max-time-limit", "2", "--queue", "4")
+    yield s
+    s.stop(signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def api_schema(fuzzed):
+    return schemathesis.openapi.from_url(f"{fuzzed.url}/openapi.json")
+
+
+OPERATIONS = [("GET", "/problems"), ("GET", "/problems/{problem}/schema"), ("POST", "/validate"), ("POST", "/solve"),
+              ("POST", "/jobs"), ("GET", "/jobs/{job_id}"), ("DELETE", "/jobs/{job_id}"), ("GET", "/healthz"),
+              ("GET", "/metrics")]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method,path", OPERATIONS)
+def test_fuzzed_requests_get_no_5xx_and_every_answer_matches_the_schema(api_schema, fuzzed, method, path):
+    """Requests made from /openapi.json, valid and invalid (100 per operation, the same ones every run): no 5xx,
+    every status, header, content type and body as documented. Left out: ``positive_data_acceptance`` (an
+    instance the schema allows may fail a cross-check, e.g. a shape or a sum: 422 by design) and
+    ``negative_data_rejection`` (the instance models coerce as pydantic's lax mode does, e.g. ``false`` for a
+    number: the files' rule, which the service keeps)."""
+    from hypothesis import given, strategies as st
+    from schemathesis import GenerationMode
+    from schemathesis.checks import negative_data_rejection, positive_data_acceptance
+
+    operation = api_schema[path][method]
+    cases = st.one_of(operation.as_strategy(GenerationMode.POSITIVE), operation.as_strategy(GenerationMode.NEGATIVE))
+
+    @given(case=cases)
+    @settings(max_examples=100, derandomize=True, database=None, deadline=None,
+              suppress_health_check=list(HealthCheck))
+    def fuzz(case):
+        case.call_and_validate(base_url=fuzzed.url, timeout=120,
+                               excluded_checks=[negative_data_rejection, positive_data_acceptance])
+
+    fuzz()
+    sent = [line for line in fuzzed.client().get("/metrics").text.splitlines()
+            if line.startswith(f'edgeopt_requests_total{{route="{path}",method="{method}"')]
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in sent) >= 1  # the cases reached the service
+
+
+# --- Dask ------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_with_a_dask_scheduler_the_work_runs_on_the_cluster(servers):
+    """The same rows as the local workers; a job runs to done; the health says where the work goes."""
+    with running_dask(workers=1) as (address, _):
+        s = servers("--scheduler", address)
+        c = s.client()
+        assert c.get("/healthz").json()["executor"] == "dask"
+        rows = c.post("/solve", json={"instance": _doc(), "methods": ["heuristic", "baseline"]}).json()
+        local = [solve_row(r) for r in [registry.problem("placement").method(m["method"]).run(io.load(PLACEMENT))
+                                        for m in rows]]
+        assert [{k: v for k, v in r.items() if k != "wall_s"} for r in rows] == \
+            [{k: v for k, v in json.loads(io.dumps(r)).items() if k != "wall_s"} for r in local]
+        job = c.post("/jobs", json={"kind": "compare", "instances": [_doc()], "methods": ["all"]}).json()
+        assert _until(lambda: _done(c, job["id"]))["status"] == "done"
+        assert s.stop() == 143

@@ -370,6 +370,13 @@ def create_app(svc: Service) -> FastAPI:
     async def _input_error(request: Request, exc: InputError):
         return _invalid([exc], "body")
 
+    @app.exception_handler(405)
+    async def _method_not_allowed(request: Request, exc: HTTPException):
+        """``Allow`` lists every method of the path (Starlette names only the first route's)."""
+        allowed = sorted({m for r in app.routes if getattr(r, "path_regex", None) and
+                          r.path_regex.match(request.url.path) for m in getattr(r, "methods", ())})
+        return JSONResponse({"detail": "Method Not Allowed"}, status_code=405, headers={"Allow": ", ".join(allowed)})
+
     @app.exception_handler(RequestValidationError)
     async def _param_error(request: Request, exc: RequestValidationError):
         errors = [pydantic_error({**e, "loc": e["loc"][1:]}, given=True) for e in exc.errors()[:1]]

@@ -194,7 +194,7 @@ class JobRequest(RootModel[Annotated[Union[SolveJob, CompareJob, ExperimentJob],
     @classmethod
     def parse(cls, doc: Any, context: dict) -> SolveJob | CompareJob | ExperimentJob:
         kind = doc.get("kind") if isinstance(doc, dict) else None
-        if kind not in JOB_KINDS:
+        if not isinstance(kind, str) or kind not in JOB_KINDS:
             raise InputError("kind", f"must be 'solve', 'compare' or 'experiment', got {shown(kind)}")
         return JOB_KINDS[kind].parse(doc, context)
 

@@ -36,6 +36,8 @@ from edgeopt.serve.store import Store
 RETRY_AFTER_S = 1  # a full queue's answer: no estimate of a solver's remaining time is reliable; clients back off
 ROWS_LIMIT = 1000  # rows per GET /jobs/{id} by default (``limit`` up to ROWS_MAX)
 ROWS_MAX = 10_000
+INLINE_BYTES = 64 * 1024  # a body up to this size is parsed in the event loop (a thread per small body only
+#                           adds contention for the GIL); a larger one in a thread, so that the loop stays free
 INTERRUPTED = "the service stopped before the job finished; its finished rows are kept (submit it again for the rest)"
 
 
@@ -312,7 +314,8 @@ def body(model):
         settings = service(request).settings
         raw = await _body(request, settings.max_body)
         context = {"max_time_limit": settings.max_time_limit}
-        return await run_in_threadpool(lambda: model.parse(io.parse_json(raw, "body"), context))
+        parse = lambda: model.parse(io.parse_json(raw, "body"), context)  # noqa: E731
+        return parse() if len(raw) <= INLINE_BYTES else await run_in_threadpool(parse)
 
     read.model = model
     return read

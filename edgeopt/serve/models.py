@@ -156,7 +156,9 @@ class CompareJob(_Methods):
 
 def _experiment(value: Any, info: ValidationInfo) -> experiment.Experiment:
     """An experiment file's keys as JSON; an omitted time limit is the service's default (see _Request)."""
-    if isinstance(value, dict) and "time_limit" not in value:
+    if not isinstance(value, dict):
+        raise InputError("experiment", "must be an object: an experiment file's keys")
+    if "time_limit" not in value:
         value = {**value, "time_limit": _Request._time_limit(None, info)}
 
     def parse(doc):
@@ -199,11 +201,18 @@ class JobRequest(RootModel[Annotated[Union[SolveJob, CompareJob, ExperimentJob],
         return JOB_KINDS[kind].parse(doc, context)
 
 
+def _solutions(value: Any) -> Any:
+    if value is None or isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+        return value
+    raise InputError("solution", "must be a solution (an object) or a list of them")
+
+
 class ValidateRequest(_Request):
     """``POST /validate``: an instance and, optionally, solutions to judge (one, or the array `solve -o` writes)."""
 
     instance: Instance
-    solution: dict[str, Any] | list[dict[str, Any]] | None = Field(
+    solution: Annotated[Any, PlainValidator(_solutions, json_schema_input_type=dict[str, Any] | list[dict[str, Any]]
+                                            | None)] = Field(
         None, description="a solution file, {\"solution\": {...}}, the bare decision, or a list of them")
 
     _solutions: list[tuple[str | None, Any]] = PrivateAttr(default_factory=list)

@@ -18,7 +18,7 @@ median of 5 calls after a warm-up). Then one service (``edgeopt serve --jobs JOB
   workers apart);
 * the service's RSS (its own process; the workers apart) after a warm-up and after all the load.
 
-Printed as a table and written to ``benchmarks/serve.json``; the load average is read before and after.
+Printed as a Markdown table; the load average is read before and after.
 """
 from __future__ import annotations
 
@@ -39,7 +39,6 @@ import httpx
 import edgeopt
 from edgeopt import io, registry
 
-ROOT = Path(__file__).resolve().parents[1]
 MIX = [("partition", "dp-latency"), ("cdgs", "cgsc-cstp"), ("qllms", "daa"), ("dagsched", "list"),
        ("offload", "ts-mito"), ("stepsplit", "min-bound"), ("placement", "lpt-ls"), ("batching", "ot-gah")]
 WORKLOADS = {"daa": [("qllms", "daa")], "mix": MIX}
@@ -162,7 +161,6 @@ def main(requests: int, clients: int, jobs: int) -> None:
            "runs": runs, "rss_before_mb": rss_before / 2**20, "rss_after_mb": rss_after / 2**20,
            "rss_growth": rss_after / rss_before - 1, "workers_rss_mb": [r / 2**20 for r in workers_rss],
            "load_before": load_before, "load_after": os.getloadavg()}
-    (ROOT / "benchmarks" / "serve.json").write_text(json.dumps(out, indent=1))
     for name, b in out["bare_ms"].items():
         print(f"bare edgeopt.solve, {name} ({len(work[name])} pairs): median {b['median']:.2f} ms, max {b['max']:.1f} ms")
     print("| workload | clients | requests | req/s | p50 ms | p99 ms | errors | p99 / bare median | overhead p50 ms | "

@@ -80,11 +80,11 @@ def list_cmd(as_json: bool = JsonOpt):
     from edgeopt import registry
     from edgeopt.solvers import available_solvers
 
+    solvers = available_solvers()
     if as_json:
-        print(json.dumps(registry.listing(), indent=1))
+        print(json.dumps(registry.listing(solvers), indent=1))
         return
     probs = registry.problems()
-    solvers = available_solvers()
     from rich.table import Table
 
     for pid, p in probs.items():

@@ -32,6 +32,7 @@ from edgeopt.serve import models
 from edgeopt.serve.bridge import DaskBridge, PoolBridge, Work
 from edgeopt.serve.metrics import CONTENT_TYPE, Metrics, RequestMetrics
 from edgeopt.serve.store import Store
+from edgeopt.solvers import available_solvers
 
 RETRY_AFTER_S = 1  # a full queue's answer: no estimate of a solver's remaining time is reliable; clients back off
 ROWS_LIMIT = 1000  # rows per GET /jobs/{id} by default (``limit`` up to ROWS_MAX)
@@ -392,7 +393,7 @@ def create_app(svc: Service) -> FastAPI:
     @api.get("/problems", response_model=models.Listing)
     async def problems():
         """Problems, their methods (kind, one line each) and presets, importers, solvers: `edgeopt list --json`."""
-        return await svc.cached("listing", registry.listing)
+        return await svc.cached("listing", lambda: registry.listing(available_solvers()))
 
     @api.get("/problems/{problem}/schema", responses={404: {"model": models.Message}, **_FAULTS})
     async def problem_schema(problem: str) -> dict[str, Any]:

@@ -115,8 +115,8 @@ class Service:
         try:
             while left:
                 index, what = await work.events.get()
-                if index is None:
-                    why = "client gone" if what == _GONE else "shutdown"
+                if index is None:  # the client went away, the service is stopping, or its executor is lost
+                    why = {_GONE: "client gone", _STOPPING: "shutdown"}.get(what, "executor lost")
                     raise HTTPException(499 if what == _GONE else 503, what)
                 if what.kind == "done":
                     rows[index] = orjson.loads(io.dumps(self._row(what.result, items[index][1]), indent=False))
@@ -144,7 +144,8 @@ class Service:
         try:
             while job.done < len(job.work.tasks):
                 index, what = await job.work.events.get()
-                if index is None:
+                if index is None:  # the executor is lost (the worker pool, or the Dask scheduler)
+                    self.bridge.cancel(job.work)
                     await self.db(self.store.end, job.id, "failed", what)
                     return
                 if what.kind == "started":
@@ -193,7 +194,7 @@ class Service:
     def stopping(self) -> None:
         """SIGINT or SIGTERM: the synchronous solves end now (503), so that the server can close their connections."""
         for work in list(self.solves):
-            work.events.put_nowait((None, "the service is shutting down"))
+            work.events.put_nowait((None, _STOPPING))
 
     async def shutdown(self) -> None:
         """Jobs stopped and marked ``interrupted`` (with their finished rows), workers killed, store closed."""
@@ -213,6 +214,7 @@ class Service:
 
 
 _GONE = "the client went away; its work was cancelled"
+_STOPPING = "the service is shutting down"
 
 
 async def _on_disconnect(request: Request, work: Work) -> None:
@@ -309,7 +311,8 @@ async def _body(request: Request, cap: int) -> bytes:
 
 def body(model):
     """The dependency that reads a request body of ``model``: size and gzip limits first, then the JSON parsed
-    and validated in a thread (a large instance does not hold the event loop); faults are InputErrors (422)."""
+    and validated (beyond INLINE_BYTES in a thread: a large instance does not hold the event loop); faults are
+    InputErrors (422)."""
 
     async def read(request: Request):
         settings = service(request).settings
@@ -318,7 +321,6 @@ def body(model):
         parse = lambda: model.parse(io.parse_json(raw, "body"), context)  # noqa: E731
         return parse() if len(raw) <= INLINE_BYTES else await run_in_threadpool(parse)
 
-    read.model = model
     return read
 
 
@@ -470,8 +472,9 @@ def create_app(svc: Service) -> FastAPI:
             _, defs = models_json_schema([(m, "validation") for m in REQUESTS],
                                          ref_template="#/components/schemas/{model}")
             schemas = doc.setdefault("components", {}).setdefault("schemas", {})
-            clash = {k for k in defs["$defs"] if k in schemas and schemas[k] != defs["$defs"][k]}
-            assert not clash, f"request and response models share names: {sorted(clash)}"
+            clash = sorted(k for k in defs["$defs"] if k in schemas and schemas[k] != defs["$defs"][k])
+            if clash:  # a new model named like one of the service's own: rename the service's
+                raise RuntimeError(f"request and response models share names: {clash}")
             schemas.update(defs["$defs"])
             app.openapi_schema = doc
         return app.openapi_schema

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, settings
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("fastapi")
 
-from conftest import INSTANCES, ROOT, running_dask  # noqa: E402
+from conftest import INSTANCES, ROOT, free_port, running_dask  # noqa: E402
 from edgeopt import evaluate, generate, io, registry  # noqa: E402
 from edgeopt.compare import add_gaps, solve_row  # noqa: E402
 
@@ -235,7 +235,8 @@ def test_bad_solve_requests_name_the_field(server):
              "time_limit": {"instance": _doc(), "time_limit": 0},
              "instance.problem": {"instance": {**_doc(), "problem": "nope"}},
              "instance.data.lam": {"instance": {**_doc(), "data": {**_doc()["data"], "lam": -1}}},
-             "unknown": {"instance": _doc(), "unknown": 1}}
+             "unknown": {"instance": _doc(), "unknown": 1},
+             "instance": {"instance": str(PLACEMENT)}}  # never a path of the server's: instances come inline
     for path, body in cases.items():
         answer = c.post("/solve", json=body)
         assert answer.status_code == 422 and answer.json()["detail"][0]["path"] == path, (path, answer.text)
@@ -472,14 +473,15 @@ def test_sigkill_mid_job_then_restart_keeps_finished_results_and_marks_the_job_i
 
 
 @pytest.mark.slow
-def test_sigterm_shuts_down_cleanly(servers, slow_doc):
-    """Exit 143; the running job is marked interrupted in the store; no worker outlives the service."""
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_sigint_and_sigterm_shut_down_cleanly(servers, slow_doc, sig, code):
+    """Exit 130 / 143; the running job is marked interrupted in the store; no worker outlives the service."""
     s = servers("--jobs", "1")
     c = s.client()
     job = c.post("/jobs", json={"kind": "solve", "instance": slow_doc, "methods": ["milp"], "time_limit": 600}).json()
     _until(lambda: _running(c, job["id"]))
     workers = s.workers()
-    assert s.stop(signal.SIGTERM) == 143
+    assert s.stop(sig) == code
     assert "1 unfinished job marked interrupted" in "".join(s.lines)
     assert not any(_alive(p) for p in workers)
     with sqlite3.connect(s.store) as db:
@@ -554,3 +556,12 @@ def test_with_a_dask_scheduler_the_work_runs_on_the_cluster(servers):
         job = c.post("/jobs", json={"kind": "compare", "instances": [_doc()], "methods": ["all"]}).json()
         assert _until(lambda: _done(c, job["id"]))["status"] == "done"
         assert s.stop() == 143
+
+
+@pytest.mark.slow
+def test_a_dask_scheduler_that_cannot_be_reached_is_one_line_and_exit_3(tmp_path):
+    address = f"tcp://127.0.0.1:{free_port()}"
+    done = subprocess.run(EDGEOPT + ["serve", "--port", "0", "--scheduler", address], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 3 and done.stderr.startswith(f"error: cannot reach the Dask scheduler at {address}")
+    assert done.stderr.count("\n") == 1, done.stderr

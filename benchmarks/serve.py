@@ -162,7 +162,8 @@ def main(requests: int, clients: int, jobs: int) -> None:
            "rss_growth": rss_after / rss_before - 1, "workers_rss_mb": [r / 2**20 for r in workers_rss],
            "load_before": load_before, "load_after": os.getloadavg()}
     for name, b in out["bare_ms"].items():
-        print(f"bare edgeopt.solve, {name} ({len(work[name])} pairs): median {b['median']:.2f} ms, max {b['max']:.1f} ms")
+        print(f"bare edgeopt.solve, {name} ({len(work[name])} pairs): median {b['median']:.2f} ms, "
+              f"max {b['max']:.1f} ms")
     print("| workload | clients | requests | req/s | p50 ms | p99 ms | errors | p99 / bare median | overhead p50 ms | "
           "overhead p99 ms | service CPU ms / request | p99 in the service, ms |")
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")

@@ -132,7 +132,8 @@ class Service:
     async def submit(self, req, slot: _Slot) -> str:
         items = req.work()
         job_id = uuid.uuid4().hex
-        reference = req.experiment.reference if req.kind == "experiment" else {"solve": None, "compare": "auto"}[req.kind]
+        reference = {"solve": None, "compare": "auto"}[req.kind] if req.kind != "experiment" else \
+            req.experiment.reference  # what compare's and experiment's gaps are to
         await self.db(self.store.create, job_id, req.kind, len(items), reference)
         job = self.jobs[job_id] = _Job(job_id, Work([task for task, _ in items]), [extra for _, extra in items])
         slot.kept = True  # the job holds its place in the queue until it ends (_run)
@@ -326,8 +327,9 @@ def body(model):
 
 def _openapi_body(model) -> dict:
     """The request body a ``body(model)`` route documents (the schema is added in ``create_app``'s openapi)."""
+    schema = {"$ref": f"#/components/schemas/{model.__name__}"}
     return {"requestBody": {"required": True, "description": "JSON; Content-Encoding: gzip is accepted",
-                            "content": {"application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}}}}
+                            "content": {"application/json": {"schema": schema}}}}
 
 
 REQUESTS = (models.SolveRequest, models.JobRequest, models.ValidateRequest)

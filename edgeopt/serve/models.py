@@ -29,8 +29,9 @@ def _within(prefix: str, parse: Callable[[Any], Any], value: Any) -> Any:
     try:
         return parse(value)
     except InputError as exc:
-        path = exc.path if exc.path.startswith("[") or exc.path == "(top level)" else f".{exc.path}"
-        raise InputError(prefix if exc.path == "(top level)" else f"{prefix}{path}", exc.rule) from None
+        path = (prefix if exc.path == "(top level)" else f"{prefix}{exc.path}" if exc.path.startswith("[") else
+                f"{prefix}.{exc.path}")
+        raise InputError(path, exc.rule) from None
 
 
 def _instance_types() -> Any:
@@ -75,15 +76,15 @@ class _Request(BaseModel):
             raise validation_error(exc) from None
 
     @staticmethod
-    def _time_limit(value: Any, info: ValidationInfo, where: str = "time_limit") -> float:
+    def _time_limit(value: Any, info: ValidationInfo) -> float:
         """The command line's range, then the service's ``--max-time-limit``: refused above it, never cut."""
         most = (info.context or {}).get("max_time_limit", limits.TIME_LIMIT_MAX_S)
         if value is None:
             return min(DEFAULT_TIME_LIMIT_S, most)
-        seconds = limits.time_limit(value, where)
+        seconds = limits.time_limit(value, "time_limit")
         if seconds > most:
-            raise InputError(where, f"must be at most {most:g} s on this service (its --max-time-limit), "
-                                    f"got {shown(value)}")
+            raise InputError("time_limit", f"must be at most {most:g} s on this service (its --max-time-limit), "
+                                           f"got {shown(value)}")
         return seconds
 
 
@@ -92,8 +93,7 @@ class _Methods(_Request):
 
     methods: list[str] | None = Field(None, description="method names, or exact, heuristic, baseline, bound, all "
                                                         "(default: all and bound, as `edgeopt solve`)")
-    time_limit: Annotated[float, PlainValidator(lambda v, info: _Request._time_limit(v, info),
-                                                json_schema_input_type=TimeLimit | None)] = Field(
+    time_limit: Annotated[float, PlainValidator(_Request._time_limit, json_schema_input_type=TimeLimit | None)] = Field(
         None, validate_default=True,
         description="seconds per method call (default 60, or the service's --max-time-limit if lower)")
     seed: Annotated[int, PlainValidator(lambda v: limits.seed(v, "seed"),
@@ -202,7 +202,8 @@ class JobRequest(RootModel[Annotated[Union[SolveJob, CompareJob, ExperimentJob],
 
 
 def _solutions(value: Any) -> Any:
-    if value is None or isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict) for v in value)):
+    if value is None or isinstance(value, dict) or (isinstance(value, list) and all(isinstance(v, dict)
+                                                                                       for v in value)):
         return value
     raise InputError("solution", "must be a solution (an object) or a list of them")
 

@@ -373,6 +373,16 @@ def problem(problem_id: str) -> Problem:
     return _PROBLEMS[problem_id]
 
 
+def listing(solvers: dict[str, bool]) -> dict:
+    """Problems (sense, presets, methods by kind), importers and ``solvers`` (``edgeopt.solvers.available_solvers()``,
+    which imports this module): ``edgeopt list --json`` and the service's ``GET /problems``."""
+    return {"problems": {pid: {"sense": p.sense, "presets": p.presets,
+                               "methods": {m.name: {"kind": m.kind, "doc": m.doc} for m in p.methods.values()}}
+                         for pid, p in problems().items()},
+            "importers": {n: {"problem": i.problem, "doc": i.doc} for n, i in importers().items()},
+            "solvers": solvers}
+
+
 def importers() -> dict[str, Importer]:
     """Importers register in the modules of ``edgeopt.importers``: every one is loaded to find them."""
     import edgeopt.importers

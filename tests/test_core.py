@@ -15,10 +15,12 @@ from edgeopt.problems.partition import small_instance
 
 
 def test_core_path_never_imports_the_extras():
-    """fancyimpute (a comparison only) and Dask (an executor only) stay out of every ordinary run."""
+    """fancyimpute (a comparison only), Dask (an executor only) and the service's web stack stay out of every
+    ordinary run."""
     code = ("import sys, edgeopt; from edgeopt.problems.qllms import small_instance; "
-            "edgeopt.solve(small_instance(0), 'all'); import edgeopt.experiment; "
-            "print([m for m in ('fancyimpute', 'dask', 'distributed') if m in sys.modules])")
+            "edgeopt.solve(small_instance(0), 'all'); import edgeopt.experiment, edgeopt.cli; "
+            "print([m for m in ('fancyimpute', 'dask', 'distributed', 'fastapi', 'starlette', 'uvicorn', 'httpx', "
+            "'schemathesis', 'edgeopt.serve') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

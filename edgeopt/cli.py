@@ -33,7 +33,7 @@ def err():
     return Console(stderr=True)
 
 
-MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|bound|all (repeatable)")
+MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|bound|learned|all (repeatable)")
 SolverOpt = typer.Option(None, "--solver", help="solver for exact methods: highs, scip, gurobi, cbc, ... ")
 TimeOpt = typer.Option(60.0, "--time-limit", help="seconds per method call, model building included; "
                                                    "a run cut short is reported as time_limit")
@@ -369,6 +369,66 @@ def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, d
         t.add_row(key, _num(value))
     out().print(t)
     err().print(f"wrote {run.path / RESULTS} and figures in {run.path / 'figures'}")
+
+
+@app.command()
+def train(problem: str = typer.Argument(..., help="problem id (dagsched)"),
+          method: str = typer.Option(..., "-m", "--method", help="algorithm: ucb-coma, coma, mappo or maddpg"),
+          preset: Optional[str] = typer.Option(None, "--preset", help="generator preset of the training episodes"),
+          size: Optional[int] = typer.Option(None, "--size", help="count of the main entity (dagsched: jobs = agents)"),
+          option: List[str] = typer.Option([], "--option", help="generator option, reward=paper|objective, or a "
+                                                                "hyper-parameter of the algorithm, KEY=VALUE"),
+          episodes: int = typer.Option(700, "--episodes", help="training episodes (each a fresh instance)"),
+          seed: int = typer.Option(0, "--seed", help="seed of the networks, exploration and training instances"),
+          gap: bool = typer.Option(False, "--gap", help="prove each episode's optimum (cached) and show the mean gap"),
+          resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint beside POLICY"),
+          output: str = typer.Option(..., "-o", "--output", help="policy file to write (.npz)")):
+    """Train a learned method; the policy file, its learning curve (Parquet + PNG) and checkpoints go beside -o."""
+    try:
+        from edgeopt.learn.train import checkpoint_path, plan, train as run_training
+    except ImportError as exc:
+        raise InputError("train", f"needs the learn extra (pip install 'edgeopt[learn]'): {exc}") from None
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    opts = _parse_options(option, ("seed", "episodes", "preset", "size"))
+    if not output.endswith(".npz"):
+        raise InputError("-o", f"must name a .npz policy file, got {shown(output)}")
+    plan(problem, method, preset, size, opts, episodes, seed)  # bad options: exit 2 before the progress bar or any file
+    command = " ".join(["edgeopt", "train", problem, "-m", method]
+                       + (["--preset", preset] if preset else []) + (["--size", str(size)] if size else [])
+                       + [f"--option {o}" for o in option] + ["--episodes", str(episodes), "--seed", str(seed)]
+                       + (["--gap"] if gap else []) + ["-o", output])
+    recent: list[dict] = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[stats]}"), console=err())
+    task = progress.add_task(f"{method}", total=episodes, stats="")
+
+    def episode_done(row: dict) -> None:
+        if not recent:  # the bar appears with the first episode, after every check passed
+            progress.start()
+        recent.append(row)
+        last = recent[-50:]
+        stats = (f"reward {np.mean([r['reward'] for r in last]):.4g}  "
+                 f"objective {np.mean([r['objective'] for r in last]):.4g}")
+        gaps = [r["gap"] for r in last if r.get("gap") is not None]
+        if gaps:
+            stats += f"  gap {np.mean(gaps):.2%}"
+        progress.update(task, completed=row["episode"], stats=stats + " (last 50)")
+
+    try:
+        run_training(problem, method, preset=preset, size=size, options=opts, episodes=episodes, seed=seed,
+                     out=output, resume=resume, gap=gap, command=command, on_episode=episode_done)
+    except Interrupted:
+        if recent:
+            progress.stop()
+        if checkpoint_path(output).exists():
+            err().print(f"last checkpoint kept: {checkpoint_path(output)} (continue with --resume)")
+        raise
+    finally:
+        if recent:
+            progress.stop()
+    err().print(f"wrote {output} and its learning curve beside it")
 
 
 @app.command()

@@ -33,6 +33,7 @@ EXPERIMENT_ROWS_MAX = 100_000  # rows of one experiment: grid points x sizes x s
 BODY_MB_MAX = 1024.0  # `edgeopt serve --max-body`: MB a request body may hold (inflated)
 QUEUE_MAX = 100_000  # `edgeopt serve --queue`: solves and jobs held at once
 PORT_MAX = 65_535
+AGENTS_MAX = 4096  # agents of a decision process that is trained (`edgeopt train`; a policy runs on any number)
 MEMORY_GB, INPUT_MB = 4.0, 256.0  # defaults of EDGEOPT_MEMORY_GB and EDGEOPT_INPUT_MB
 
 
@@ -124,3 +125,4 @@ def megabytes(value: Any, where: str, most: float) -> int:
 MipGap = Annotated[float, Field(ge=0, le=1)]
 Threads = Annotated[int, Field(ge=1, le=THREADS_MAX)]
 Count = Annotated[int, Field(ge=1, le=1_000_000)]  # iterations, episodes, nodes, rounds of a method
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]  # a seed given as a method option (e.g. a learned method's train_seed)

@@ -1,10 +1,13 @@
-"""Learned methods (dagsched): environment overhead, training time, final gap to the optimum, inference speed.
+"""Learned methods: environment overhead, training time, final gap to the optimum, inference speed (dagsched);
+TS-MITO over time (offload): 100 slots with ``ts-mito-mappo`` and the training time of its algorithms.
 
-    python benchmarks/learn.py            # everything (about 10 minutes on 2 busy cores)
+    python benchmarks/learn.py            # every dagsched part (about 10 minutes on 2 busy cores)
     python benchmarks/learn.py env        # decisions per second: environment vs the Dispatcher alone
     python benchmarks/learn.py train      # 700 episodes of each algorithm on `paper`, pinned to one core
     python benchmarks/learn.py gap        # shipped policies, list and cs-ucb on 50 held-out instances vs cpsat
     python benchmarks/learn.py inference  # per-decision time of the shipped policies with NumPy
+    python benchmarks/learn.py offload-slots  # 100 slots: wall and CPU; per slot the actors, stage two, the referee
+    python benchmarks/learn.py offload-train  # 700 episodes of mappo, ippo, vdn, qmix on `paper`, one core
 
 Prints Markdown tables; quote the load average printed with them.
 """
@@ -23,6 +26,7 @@ from edgeopt import registry
 from edgeopt.problems.dagsched import generate
 
 ALGORITHMS = ["ucb-coma", "coma", "mappo", "maddpg"]
+OFFLOAD_ALGORITHMS = ["mappo", "ippo", "vdn", "qmix"]
 
 
 def load() -> str:
@@ -80,20 +84,22 @@ def env_overhead(episodes: int = 300) -> None:
     print()
 
 
-def training(episodes: int = 700) -> None:
+def training(episodes: int = 700, problem: str = "dagsched") -> None:
     """Each algorithm trained from scratch in a fresh process pinned to core 0 (XLA on one thread)."""
-    print(f"### training, {episodes} episodes on `paper` (5 jobs), one core ({load()} at the start)\n")
-    print("| algorithm | wall s | CPU s | mean objective, last 50 episodes |")
+    what, size, algorithms, metric = {"dagsched": ("5 jobs", 5, ALGORITHMS, "objective"),
+                                      "offload": ("15 users, 10 slots an episode", None, OFFLOAD_ALGORITHMS, "reward")}[problem]
+    print(f"### training {problem}, {episodes} episodes on `paper` ({what}), one core ({load()} at the start)\n")
+    print(f"| algorithm | wall s | CPU s | mean {metric}, last 50 episodes |")
     print("|---|---|---|---|")
     env = {**os.environ, "XLA_FLAGS": "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1",
            "OMP_NUM_THREADS": "1"}
-    for a in ALGORITHMS:
+    for a in algorithms:
         with tempfile.TemporaryDirectory() as tmp:
             out = os.path.join(tmp, f"{a}.npz")
             code = ("import resource, time; from edgeopt.learn.train import train; t = time.perf_counter(); "
-                    f"rows = train('dagsched', {a!r}, preset='paper', size=5, episodes={episodes}, seed=0, out={out!r}); "
-                    "import numpy as np; u = resource.getrusage(resource.RUSAGE_SELF); "
-                    "print(time.perf_counter() - t, u.ru_utime + u.ru_stime, np.mean([r['objective'] for r in rows[-50:]]))")
+                    f"rows = train({problem!r}, {a!r}, preset='paper', size={size}, episodes={episodes}, seed=0, "
+                    f"out={out!r}); import numpy as np; u = resource.getrusage(resource.RUSAGE_SELF); "
+                    f"print(time.perf_counter() - t, u.ru_utime + u.ru_stime, np.mean([r[{metric!r}] for r in rows[-50:]]))")
             res = subprocess.run(["taskset", "-c", "0", sys.executable, "-c", code], capture_output=True, text=True,
                                  env=env, check=True)
             wall, cpu, obj = (float(x) for x in res.stdout.split())
@@ -153,7 +159,59 @@ def inference(reps: int = 20) -> None:
     print()
 
 
+def offload_slots(n: int = 100) -> None:
+    """The whole simulation (``edgeopt simulate offload -m ts-mito-mappo``, no reference) for wall and CPU time; then
+    the same slots again, timing the parts of each decision: the actors (observations, the 15 users' forward pass
+    with NumPy, the greedy actions), stage two (closed-form SM splits, Newton-KKT radio) and the referee."""
+    from edgeopt.heuristics.offload import stage_two
+    from edgeopt.learn import methods, nets
+    from edgeopt.problems.offload import evaluate
+    from edgeopt.simulation import simulate
+    from edgeopt.systems.offload import DecisionProcess, Simulation
+
+    print(f"### {n} slots of the paper preset (15 users, 3 edges, 1 cloud), ts-mito-mappo, seed 0 ({load()})\n")
+    simulate("offload", "ts-mito-mappo", intervals=2, seed=0, reference=None)  # warm caches and imports
+    w0, c0 = time.perf_counter(), time.process_time()
+    run = simulate("offload", "ts-mito-mappo", intervals=n, seed=0, reference=None)
+    wall, cpu = time.perf_counter() - w0, time.process_time() - c0
+    decided = sum(1 for s in run.column("decision", "status") if s != "idle")
+    print(f"whole run: {wall:.2f} s wall, {cpu:.2f} s CPU for {n} slots ({decided} decided), "
+          f"{1e3 * wall / n:.1f} ms per slot\n")
+    pol = methods.load(methods.SHIPPED / "offload" / "mappo-paper.npz", "offload")
+    net, lay = nets.family(pol.layout), pol.layout
+    sim, parts = Simulation(seed=0), {"actors": [], "stage two": [], "referee": []}
+    cpu_parts = {k: [] for k in parts}
+    for t in range(n):
+        inst = sim.instance(t)
+        if inst is None:
+            sim.advance(t, None, None)
+            continue
+        t0, u0 = time.perf_counter(), time.thread_time()
+        proc = DecisionProcess.for_instance(lay, inst)
+        proc.reset(inst)
+        acts = np.argmax(net.table(pol.actor, proc.observe_all(), np), -1)
+        m, o, c = np.array([lay.choice(int(a)) for a in acts]).T
+        t1, u1 = time.perf_counter(), time.thread_time()
+        sol = stage_two(inst, m, o, c)
+        t2, u2 = time.perf_counter(), time.thread_time()
+        evaluate(inst, sol)
+        t3, u3 = time.perf_counter(), time.thread_time()
+        for k, v, u in zip(parts, (t1 - t0, t2 - t1, t3 - t2), (u1 - u0, u2 - u1, u3 - u2)):
+            parts[k].append(1e3 * v)
+            cpu_parts[k].append(1e3 * u)
+        sim.advance(t, inst, sol)
+    print("| part of a slot's decision | wall ms: median | 95th percentile | max | CPU ms (this thread): median | "
+          "95th percentile |")
+    print("|---|---|---|---|---|---|")
+    for k, v in parts.items():
+        u = cpu_parts[k]
+        print(f"| {k} | {statistics.median(v):.2f} | {np.percentile(v, 95):.2f} | {max(v):.2f} | "
+              f"{statistics.median(u):.2f} | {np.percentile(u, 95):.2f} |")
+    print(f"\n({load()} at the end)\n")
+
+
 if __name__ == "__main__":
     parts = {"env": env_overhead, "train": training, "gap": gaps, "inference": inference}
+    offload = {"offload-slots": offload_slots, "offload-train": lambda: training(problem="offload")}
     for name in sys.argv[1:] or list(parts):
-        parts[name]()
+        {**parts, **offload}[name]()

@@ -96,16 +96,21 @@ def _masked_log_softmax(x, mask, xp):
     return z - top - xp.log(xp.exp(z - top).sum(-1, keepdims=True))
 
 
-def actor_logp(p: dict, obs: dict, xp):
-    """(B, tasks * servers) log-probabilities of the flat actions ``j * servers + k``; LOGP_MIN where masked."""
+def _graph_heads(p: dict, obs: dict, xp):
+    """The sub-task head's logits (B, tasks), the server head's (B, tasks, servers) and the mask (B, tasks, servers)."""
     x = encode(p["gcn"], obs, xp)
     h = xp.maximum(mlp(p["body"], x, xp), 0.0)
     b, J = x.shape[0], p["sub"]["w"].shape[1]
     S = p["loc"]["w"].shape[1] // J
-    mask = obs["action_mask"].reshape(b, J, S) > 0
-    sub = _masked_log_softmax(_lin(p["sub"], h, xp), mask.any(-1), xp)
-    loc = _masked_log_softmax(_lin(p["loc"], h, xp).reshape(b, J, S), mask, xp)
-    return xp.where(mask, sub[..., None] + loc, LOGP_MIN).reshape(b, J * S)
+    return _lin(p["sub"], h, xp), _lin(p["loc"], h, xp).reshape(b, J, S), obs["action_mask"].reshape(b, J, S) > 0
+
+
+def actor_logp(p: dict, obs: dict, xp):
+    """(B, tasks * servers) log-probabilities of the flat actions ``j * servers + k``; LOGP_MIN where masked."""
+    sub, loc, mask = _graph_heads(p, obs, xp)
+    sub = _masked_log_softmax(sub, mask.any(-1), xp)
+    loc = _masked_log_softmax(loc, mask, xp)
+    return xp.where(mask, sub[..., None] + loc, LOGP_MIN).reshape(mask.shape[0], -1)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
@@ -132,13 +137,8 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict:
 
 def _q_pairs(p: dict, obs: dict, xp):
     """The actor's heads read as values: Q(sub, loc) = sub + loc, LOGP_MIN where masked: (B, tasks * servers)."""
-    x = encode(p["gcn"], obs, xp)
-    h = xp.maximum(mlp(p["body"], x, xp), 0.0)
-    b, J = x.shape[0], p["sub"]["w"].shape[1]
-    S = p["loc"]["w"].shape[1] // J
-    mask = obs["action_mask"].reshape(b, J, S) > 0
-    q = _lin(p["sub"], h, xp)[..., None] + _lin(p["loc"], h, xp).reshape(b, J, S)
-    return xp.where(mask, q, LOGP_MIN).reshape(b, J * S)
+    sub, loc, mask = _graph_heads(p, obs, xp)
+    return xp.where(mask, sub[..., None] + loc, LOGP_MIN).reshape(mask.shape[0], -1)
 
 
 class Graph:

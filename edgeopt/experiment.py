@@ -348,7 +348,8 @@ def _table(rows: list[dict], exp: Experiment):
     ``details.*`` by their values (numbers as float, nothing but nulls as float), anything nested as JSON text."""
     import pyarrow as pa
 
-    declared = {**_TYPED, **{k: _axis_type(v) for k, v in {**exp.grid, **exp.zip}.items() if k != "preset"}}
+    axes = {k: _axis_type(v) for k, v in {**exp.grid, **exp.zip}.items()}
+    declared = {**axes, **_TYPED}  # an axis named like a result column (partition's `objective`) holds the result
     columns = list(dict.fromkeys(k for r in rows for k in r))
     data = {}
     for col in columns:
@@ -635,10 +636,10 @@ def plot(run_dir: str | Path) -> list[Path]:
     return written
 
 
-def _wrap(title: str, width: int = 58) -> str:
-    """A title in lines that fit beside the legend, broken after its first colon when it has one."""
+def _wrap(title: str, width: int = 66) -> str:
+    """A title in lines that fit beside the legend, broken after a long lead-in ending in a colon."""
     head, sep, tail = title.partition(": ")
-    parts = [head + sep.rstrip(), tail] if sep and len(title) > width else [title]
+    parts = [head + sep.rstrip(), tail] if sep and len(title) > width and len(head) >= 20 else [title]
     return "\n".join(textwrap.fill(part, width) for part in parts)
 
 
@@ -657,7 +658,9 @@ def figure(exp: Experiment, rows: list[dict], p: Plot):
     width = 0.8 / max(1, len(data))
     mine = {g: [r for r in rows if r.get(p.group) == g and all(r.get(k) == v for k, v in p.where.items())]
             for g in data}
-    refs = {g: _reference_label(mine[g]) for g in data} if p.group == "method" and p.minus is None else {}
+    # the reference of a value (not of a run time): the optimum, or a bound, drawn apart from the methods
+    refs = ({g: _reference_label(mine[g]) for g in data} if p.group == "method" and p.minus is None
+            and p.y != "wall_s" else {})
     order = sorted(data, key=lambda g: refs.get(g) is not None)  # the references last, so on top
     colour = iter(f"C{k}" for k in range(10 * len(data)))
     for g in order:
@@ -680,10 +683,13 @@ def figure(exp: Experiment, rows: list[dict], p: Plot):
             pos = [xs.index(v) + (k - (len(data) - 1) / 2) * width for v in x]
             ax.bar(pos, y, width=width, yerr=h, capsize=2, label=name, color=style["color"],
                    edgecolor=style["color"], hatch="//" if ref else None, fill=not ref, zorder=style["zorder"])
-    if p.kind == "bar":
-        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
     if p.logx:
         ax.set_xscale("log")
+    if p.kind == "bar":
+        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    elif xs and len(xs) <= 12 and all(isinstance(v, (int, float)) for v in xs):  # ticks at the values swept
+        ax.set_xticks(xs, [f"{v:g}" for v in xs])
+        ax.minorticks_off()
     if p.logy:
         ax.set_yscale("symlog" if any(q[1] <= 0 for pts in data.values() for q in pts) else "log")
     counts = sorted({q[3] for pts in data.values() for q in pts})
@@ -692,7 +698,8 @@ def figure(exp: Experiment, rows: list[dict], p: Plot):
     ylabel = p.ylabel or label(p.y, exp.problem, rows)
     if p.minus is not None:
         ylabel += f" minus {p.minus}'s"
-    ax.set_ylabel(f"{ylabel}\n{p.agg}, {int(p.ci * 100)} % Student-t interval ({n})")
+    band = f"{p.agg}, {int(p.ci * 100)} % Student-t interval ({n})" if counts[-1:] != [1] else "one seed each"
+    ax.set_ylabel(f"{ylabel}\n{band}")
     where = ", ".join(f"{k} = {v}" for k, v in p.where.items())
     title = _wrap(p.title or f"{exp.name}: {p.y} vs {p.x}") + (f"\n({where})" if where else "")
     ax.set_title(title, fontsize="medium")

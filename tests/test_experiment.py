@@ -258,6 +258,9 @@ def test_results_are_typed_parquet_parts_and_run_json_names_the_commit(tmp_path)
     table = experiment._table([{"objective": None, "bids": 10, "details.x": None}],
                               _exp(TINY.replace("observe = [1.0, 0.5]", "observe = [1.0]")))
     assert str(table.schema.field("objective").type) == "double"  # all null, still a float
+    named = _exp(TINY.replace("observe = [1.0, 0.5]", 'observe = [1.0]\nslo = ["latency"]'))
+    named.grid["objective"] = ["gpu-seconds"]  # an axis named like a result column: the column holds the result
+    assert str(experiment._table([{"objective": 1.5}], named).schema.field("objective").type) == "double"
     run = json.loads((run_dir / "run.json").read_text())
     assert "pyarrow" in run["versions"]
     if (ROOT / ".git").exists():

@@ -1,4 +1,5 @@
-"""The ``edgeopt`` command. Exit codes: 0 success, 1 infeasible or no solution, 2 bad input or usage."""
+"""The ``edgeopt`` command. Exit codes: 0 success, 1 infeasible or no solution, 2 bad input or usage, 3 the Dask
+scheduler could not be reached or was lost (finished rows kept), 130 / 143 SIGINT / SIGTERM."""
 from __future__ import annotations
 
 import json
@@ -10,7 +11,7 @@ from typing import List, Optional
 import orjson
 import typer
 
-from edgeopt.errors import RULE_CHARS, InputError, Interrupted, catch_signals, cut, shown
+from edgeopt.errors import RULE_CHARS, ClusterLost, InputError, Interrupted, catch_signals, cut, shown
 
 # NumPy, pydantic, Pyomo and rich load inside the commands that need them: `edgeopt --help` stays fast.
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -79,16 +80,11 @@ def list_cmd(as_json: bool = JsonOpt):
     from edgeopt import registry
     from edgeopt.solvers import available_solvers
 
-    probs = registry.problems()
     solvers = available_solvers()
     if as_json:
-        doc = {"problems": {pid: {"sense": p.sense, "presets": p.presets,
-                                  "methods": {m.name: {"kind": m.kind, "doc": m.doc} for m in p.methods.values()}}
-                            for pid, p in probs.items()},
-               "importers": {n: {"problem": i.problem, "doc": i.doc} for n, i in registry.importers().items()},
-               "solvers": solvers}
-        print(json.dumps(doc, indent=1))
+        print(json.dumps(registry.listing(solvers), indent=1))
         return
+    probs = registry.problems()
     from rich.table import Table
 
     for pid, p in probs.items():
@@ -188,7 +184,7 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
         docs = [io.solution_doc(r) for r in results]
         io.write_json(docs[0] if len(docs) == 1 else docs, output)
     if as_json:
-        dicts = [{k: v for k, v in r.to_dict().items() if k in cmp.FIELDS or k in ("details",)} for r in results]
+        dicts = [cmp.solve_row(r) for r in results]
         _print_json(dicts[0] if len(dicts) == 1 else dicts)
     else:
         from rich.table import Table
@@ -363,7 +359,7 @@ def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, d
 
         run = run_simulation(problem, method, preset=preset, intervals=intervals, seed=seed, out=out_dir,
                              reference=None if reference == "none" else reference, time_limit=time_limit,
-                             on_interval=step, **_parse_options(option, _keywords(run_simulation)))
+                             on_interval=step, isolate=True, **_parse_options(option, _keywords(run_simulation)))
     from rich.table import Table
 
     t = Table(title=f"{problem} ({run.preset}), {method}, {intervals} intervals, seed {seed}", title_justify="left")
@@ -477,6 +473,64 @@ def experiment_plot(run_dir: str = typer.Argument(..., help="run directory of `e
         err().print(f"wrote {path} (and .pdf)")
 
 
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; beyond loopback only with "
+                                                                "--token-file"),
+          port: int = typer.Option(8000, "--port", help="port to listen on (0: any free one, printed)"),
+          jobs: Optional[int] = typer.Option(None, "--jobs", help="worker processes (default: the CPUs)"),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler", help="run the work on the Dask cluster at this "
+                                                                            "address (tcp://host:8786)"),
+          store: str = typer.Option("edgeopt-serve.sqlite", "--store", help="SQLite file of the jobs and their rows"),
+          token_file: Optional[str] = typer.Option(None, "--token-file", help="file holding the bearer token that "
+                                                                              "every request must carry"),
+          max_body: float = typer.Option(16.0, "--max-body", help="MB a request body may hold (gzip: inflated)"),
+          max_time_limit: float = typer.Option(600.0, "--max-time-limit", help="seconds: a larger time_limit is "
+                                                                                "refused (422)"),
+          queue: int = typer.Option(100, "--queue", help="solves and jobs held at once; one more is answered 429")):
+    """Serve the problems, methods and referee over HTTP/JSON (OpenAPI at /docs) until SIGINT or SIGTERM."""
+    import os
+
+    from edgeopt import limits
+
+    limits.count(port, "--port", 0, limits.PORT_MAX)
+    if scheduler is not None and jobs is not None:
+        raise InputError("--jobs", "is the Dask cluster's own with --scheduler (its workers' threads)")
+    jobs = limits.jobs(jobs if jobs is not None else min(len(os.sched_getaffinity(0)), limits.JOBS_MAX))
+    body = limits.megabytes(max_body, "--max-body", limits.BODY_MB_MAX)
+    limits.time_limit(max_time_limit, "--max-time-limit")
+    limits.count(queue, "--queue", 1, limits.QUEUE_MAX)
+    token = _token(token_file) if token_file is not None else None
+    try:
+        from edgeopt import serve as service
+    except ImportError as exc:
+        raise InputError("serve", f"needs the serve extra: pip install 'edgeopt[serve]' ({exc.name} is missing)") from None
+    if token is None and not service.is_loopback(host):
+        raise InputError("--host", f"{shown(host)} is reachable from other machines: give --token-file (a bearer "
+                                   "token every request must carry), or listen on 127.0.0.1")
+    settings = service.Settings(host=host, port=port, jobs=jobs, scheduler=scheduler, store=store, token=token,
+                                max_body=body, max_time_limit=max_time_limit, queue=queue)
+    try:
+        service.run(settings)
+    except Interrupted as exc:  # the shutdown said what it did; the exit code says why
+        raise typer.Exit(128 + exc.signum) from None
+
+
+def _token(path: str) -> str:
+    """The bearer token of --token-file: printable ASCII without spaces, at least 16 characters."""
+    import re
+
+    from edgeopt import io
+
+    try:
+        text = io.read_input(path, "a file holding the bearer token").decode("utf-8", errors="replace").strip()
+    except InputError as exc:
+        raise InputError("--token-file", f"{exc.path} {exc.rule}") from None
+    if not re.fullmatch(r"[\x21-\x7e]{16,}", text):
+        raise InputError("--token-file", f"{path} must hold one token of at least 16 printable ASCII characters and "
+                                         "no spaces (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
+    return text
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: bad input and usage errors print one line and exit 2, never a traceback.
 
@@ -493,6 +547,9 @@ def main(argv: list[str] | None = None) -> None:
     except InputError as exc:
         print(f"error: {exc}", file=sys.stderr)
         code = 2
+    except ClusterLost as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        code = 3
     except Interrupted as exc:
         print(f"edgeopt: {exc}; nothing was written for the unfinished work", file=sys.stderr)
         code = 128 + exc.signum

@@ -40,6 +40,15 @@ class TooLarge(NotApplicable):
     """Work refused before it starts: it would not fit the memory cap (``edgeopt.limits``)."""
 
 
+class ClusterLost(Exception):
+    """The Dask scheduler could not be reached, or went away mid-run (exit code 3): the finished rows are kept
+    and the same command resumes the run."""
+
+    def __init__(self, address: str, message: str):
+        self.address = address
+        super().__init__(cut(message, RULE_CHARS))
+
+
 class Interrupted(BaseException):
     """The run was stopped by SIGINT or SIGTERM; the command line exits with 128 + ``signum``."""
 

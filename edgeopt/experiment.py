@@ -43,6 +43,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationErr
 
 from edgeopt import io, limits, registry
 from edgeopt.compare import add_gaps
+from edgeopt.errors import ClusterLost
 from edgeopt.model import InputError, shown, validation_error
 from edgeopt.result import Result
 from edgeopt.workers import Task, checked_input, run_task
@@ -383,35 +384,56 @@ def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: in
             run_tasks(work, finish, jobs=jobs, on_start=start)
         else:
             _run_dask(work, exp.name, finish, start, jobs, scheduler)
+    except ClusterLost as exc:
+        raise ClusterLost(exc.address, f"{exc}; {len(rows)} finished rows are kept in {run_dir / RESULTS} "
+                                       "and the same command resumes the run") from None
     finally:  # finished rows are kept even when the run is interrupted
         _write(rows, run_dir / RESULTS, exp)
     return run_dir
 
 
 def _run_dask(work: list[Task], name: str, finish, start, jobs: int, scheduler: str | None) -> None:
-    """Tasks on a Dask cluster (an address, or a local cluster of ``jobs`` worker processes)."""
+    """Tasks on a Dask cluster (an address, or a local cluster of ``jobs`` worker processes).
+
+    A scheduler that cannot be reached, or goes away, is ClusterLost (its client's reconnection attempts are
+    not logged: that one line says it)."""
     try:
         from dask.distributed import Client, LocalCluster, as_completed
+        from distributed.client import FutureCancelledError
+        from distributed.comm import CommClosedError
     except ImportError:
         raise InputError("--executor", "dask needs the dask extra: pip install 'edgeopt[dask]'") from None
     import contextlib
     import logging
 
+    lost = (FutureCancelledError, CommClosedError, OSError, TimeoutError)
     with contextlib.ExitStack() as stack:
         if scheduler is None:  # a local cluster of worker processes, closed after its client
             scheduler = stack.enter_context(LocalCluster(
                 n_workers=max(1, jobs), threads_per_worker=1, processes=True, host="127.0.0.1",
                 dashboard_address=None, silence_logs=logging.CRITICAL))
-        client = stack.enter_context(Client(scheduler))
+        address = scheduler if isinstance(scheduler, str) else scheduler.scheduler_address
+        quiet = logging.getLogger("distributed.client")
+        stack.callback(quiet.setLevel, quiet.level)
+        quiet.setLevel(logging.CRITICAL)
+        try:
+            client = stack.enter_context(Client(scheduler))
+        except lost as exc:
+            raise ClusterLost(address, f"cannot reach the Dask scheduler at {address} ({exc})") from None
         futures = {}
         try:
             for k, task in enumerate(work):
                 futures[client.submit(run_task, task, pure=False, key=f"edgeopt-{name}-{k}-{time.time_ns()}")] = k
                 start(k)
             for fut in as_completed(futures):
-                finish(futures[fut], checked_input(fut.result()))
+                try:
+                    result = fut.result()
+                except lost:
+                    raise ClusterLost(address, f"lost the Dask scheduler at {address}") from None
+                finish(futures[fut], checked_input(result))
         except BaseException:
-            client.cancel(list(futures))
+            with contextlib.suppress(*lost):
+                client.cancel(list(futures))
             raise
 
 

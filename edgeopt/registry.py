@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from types import ModuleType
 from typing import Any, Callable
 
-from edgeopt import limits
+from edgeopt import anytime, limits
 from edgeopt.errors import NotApplicable, TooLarge, cut
 from edgeopt.model import InputError, shown
 from edgeopt.result import Outcome, Result
@@ -91,26 +91,31 @@ class Method:
 
     def run(self, instance, *, seed: int = 0, time_limit: float | None = None, **options) -> Result:
         """Run on ``instance`` and have the referee evaluate what comes back."""
-        prob = problem(self.problem)
         options = self.check_options(options)
         start = time.perf_counter()
         message = None
-        try:
-            reason = self.not_applicable(instance, options)
-            if reason:
-                raise NotApplicable(reason)
-            out = self.fn(instance, seed=seed, time_limit=time_limit, **options)
-        except Unavailable as exc:
-            if "solver" in options:
+        with anytime.scope(sense=problem(self.problem).sense):  # what it reports as it improves (edgeopt.anytime)
+            try:
+                reason = self.not_applicable(instance, options)
+                if reason:
+                    raise NotApplicable(reason)
+                out = self.fn(instance, seed=seed, time_limit=time_limit, **options)
+            except Unavailable as exc:
+                if "solver" in options:
+                    raise
+                out, message = Outcome(None, status="unavailable"), f"{exc.rule}"
+            except InputError:
                 raise
-            out, message = Outcome(None, status="unavailable"), f"{exc.rule}"
-        except InputError:
-            raise
-        except Exception as exc:  # a failing method is a row in the table, not a crash of the run
-            if not isinstance(exc, NotApplicable):
-                log.exception("method %s failed on %s", self.name, instance.name)
-            out, message = Outcome(None, status="error"), cut(f"{type(exc).__name__}: {exc}", 2000)
-        wall = time.perf_counter() - start
+            except Exception as exc:  # a failing method is a row in the table, not a crash of the run
+                if not isinstance(exc, NotApplicable):
+                    log.exception("method %s failed on %s", self.name, instance.name)
+                out, message = Outcome(None, status="error"), cut(f"{type(exc).__name__}: {exc}", 2000)
+        return self.judge(instance, out, time.perf_counter() - start, seed, message)
+
+    def judge(self, instance, out: Outcome, wall_s: float, seed: int = 0, message: str | None = None) -> Result:
+        """The Result of ``out``: the referee's verdict on its solution beside the method's status and bound
+        (also what a worker's parent makes of the last report of a run it had to stop)."""
+        prob = problem(self.problem)
         if out.solution is not None:
             ev = prob.evaluate(instance, out.solution)
             objective, feasible, violations, details = ev.objective, ev.feasible, ev.violations, ev.details
@@ -130,7 +135,7 @@ class Method:
             violations=violations,
             bound=out.bound,
             gap=out.gap,
-            wall_s=round(wall, 6),
+            wall_s=round(wall_s, 6),
             seed=seed,
             solution=out.solution.model_dump(mode="json") if out.solution is not None else None,
             claimed=out.claimed,
@@ -382,6 +387,16 @@ def problem(problem_id: str) -> Problem:
     if problem_id not in _PROBLEMS:
         raise InputError("problem", f"must be one of {', '.join(_PROBLEMS)}, got {problem_id!r}")
     return _PROBLEMS[problem_id]
+
+
+def listing(solvers: dict[str, bool]) -> dict:
+    """Problems (sense, presets, methods by kind), importers and ``solvers`` (``edgeopt.solvers.available_solvers()``,
+    which imports this module): ``edgeopt list --json`` and the service's ``GET /problems``."""
+    return {"problems": {pid: {"sense": p.sense, "presets": p.presets,
+                               "methods": {m.name: {"kind": m.kind, "doc": m.doc} for m in p.methods.values()}}
+                         for pid, p in problems().items()},
+            "importers": {n: {"problem": i.problem, "doc": i.doc} for n, i in importers().items()},
+            "solvers": solvers}
 
 
 def decisions(problem_id, where: str = "problem") -> ModuleType:

@@ -23,6 +23,7 @@ from the policy's choices, so every method meets the same arrivals and failures 
 """
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 from collections.abc import Callable
@@ -108,12 +109,14 @@ def _gap(policy: float | None, reference: float | None, sense: str) -> float | N
 
 def simulate(problem: str, method: str, *, preset: str | None = None, intervals: int = 100, seed: int = 0,
              out: str | Path | None = None, reference: str | None = "auto", time_limit: float | None = None,
-             on_interval: Callable[[int, dict], None] | None = None, **options: Any) -> Run:
+             on_interval: Callable[[int, dict], None] | None = None, isolate: bool = False, **options: Any) -> Run:
     """Simulate ``problem`` for ``intervals`` intervals with ``method`` as the policy; returns the Run.
 
     ``options`` are the Simulation's parameters (``edgeopt.problem(id).system.Simulation``) or options of
     the method; ``reference`` is a method run on the same state each interval (``"auto"``: the Simulation's
     ``REFERENCE``, None: none). With ``out`` the table, the parameters and the figures are written there.
+    With ``isolate`` the policy and the reference run in a worker process (``edgeopt.workers``), which a
+    signal or an overrun time limit can stop whatever the solver is doing; otherwise in this process.
     """
     limits.count(int(intervals) if isinstance(intervals, np.integer) else intervals, "--intervals", 1, MAX_INTERVALS)
     limits.seed(seed)
@@ -136,39 +139,53 @@ def simulate(problem: str, method: str, *, preset: str | None = None, intervals:
     ref = prob.method(reference) if reference else None
     system = _build(cls, prob, preset, seed, params)
     rows: list[dict] = []
-    for t in range(intervals):
-        instance = system.instance(t)
-        families: dict[str, dict] = {}
-        if instance is None:
-            families["decision"] = {"status": "idle"}
-            families.update(system.advance(t, None, None))
-        else:
-            result = policy.run(instance, seed=seed + t, time_limit=time_limit, **method_opts)
-            solution = (prob.solution_type.model_validate(result.solution) if result.solution is not None
-                        else system.fallback(instance))
-            families["decision"] = {"status": result.status, "objective": result.objective,
-                                    "feasible": result.feasible, "violations": len(result.violations),
-                                    "wall_s": result.wall_s}
-            families.update(system.advance(t, instance, solution))
-            if ref is not None:
-                judge = prob.method(system.reference_method(instance)) if auto and hasattr(system, "reference_method") \
-                    else ref
-                r = judge.run(getattr(system, "reference_instance", lambda i: i)(instance), seed=seed + t,
-                              time_limit=time_limit)
-                value = r.objective if r.status == "optimal" else r.bound
-                families["reference"] = {"reference": judge.name, "ref_status": r.status, "ref_objective": r.objective,
-                                         "ref_bound": r.bound, "ref_value": value,
-                                         "gap": _gap(result.objective, r.objective, prob.sense),
-                                         "gap_to_value": _gap(result.objective, value, prob.sense)}
-        rows += [{"problem": problem, "method": method, "seed": seed, "interval": t, "family": f, **m}
-                 for f, m in families.items()]
-        if on_interval:
-            on_interval(t, families)
+    with contextlib.ExitStack() as stack:
+        decide = _decider(stack if isolate else None)
+        for t in range(intervals):
+            instance = system.instance(t)
+            families: dict[str, dict] = {}
+            if instance is None:
+                families["decision"] = {"status": "idle"}
+                families.update(system.advance(t, None, None))
+            else:
+                result = decide(policy, instance, seed + t, time_limit, method_opts)
+                solution = (prob.solution_type.model_validate(result.solution) if result.solution is not None
+                            else system.fallback(instance))
+                families["decision"] = {"status": result.status, "objective": result.objective,
+                                        "feasible": result.feasible, "violations": len(result.violations),
+                                        "wall_s": result.wall_s}
+                families.update(system.advance(t, instance, solution))
+                if ref is not None:
+                    judge = prob.method(system.reference_method(instance)) \
+                        if auto and hasattr(system, "reference_method") else ref
+                    r = decide(judge, getattr(system, "reference_instance", lambda i: i)(instance), seed + t,
+                               time_limit, {})
+                    value = r.objective if r.status == "optimal" else r.bound
+                    families["reference"] = {"reference": judge.name, "ref_status": r.status,
+                                             "ref_objective": r.objective, "ref_bound": r.bound, "ref_value": value,
+                                             "gap": _gap(result.objective, r.objective, prob.sense),
+                                             "gap_to_value": _gap(result.objective, value, prob.sense)}
+            rows += [{"problem": problem, "method": method, "seed": seed, "interval": t, "family": f, **m}
+                     for f, m in families.items()]
+            if on_interval:
+                on_interval(t, families)
     run = Run(problem, getattr(system, "preset", preset), method, seed, intervals, rows, summary(rows, cls))
     if out is not None:
         run.path = write(run, out, {"params": params, "method_options": method_opts, "reference": reference,
                                     "time_limit": time_limit})
     return run
+
+
+def _decider(stack: contextlib.ExitStack | None) -> Callable:
+    """``decide(method, instance, seed, time_limit, options)`` -> Result: in this process, or in a worker
+    process that ``stack`` closes."""
+    if stack is None:
+        return lambda m, instance, seed, time_limit, opts: m.run(instance, seed=seed, time_limit=time_limit, **opts)
+    from edgeopt.workers import Pool, Task, checked_input
+
+    pool = stack.enter_context(Pool(1))
+    return lambda m, instance, seed, time_limit, opts: checked_input(
+        pool.run(Task(instance, m.name, seed, time_limit, opts)))
 
 
 def summary(rows: list[dict], cls) -> dict[str, float | None]:

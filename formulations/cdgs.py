@@ -20,6 +20,7 @@ import time
 import numpy as np
 import pyomo.environ as pe
 
+from edgeopt import anytime
 from edgeopt.limits import Count, MipGap, Threads
 from edgeopt.problems.cdgs import Group, Instance, Solution
 from edgeopt.registry import NotApplicable, method
@@ -110,7 +111,8 @@ _solve = exact_method(build_model, read_solution, warm_start=warm_start, starts=
 
 @method("cdgs", "milp", "exact")
 def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, solver: str = "highs",
-         mip_gap: MipGap | None = None, threads: Threads | None = None, vcg: bool = False, start=AUTO) -> Outcome:
+         mip_gap: MipGap | None = None, threads: Threads | None = None, vcg: bool = False, start=AUTO,
+         solver_options: dict | None = None) -> Outcome:
     """Exact MILP (HiGHS by default); with ``vcg=True`` also VCG payments (small instances).
 
     VCG (Clarke pivot): each winning dish is removed and the MILP re-solved; the bid is paid its
@@ -120,7 +122,7 @@ def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, 
     proven optimal.
     """
     out = _solve(instance, seed=seed, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads,
-                 start=start)
+                 start=start, solver_options=solver_options)
     if not vcg or out.solution is None:
         return out
     if out.status != "optimal":
@@ -135,7 +137,9 @@ def milp(instance: Instance, *, seed: int = 0, time_limit: float | None = None, 
             data = d.model_dump()
             data["committed"] = sorted(set(data["committed"]) | {dish})
             without = instance.model_copy(update={"data": type(d).model_validate(data)})
-            rest = _solve(without, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads)
+            with anytime.muted():  # another instance's incumbents and bounds
+                rest = _solve(without, time_limit=time_limit, solver=solver, mip_gap=mip_gap, threads=threads,
+                              solver_options=solver_options)
             if rest.status != "optimal":
                 out.extra["vcg"] = f"not computed: the re-solve without dish {dish} ended {rest.status}"
                 return out
@@ -227,6 +231,7 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
         bound = float(top[take].sum() + mu[:D].sum())
         if bound < best:
             best, best_mu, stall = bound, mu[:D].copy(), 0
+            anytime.report(bound=best)
         else:
             stall += 1
             if stall >= 20:
@@ -240,7 +245,7 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
         norm = float(grad @ grad)
         if norm == 0 or best - primal <= 1e-9 * max(1.0, abs(best)) or step < 1e-6:
             break
-        if time_limit is not None and time.perf_counter() - start > time_limit:
+        if (time_limit is not None and time.perf_counter() - start > time_limit) or anytime.stop_requested():
             break
         mu[:D] = np.maximum(0.0, mu[:D] - step * (bound - primal) / norm * grad)
     return Outcome(None, status="bound", bound=best, solver="lagrange",

@@ -24,16 +24,19 @@ from __future__ import annotations
 import itertools
 import math
 import time
+from dataclasses import replace
 
 import numpy as np
 import pyomo.environ as pe
 
+from edgeopt import anytime
 from edgeopt.limits import MipGap, Threads
 from edgeopt.problems.dagsched import Instance, Solution, placement
 from edgeopt.registry import method
 from edgeopt.result import Outcome
-from edgeopt.solvers import AUTO, Start, choose_start, exact_method, no_worse
-from edgeopt.solvers.pyomo import DEFAULT_GAP
+from edgeopt.solvers import AUTO, choose_start, exact_method, no_worse, prove_bound
+from edgeopt.solvers.cpsat import solve as cpsat_solve
+from edgeopt.solvers.pyomo import DEFAULT_GAP, solver_limit
 
 
 def _fixed(instance: Instance) -> tuple[dict[int, int], list[list[int]]]:
@@ -290,8 +293,10 @@ def greedy_start(instance: Instance) -> Solution:
 
 
 STARTS = ("list", greedy_start)  # the exact methods' default starts, the better by the referee wins
+BOUNDS = ("paths",)  # proved first (milliseconds): a run cut short before its solver proves anything keeps it
 milp = method("dagsched", "milp", "exact")(
-    exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS, model_size=model_size))
+    exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS, bounds=BOUNDS,
+                 model_size=model_size))
 
 
 # --- CP-SAT ---------------------------------------------------------------------------------------
@@ -302,7 +307,7 @@ PROVE_SHARE = 0.5  # of a time-limited one-thread run's main solve spent on the 
 
 @method("dagsched", "cpsat", "exact")
 def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None, mip_gap: MipGap | None = None,
-          threads: Threads | None = None, start=AUTO) -> Outcome:
+          threads: Threads | None = None, start=AUTO, solver_options: dict | None = None) -> Outcome:
     """Exact CP-SAT model (OR-Tools): optional intervals, one circuit per edge queue, exact start times.
 
     Each (sub-task, server) option is an optional interval; the edge queues are no-overlap sets and
@@ -321,30 +326,42 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     most ``delta`` (see ``_scale``, about 1e-7 relative on the presets), which is also subtracted from
     the bound and added to T_max so that the bound stays valid. ``threads`` workers (default 1:
     deterministic for a seed; with a time limit, an unproven main solve's second half runs CP-SAT's LNS, see
-    ``PROVE_SHARE``); ``mip_gap`` as the MILP's (default 1e-6). The start (``STARTS`` by default)
-    is the hint, and is returned if CP-SAT ends with nothing better.
+    ``PROVE_SHARE``); ``mip_gap`` as the MILP's (default 1e-6); ``solver_options``: CP-SAT parameters for every
+    run (e.g. ``max_deterministic_time``: a limit that does not depend on the machine's speed). The start
+    (``STARTS`` by default) is the hint, and is returned if CP-SAT ends with nothing better.
     """
     from ortools.sat.python import cp_model
 
     began = time.perf_counter()
     d, g = instance.data, instance.data.graph
     first = choose_start(instance, start, STARTS, seed=seed)
+    if first.solution is not None:
+        anytime.report(first.solution, claimed=float(first.evaluation.objective))
+    prove_bound(instance, first, BOUNDS, time_limit)
     fixed_at, prefixes = _fixed(instance)
     srv = _servers(g, fixed_at)
     cp = _CpSat(instance, srv, prefixes)
     bound_of = lambda sv: sv.best_objective_bound * cp.sc["unit"] - cp.sc["delta"]
     gap = DEFAULT_GAP if mip_gap is None else float(mip_gap)
 
-    def run(model, budget, improve=False):
+    def run(model, budget, improve=False, whole=None):
+        """One CP-SAT run; ``whole``: the whole instance's (x, arcs_of), whose solutions and bounds are reported
+        as they come (see ``edgeopt.anytime``)."""
         solver = cp_model.CpSolver()
         prm = solver.parameters
         prm.num_workers = 1 if threads is None else int(threads)
         prm.random_seed = int(seed) % 2**31  # CP-SAT takes a 32-bit seed
         prm.relative_gap_limit = gap
-        if budget is not None:
+        if solver_limit(budget) is not None:
             prm.max_time_in_seconds = budget
         prm.interleave_search = prm.use_lns_only = improve
-        return solver, solver.solve(model)
+        for key, value in (solver_options or {}).items():
+            setattr(prm, key, value)
+        if whole is None:
+            return solver, cpsat_solve(solver, model)
+        x, arcs_of = whole
+        return solver, cpsat_solve(solver, model, solution=lambda cb: _read_cpsat(g, cb, x, arcs_of),
+                                   value=lambda v: v * cp.sc["unit"], bound=lambda b: b * cp.sc["unit"] - cp.sc["delta"])
 
     def left():
         return None if time_limit is None else time_limit - (time.perf_counter() - began)
@@ -357,7 +374,7 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     alone: dict[int, tuple[int, float]] = {}  # sub-task -> (server, start) in its job's schedule alone
     for i in range(I if I > 1 else 0):  # each job alone: a bound on its part (half the time left at most)
         budget = left()
-        if budget is not None and budget <= 0:
+        if (budget is not None and budget <= 0) or anytime.stop_requested():
             break
         m_i, x_i, _, _, S_i = cp.model(range(g.offset[i], g.offset[i] + d.jobs.sizes[i]))
         solver, code = run(m_i, None if budget is None else budget / 2 / (I - i))
@@ -370,11 +387,13 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         merged = choose_start(instance, _merge(g, prefixes, alone))
         if merged.solution is not None and (first.solution is None
                                             or merged.evaluation.objective < first.evaluation.objective):
-            first = Start("jobs alone, merged", merged.solution, merged.evaluation)
+            first = replace(first, source="jobs alone, merged", solution=merged.solution, evaluation=merged.evaluation,
+                            note=None)
+            anytime.report(first.solution, claimed=float(first.evaluation.objective))
     if first.solution is not None:
         _hint(model, x, arcs_of, *placement(instance, first.solution))
     budget = left()
-    if budget is not None and budget <= 0:
+    if (budget is not None and budget <= 0) or anytime.stop_requested():
         return no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
     # on one thread CP-SAT runs a single tree search and no large-neighbourhood search (LNS): good at proofs,
     # but on large instances it hardly moves from the start. So a time-limited one-thread run searches for a
@@ -382,12 +401,12 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     # from the best schedule so far; the better schedule and the better bound are kept
     one_thread = threads is None or int(threads) == 1
     split = budget is not None and one_thread
-    runs = [run(model, budget * PROVE_SHARE if split else budget)]
-    if split and runs[0][1] in (cp_model.FEASIBLE, cp_model.UNKNOWN) and left() > 0:
+    runs = [run(model, budget * PROVE_SHARE if split else budget, whole=(x, arcs_of))]
+    if split and runs[0][1] in (cp_model.FEASIBLE, cp_model.UNKNOWN) and left() > 0 and not anytime.stop_requested():
         if runs[0][1] == cp_model.FEASIBLE:
             model.clear_hints()
             _hint(model, x, arcs_of, *placement(instance, _read_cpsat(g, runs[0][0], x, arcs_of)))
-        runs.append(run(model, left(), improve=True))
+        runs.append(run(model, left(), improve=True, whole=(x, arcs_of)))
     codes = [code for _, code in runs]
     if cp_model.INFEASIBLE in codes:
         return Outcome(None, status="infeasible", solver="cp-sat")

@@ -34,6 +34,7 @@ import numpy as np
 import pyomo.environ as pe
 from pydantic import Field
 
+from edgeopt import anytime
 from edgeopt.problems.offload import (
     TOL,
     Instance,
@@ -293,11 +294,12 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
         value, grad = dual(mu)
         if value < best:
             best, stall = value, 0
+            anytime.report(bound=best)
         else:
             stall += 1
             if stall >= 5:
                 step, stall = step / 2, 0
-        if time_limit is not None and time.perf_counter() - start > time_limit:
+        if (time_limit is not None and time.perf_counter() - start > time_limit) or anytime.stop_requested():
             break
         # each price moves so that price x capacity changes by a fraction ``step`` of the bound, along the
         # subgradient measured per unit of capacity; the fraction halves when the bound stops improving

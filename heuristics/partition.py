@@ -4,9 +4,11 @@
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
-from edgeopt import limits
+from edgeopt import anytime, limits
 from edgeopt.problems.partition import OBJECTIVES, PIPELINED, Instance, Solution
 from edgeopt.registry import NotApplicable, method
 from edgeopt.result import Outcome
@@ -87,6 +89,7 @@ def dp_throughput(instance: Instance, *, seed: int = 0, time_limit: float | None
     principle; the shard loops are NumPy-vectorized over the device subsets, so D = 10 takes seconds.
     Its tables hold (L+1)·2^D·D states of 16 bytes: a table over the memory cap (``edgeopt.limits``; 4 GiB:
     18 devices at 80 layers) is refused before it is allocated.
+    No placement is complete before the last layer: cut short (time limit, stop request), it returns none.
     """
     d = instance.data
     L, D = len(d.layers), len(d.devices)
@@ -110,7 +113,10 @@ def dp_throughput(instance: Instance, *, seed: int = 0, time_limit: float | None
     js = np.arange(1, L + 1)
     value[js, 1 << src, src] = stage(0, js, src)
     sets = np.arange(n_sets)
+    began = time.perf_counter()
     for i in range(1, L):
+        if anytime.stop_requested() or (time_limit is not None and time.perf_counter() - began > time_limit):
+            return Outcome(None, status="time_limit", solver="dp")
         vi = value[i]
         if not np.isfinite(vi).any():
             continue

@@ -10,8 +10,11 @@ the best L_dec is the smallest that meets the quality floor: a frontier of one p
 """
 from __future__ import annotations
 
+import time
+
 import numpy as np
 
+from edgeopt import anytime
 from edgeopt.problems.stepsplit import (
     MODES,
     Instance,
@@ -73,19 +76,27 @@ def enumerate_all(instance: Instance, *, seed: int = 0, time_limit: float | None
 
     Needs no monotonicity argument; status optimal with bound = its value (the decision space is
     finite and fully searched). The bound ``data.bound`` selects is minimized over theta numerically
-    at every point, the same computation the referee does.
+    at every point, the same computation the referee does. Cut short (time limit, stop request), it
+    returns the best point so far as ``time_limit``, with no bound.
     """
     d = instance.data
     (p_lo, p_hi), (d_lo, d_hi) = d.prior_steps, d.dec_steps
-    best, choice = np.inf, None
-    for mode in MODES:
-        for lp in range(p_lo, p_hi + 1):
-            for ld in range(d_lo, d_hi + 1):
-                if quality(d, lp, ld) >= d.quality.floor - 1e-9:
-                    val = _value(d, mode, lp, ld)
-                    if val < best:
-                        best, choice = val, (mode, lp, ld)
+    began = time.perf_counter()
+    best, choice, complete = np.inf, None, True
+    rows = [(mode, lp) for mode in MODES for lp in range(p_lo, p_hi + 1)]
+    for mode, lp in rows:
+        if anytime.stop_requested() or (time_limit is not None and time.perf_counter() - began > time_limit):
+            complete = False
+            break
+        for ld in range(d_lo, d_hi + 1):
+            if quality(d, lp, ld) >= d.quality.floor - 1e-9:
+                val = _value(d, mode, lp, ld)
+                if val < best:
+                    best, choice = val, (mode, lp, ld)
+                    anytime.report(Solution(mode=mode, prior_steps=lp, dec_steps=ld), claimed=float(val))
     if choice is None or not np.isfinite(best):
-        return Outcome(None, status="infeasible")
+        return Outcome(None, status="infeasible" if complete else "time_limit")
     sol = Solution(mode=choice[0], prior_steps=choice[1], dec_steps=choice[2])
+    if not complete:
+        return Outcome(sol, claimed=best, status="time_limit", solver="enumeration")
     return Outcome(sol, claimed=best, status="optimal", bound=best, gap=0.0, solver="enumeration")

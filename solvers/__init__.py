@@ -12,9 +12,11 @@ from edgeopt.solvers.pyomo import (
     exact_method,
     lp_relaxation,
     no_worse,
+    prove_bound,
     solve_model,
     write_model,
 )
 
 __all__ = ["AUTO", "FORMATS", "NO_START", "SolveReport", "Start", "available_solvers", "check_model_size", "check_solver",
-           "choose_start", "exact_method", "lp_relaxation", "no_worse", "solve_model", "write_model"]
+           "choose_start", "exact_method", "lp_relaxation", "no_worse", "prove_bound",
+           "solve_model", "write_model"]

@@ -6,6 +6,7 @@ handed to Pyomo's classic ``SolverFactory`` (cbc, glpk, cplex, gurobi ...).
 """
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -15,16 +16,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edgeopt import limits
+from edgeopt import anytime, limits
 from edgeopt.limits import MipGap, Threads
 from edgeopt.model import InputError
 from edgeopt.registry import NotApplicable, Unavailable
 from edgeopt.result import Outcome
 
-# solver name -> (name in pyomo.contrib.solver's factory, what to install)
+# solver name -> (name in pyomo.contrib.solver's factory, what to install); persistent interfaces where Pyomo
+# has them: the model is translated before the solve (its time counts) and the hooks reach the solver's model
 _MODERN = {
     "highs": ("highs", "pip install highspy"),
-    "scip": ("scip_direct", "pip install pyscipopt"),
+    "scip": ("scip_persistent", "pip install pyscipopt"),
     "gurobi": ("gurobi_direct", "pip install gurobipy  (and a Gurobi licence)"),
 }
 # classic solvers: option names for (time limit s, relative gap)
@@ -42,6 +44,13 @@ FORMATS = ("lp", "mps", "nl", "gms")  # LP and MPS hold linear models; NL (AMPL)
 # bytes per variable, per constraint and per nonzero of a Pyomo model and the solver's copy of it (peak RSS of
 # build_model + HiGHS's set_instance on dagsched, qllms, partition, cdgs and batching models: 0.7-1.1x this)
 MODEL_BYTES = (1024, 1024, 320)
+# Tests set this to make solvers run past their time limits, so that the parent's backstop has to stop them
+IGNORE_LIMITS = "EDGEOPT_TEST_SOLVERS_IGNORE_LIMITS"
+
+
+def solver_limit(seconds: float | None) -> float | None:
+    """The time limit handed to a solver: ``seconds``, or none at all when the tests force the backstop."""
+    return None if os.environ.get(IGNORE_LIMITS) else seconds
 
 
 @dataclass
@@ -108,25 +117,31 @@ def solve_model(
     threads: int | None = None,
     solver_options: dict | None = None,
     warm: bool = False,
+    on_solution: Callable[[], Any] | None = None,
 ) -> SolveReport:
     """Solve ``model`` and load the incumbent into it (when there is one).
 
-    ``time_limit`` covers the whole call: for a persistent solver (HiGHS) the translation of the
+    ``time_limit`` covers the whole call: for a persistent solver (HiGHS, SCIP) the translation of the
     Pyomo model is timed first and the solver gets what is left. ``solver_options`` go to the solver
     after edgeopt's own (which keep its console log off). ``warm``: the variables' current values are
     a MIP start (HiGHS: the whole point; SCIP and others: the discrete variables, the solver completes it).
+
+    Anytime (HiGHS and SCIP; see ``edgeopt.anytime``): the solver's bound is reported as it improves, each
+    new incumbent is loaded into the model's variables and ``on_solution()`` makes what is reported of it
+    (the problem's Solution), and a stop request interrupts the solve, which then reports ``time_limit``.
     """
     gap_target = DEFAULT_GAP if mip_gap is None else mip_gap
     start = time.perf_counter()
     if solver in _MODERN:
-        report = _solve_modern(model, solver, time_limit, gap_target, threads, start, solver_options or {}, warm)
+        report = _solve_modern(model, solver, time_limit, gap_target, threads, start, solver_options or {}, warm,
+                               on_solution)
     else:
         report = _solve_classic(model, solver, time_limit, gap_target, warm)
     report.wall_s = time.perf_counter() - start
     return report
 
 
-def _solve_modern(model, solver, time_limit, gap_target, threads, start, options, warm) -> SolveReport:
+def _solve_modern(model, solver, time_limit, gap_target, threads, start, options, warm, on_solution) -> SolveReport:
     from pyomo.contrib.solver.common.results import SolutionStatus, TerminationCondition as TC
 
     opt = _modern(solver)
@@ -136,20 +151,24 @@ def _solve_modern(model, solver, time_limit, gap_target, threads, start, options
         kw["threads"] = int(threads)
     if solver == "highs":
         _highs_threads(0 if threads is None else int(threads))
-    persistent = hasattr(opt, "set_instance")
-    if persistent and (time_limit is not None or warm):  # translate now: its time counts against the limit
+    persistent, hook = hasattr(opt, "set_instance"), None
+    if persistent:  # translate now: its time counts against the limit, and the hooks need the solver's model
         opt.set_instance(model)
-        if warm:
+        if warm and solver == "highs":
             _highs_start(opt)
-    elif warm:
+        if solver in _HOOKS:
+            hook = _HOOKS[solver](opt, on_solution)
+    if warm and not (persistent and solver == "highs"):
         kw["warmstart_discrete_vars"] = True
     if time_limit is not None:
         # re-checking the model for changes before the run costs about a tenth of the translation
         left = float(time_limit) - (time.perf_counter() - start) * (1.1 if persistent else 1.0)
-        if left <= 0:
+        if left <= 0 or anytime.stop_requested():
             return SolveReport("time_limit", None, None, None, 0.0, solver, False)
-        kw["time_limit"] = left
+        kw["time_limit"] = solver_limit(left)
     res = opt.solve(model, **kw)
+    if hook is not None:
+        hook.check()
     has = res.solution_status in (SolutionStatus.feasible, SolutionStatus.optimal)
     if has:
         res.solution_loader.load_vars()
@@ -158,7 +177,7 @@ def _solve_modern(model, solver, time_limit, gap_target, threads, start, options
         status = "optimal"
     elif tc in (TC.provenInfeasible, TC.locallyInfeasible, TC.infeasibleOrUnbounded):
         status = "infeasible"
-    elif tc == TC.maxTimeLimit:
+    elif tc in (TC.maxTimeLimit, TC.interrupted) or anytime.stop_requested():  # stopped on request: the limit's backstop
         status = "time_limit"
     elif has:
         status = "feasible"
@@ -201,6 +220,131 @@ def _highs_start(opt) -> None:
     opt._solver_model.setSolution(len(cols), np.array(cols, dtype=np.int32), np.array(vals, dtype=np.float64))
 
 
+class _Hook:
+    """What a solver's callbacks share: new incumbents loaded into the model (``load(values)``), made into
+    the problem's Solution (``on_solution()``) and reported at most one per ``anytime.THROTTLE_S`` (building a
+    Solution can cost more than the solver takes to find the next; ``flush()`` from a frequent callback sends
+    the one held back), the bound reported as it moves, and any exception raised in a callback (a bug, or a
+    signal's Interrupted) kept to be raised after the solve instead of vanishing into the solver's C code."""
+
+    def __init__(self, load: Callable[[Any], None], on_solution: Callable[[], Any] | None):
+        self.load, self.on_solution = load, on_solution
+        self.pending, self.built, self.bound, self.raised = None, -math.inf, None, None
+
+    def found(self, values, objective: float) -> None:
+        if self.on_solution is not None:
+            self.pending = (values, float(objective))
+            self.flush()
+
+    def flush(self) -> None:
+        if self.pending is None or time.monotonic() - self.built < anytime.THROTTLE_S:
+            return
+        (values, objective), self.pending, self.built = self.pending, None, time.monotonic()
+        self.load(values)
+        anytime.report(self.on_solution(), claimed=objective)
+
+    def proved(self, bound: float) -> None:
+        if math.isfinite(bound) and abs(bound) < 1e20 and bound != self.bound:  # 1e20: SCIP's infinity
+            self.bound = float(bound)
+            anytime.report(bound=self.bound)
+
+    def stop(self) -> bool:
+        return self.raised is not None or anytime.stop_requested()
+
+    def guard(self, fn: Callable) -> Callable:
+        def call(*args) -> None:
+            try:
+                fn(*args)
+            except BaseException as exc:  # noqa: BLE001 (kept, and raised once the solver has returned)
+                self.raised = self.raised or exc
+        return call
+
+    def check(self) -> None:
+        if self.raised is not None:
+            raise self.raised
+
+
+def _stopped_on_request(record: logging.LogRecord) -> bool:
+    """Pyomo's warning that HiGHS ended interrupted (which only a stop request does) is not for the user."""
+    return "kInterrupt" not in record.getMessage()
+
+
+def _highs_hooks(opt, on_solution) -> _Hook:
+    """HiGHS callbacks on Pyomo's persistent model: improving MIP solutions (in the original columns) and the
+    dual bound are reported; the interrupt callbacks (MIP, simplex, IPM) stop the solve on request."""
+    import numpy as np
+    from highspy import cb
+
+    logging.getLogger("pyomo.contrib.solver.solvers.highs").addFilter(_stopped_on_request)
+    h = opt._solver_model
+    pairs = [(opt._vars[v_id][0], col) for v_id, col in opt._pyomo_var_to_solver_var_map.items()]
+
+    def load(values) -> None:
+        for var, col in pairs:
+            var.set_value(float(values[col]), skip_validation=True)
+
+    hook = _Hook(load, on_solution)
+
+    def improving(e) -> None:
+        hook.found(np.array(e.data_out.mip_solution), e.data_out.objective_function_value)
+
+    def interrupt(e) -> None:
+        if e.callback_type == cb.HighsCallbackType.kCallbackMipInterrupt:
+            hook.proved(e.data_out.mip_dual_bound)
+            hook.flush()
+        if hook.stop():
+            e.interrupt()
+
+    h.cbMipImprovingSolution.subscribe(hook.guard(improving))
+    for event in (h.cbMipInterrupt, h.cbSimplexInterrupt, h.cbIpmInterrupt):
+        event.subscribe(hook.guard(interrupt))
+    return hook
+
+
+def _scip_hooks(opt, on_solution) -> _Hook:
+    """A SCIP event handler on Pyomo's persistent model: each best solution found and the dual bound (at
+    every solved node) are reported; a stop request interrupts the solve."""
+    from pyscipopt import SCIP_EVENTTYPE, Eventhdlr
+
+    pairs = list(opt._pyomo_var_to_solver_var_map.items())  # Pyomo variable -> SCIP variable
+    events = (SCIP_EVENTTYPE.BESTSOLFOUND, SCIP_EVENTTYPE.NODESOLVED)
+
+    def load(values) -> None:
+        for (var, _), value in zip(pairs, values):
+            var.set_value(value, skip_validation=True)
+
+    hook = _Hook(load, on_solution)
+
+    def event(scip, kind) -> None:
+        if kind == SCIP_EVENTTYPE.BESTSOLFOUND:
+            sol = scip.getBestSol()
+            hook.found([scip.getSolVal(sol, v) for _, v in pairs], scip.getSolObjVal(sol))
+        hook.proved(scip.getDualbound())
+        hook.flush()
+        if hook.stop():
+            scip.interruptSolve()
+
+    guarded = hook.guard(event)
+
+    class Handler(Eventhdlr):
+        def eventinit(self):
+            for kind in events:
+                self.model.catchEvent(kind, self)
+
+        def eventexit(self):
+            for kind in events:
+                self.model.dropEvent(kind, self)
+
+        def eventexec(self, e):
+            guarded(self.model, e.getType())
+
+    opt._solver_model.includeEventhdlr(Handler(), "edgeopt-anytime", "reports incumbents and bounds, stops on request")
+    return hook
+
+
+_HOOKS = {"highs": _highs_hooks, "scip": _scip_hooks}
+
+
 def _solve_classic(model, solver, time_limit, gap_target, warm) -> SolveReport:
     from pyomo.opt import SolverFactory, TerminationCondition as TC
 
@@ -237,24 +381,31 @@ def check_model_size(counts: tuple[int, int, int]) -> None:
 
 
 def exact_method(build_model: Callable, read_solution: Callable, default_solver: str = "highs", *,
-                 warm_start: Callable | None = None, starts: tuple = (), model_size: Callable) -> Callable:
+                 warm_start: Callable | None = None, starts: tuple = (), model_size: Callable,
+                 bounds: tuple = ()) -> Callable:
     """Turn ``build_model(instance)`` and ``read_solution(model, instance)`` into an exact method.
 
     ``warm_start(model, instance, solution)`` sets the model's variables to a solution (the inverse of
     ``read_solution``); ``starts`` are the problem's methods (names, or functions Instance -> Solution)
-    whose best solution by the referee is the method's start by default (see ``choose_start``). The
-    result is never worse than the start (``no_worse``). ``model_size(instance)`` bounds the model's
-    (variables, constraints, nonzeros) from the instance's dimensions, cheaply: a model over the memory cap
-    is refused before anything is built (``check_model_size``).
+    whose best solution by the referee is the method's start by default (see ``choose_start``); ``bounds``
+    are fast bound methods of the problem whose tightest bound is proved first (``prove_bound``). The result
+    is never worse than the start, and its bound never looser than theirs (``no_worse``). ``model_size(instance)``
+    bounds the model's (variables, constraints, nonzeros) from the instance's dimensions, cheaply: a model over
+    the memory cap is refused before anything is built (``check_model_size``). ``solver_options`` go to the
+    solver by its own names (e.g. HiGHS's ``mip_max_nodes``: a limit that does not depend on the machine's speed).
     """
 
     def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver,
-            mip_gap: MipGap | None = None, threads: Threads | None = None, start=AUTO) -> Outcome:
+            mip_gap: MipGap | None = None, threads: Threads | None = None, start=AUTO,
+            solver_options: dict | None = None) -> Outcome:
         began = time.perf_counter()
         check_model_size(model_size(instance))
         if solver in _MODERN:
             _modern(solver)  # a missing solver is reported before the model is built
         first = choose_start(instance, start, starts, seed=seed)
+        if first.solution is not None:  # what a run stopped before the solver finds anything answers with
+            anytime.report(first.solution, claimed=float(first.evaluation.objective))
+        prove_bound(instance, first, bounds, None if time_limit is None else time_limit - (time.perf_counter() - began))
         model = build_model(instance)
         warm = False
         if first.solution is not None and warm_start is not None:
@@ -264,9 +415,10 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
             except (KeyError, IndexError, ValueError) as exc:  # a start the model cannot hold is only a lost hint
                 first.note = f"not a MIP start: the model cannot hold it ({type(exc).__name__}: {exc})"
         left = None if time_limit is None else time_limit - (time.perf_counter() - began)
-        if left is not None and left <= 0:  # the start and the model used the whole limit
+        if (left is not None and left <= 0) or anytime.stop_requested():  # the start and the model used the limit
             return no_worse(instance, Outcome(None, status="time_limit", solver=solver), first)
-        rep = solve_model(model, solver=solver, time_limit=left, mip_gap=mip_gap, threads=threads, warm=warm)
+        rep = solve_model(model, solver=solver, time_limit=left, mip_gap=mip_gap, threads=threads, warm=warm,
+                          solver_options=solver_options, on_solution=lambda: read_solution(model, instance))
         sol = read_solution(model, instance) if rep.has_solution else None
         out = Outcome(sol, claimed=rep.objective, status=rep.status, bound=rep.bound, gap=rep.gap, solver=rep.solver)
         return no_worse(instance, out, first)
@@ -316,6 +468,8 @@ class Start:
     solution: Any = None
     evaluation: Any = None  # the referee's Evaluation of ``solution``
     note: str | None = None
+    bound: float | None = None  # proved by a fast bound method before the solver runs (``prove_bound``) ...
+    bound_from: str | None = None  # ... this one
 
     def extra(self, returned: bool) -> dict:
         """What ``Outcome.extra`` says about the start: its source and value, and whether it was returned."""
@@ -345,16 +499,17 @@ def choose_start(instance, start, candidates: tuple = (), *, seed: int = 0) -> S
     if isinstance(start, str):
         names = candidates if start == AUTO else (prob.method(start).name,)
         sols = []
-        for c in names:
-            if callable(c):
-                sols.append((c.__name__, c(instance)))
-                continue
-            m = prob.method(c)
-            if m.not_applicable(instance) is None:
-                try:
-                    sols.append((m.name, m(instance, seed=seed).solution))
-                except NotApplicable as exc:  # found out while running (no cloud to split to, a table over the cap)
-                    skipped.append(f"{m.name} skipped: {exc}")
+        with anytime.muted():  # a candidate's own reports are not the exact method's
+            for c in names:
+                if callable(c):
+                    sols.append((c.__name__, c(instance)))
+                    continue
+                m = prob.method(c)
+                if m.not_applicable(instance) is None:
+                    try:
+                        sols.append((m.name, m(instance, seed=seed).solution))
+                    except NotApplicable as exc:  # found out while running (no cloud to split to, a table over the cap)
+                        skipped.append(f"{m.name} skipped: {exc}")
     else:
         sols = [("given", start if isinstance(start, prob.solution_type) else io.parse_solution(instance, start))]
     scored = [(name, sol, prob.evaluate(instance, sol)) for name, sol in sols if sol is not None]
@@ -370,18 +525,46 @@ def choose_start(instance, start, candidates: tuple = (), *, seed: int = 0) -> S
     return Start(name, sol, ev, note=note)
 
 
+def prove_bound(instance, first: Start, names: tuple, time_limit: float | None) -> None:
+    """Give ``first`` the tightest bound of the problem's bound methods ``names`` (each within ``time_limit``),
+    and report it at once: a run cut short before its solver proves anything still answers with it."""
+    from edgeopt import registry
+
+    prob = registry.problem(instance.problem)
+    with anytime.muted():  # a bound method's own reports: the one that counts is reported below
+        for name in names:
+            m = prob.method(name)
+            out = m(instance, time_limit=time_limit) if m.not_applicable(instance) is None else None
+            if out is not None and out.status == "bound" and _tighter(prob.sense, out.bound, first.bound):
+                first.bound, first.bound_from = out.bound, name
+    if first.bound is not None:
+        anytime.report(bound=first.bound)
+
+
+def _tighter(sense: str, bound: float | None, than: float | None) -> bool:
+    """Whether ``bound`` is a tighter bound on the optimum than ``than`` (lower bounds for "min")."""
+    return bound is not None and (than is None or (bound > than if sense == "min" else bound < than))
+
+
 def no_worse(instance, out: Outcome, first: Start) -> Outcome:
-    """``out``, with the start instead of an incumbent that is missing, infeasible or worse (by the referee).
+    """``out``, with the start instead of an incumbent that is missing, infeasible or worse (by the referee),
+    and the start's bound (``prove_bound``) instead of a looser or missing one.
 
     A time-limited exact run is never worse than its start; the status stays the solver's (a worse
     incumbent leaves a proof intact), except that an optimum the referee finds infeasible is not one.
     """
     from edgeopt import registry
 
-    if first.solution is None or out.status not in ("optimal", "feasible", "time_limit"):
+    if out.status not in ("optimal", "feasible", "time_limit"):
         out.extra.update(first.extra(False))
         return out
     prob = registry.problem(instance.problem)
+    if _tighter(prob.sense, first.bound, out.bound):
+        out.bound, out.extra["bound_from"] = first.bound, first.bound_from
+        out.gap = None if out.claimed is None else abs(out.claimed - out.bound) / max(abs(out.claimed), 1e-10)
+    if first.solution is None:
+        out.extra.update(first.extra(False))
+        return out
     ev = first.evaluation
     mine = prob.evaluate(instance, out.solution) if out.solution is not None else None
     if mine is not None and mine.feasible and (mine.objective <= ev.objective if prob.sense == "min"

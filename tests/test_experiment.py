@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, running_dask
 from edgeopt import experiment
 
 TINY = """
@@ -61,39 +60,11 @@ def test_local_run_writes_one_row_per_point_seed_method_and_plots(tmp_path):
     assert _key(experiment.load_rows(again)) == _key(rows)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
 def dask_cluster():
-    """A real `dask scheduler` and two `dask worker` processes on 127.0.0.1, always shut down."""
-    pytest.importorskip("distributed")
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
-                  "--no-dashboard", "--host", "127.0.0.1"]
-        procs += [subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL) for _ in range(2)]
-        from distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(2, timeout=60)
+    """A real Dask scheduler and two workers on 127.0.0.1 (see ``conftest.running_dask``): its address."""
+    with running_dask() as (address, _):
         yield address
-    finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs[::-1]:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
 
 
 @pytest.mark.slow
@@ -112,10 +83,9 @@ def test_interrupt_and_resume_complete_the_table_once(tmp_path):
     cmd = [sys.executable, "-c", "from edgeopt.cli import main; main()", "experiment", "run", str(path),
            "-o", str(run_dir)]
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    end = time.monotonic() + 120
-    while time.monotonic() < end and not (run_dir / experiment.RESULTS).exists():
+    end = time.monotonic() + 300
+    while time.monotonic() < end and not (run_dir / experiment.RESULTS).exists():  # some rows are finished
         time.sleep(0.2)
-    time.sleep(1.0)
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=20)
     assert proc.returncode == 130, proc.stderr.read()
@@ -128,6 +98,36 @@ def test_interrupt_and_resume_complete_the_table_once(tmp_path):
     rows = experiment.load_rows(run_dir)
     keys = [(r["point"], r["seed"], r["method"]) for r in rows]
     assert len(keys) == len(set(keys)) == total
+
+
+@pytest.mark.slow
+def test_losing_the_dask_scheduler_is_one_line_exit_3_and_a_resume_completes(tmp_path):
+    """The scheduler killed mid-run: one line naming its address, exit 3, the finished rows kept; the same
+    command against a live scheduler runs exactly the missing rows."""
+    text = TINY.replace("sizes = [6]", "sizes = [6, 80]").replace("time_limit = 20", "time_limit = 120")
+    path, run_dir, log = _file(tmp_path, text), tmp_path / "run", tmp_path / "stderr.txt"
+    cmd = [sys.executable, "-c", "from edgeopt.cli import main; main()", "experiment", "run", str(path),
+           "-o", str(run_dir)]
+    with running_dask() as (address, scheduler), log.open("w") as err:
+        proc = subprocess.Popen(cmd + ["--scheduler", address], stdout=subprocess.DEVNULL, stderr=err, text=True)
+        end = time.monotonic() + 300
+        while time.monotonic() < end and "[3/24]" not in log.read_text():  # three rows are finished
+            time.sleep(0.1)
+        scheduler.kill()
+        proc.wait(timeout=120)
+    err = log.read_text()
+    assert proc.returncode == 3, err
+    errors = [line for line in err.splitlines() if not line.startswith("[")]  # the rest: one line per finished row
+    assert errors == [errors[0]] and errors[0].startswith(f"error: lost the Dask scheduler at {address};"), err
+    kept = experiment.load_rows(run_dir)
+    assert 3 <= len(kept) < 24 and f"{len(kept)} finished rows are kept" in errors[0]
+    path.write_text(text.replace("time_limit = 120", "time_limit = 5"))  # the rest need not prove anything
+    with running_dask() as (address, _):
+        done = subprocess.run(cmd + ["--scheduler", address], capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    rows = experiment.load_rows(run_dir)
+    keys = [(r["point"], r["seed"], r["method"]) for r in rows]
+    assert len(keys) == len(set(keys)) == 24
 
 
 BAD = {

@@ -5,7 +5,7 @@ import pyomo.environ as pe
 import pytest
 
 from edgeopt import generate, io, problem, solve
-from edgeopt.formulations import cdgs, dagsched, offload, partition, qllms
+from edgeopt.formulations import batching, cdgs, dagsched, offload, partition, qllms
 from edgeopt.solvers import NO_START, choose_start, exact_method, solve_model
 
 # (formulation module, problem, preset, size, generator options): instances HiGHS does not solve in presolve
@@ -127,3 +127,16 @@ def test_highs_runs_with_a_new_thread_count_in_the_same_process():
     """HiGHS keeps one scheduler per process; a later run asking for other threads used to stop with 'error'."""
     inst = generate("qllms", "qllms", size=8, seed=0)
     assert [solve(inst, "milp", threads=t).status for t in (None, 1, 2, None, 1)] == ["optimal"] * 5
+
+
+@pytest.mark.parametrize("module", [dagsched, qllms, batching], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
+def test_an_exact_run_cut_short_keeps_the_bound_its_fast_bound_method_proved(module):
+    """Stopped before HiGHS proves anything (no node searched), the MILP's bound is the fast bound method's,
+    proved before the model was built, and the row says which method proved it."""
+    pid = module.__name__.rsplit(".", 1)[-1]
+    inst = generate(pid, size={"dagsched": 8, "qllms": 200, "batching": 40}[pid], seed=0)
+    (name,) = module.BOUNDS
+    r = solve(inst, "milp", threads=1, solver_options={"mip_max_nodes": 0})
+    assert r.status in ("feasible", "time_limit") and r.feasible
+    assert r.bound == solve(inst, name).bound and r.details["bound_from"] == name
+    assert _better_or_equal(problem(pid).sense, r.bound, r.objective)  # a bound on the optimum, on its safe side

@@ -116,6 +116,13 @@ def actor_logp(p: dict, obs: dict, xp):
     return xp.where(mask, sub[..., None] + loc, LOGP_MIN).reshape(b, J * S)
 
 
+def taken_and_entropy(logp, actions, xp):
+    """From a whole (B, actions) table: the log-probabilities of the actions taken and the policy's entropy."""
+    lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
+    pi = xp.exp(logp)
+    return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
+
+
 def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     """Nested dict of arrays -> {"a/b/w": array} (the layout of policy files)."""
     out = {}
@@ -175,10 +182,7 @@ class Graph:
     @staticmethod
     def log_prob_entropy(p: dict, obs: dict, actions, xp):
         """log w(a) of the actions taken and the policy's entropy, from the whole table (24 actions)."""
-        logp = actor_logp(p, obs, xp)
-        lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
-        pi = xp.exp(logp)
-        return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
+        return taken_and_entropy(actor_logp(p, obs, xp), actions, xp)
 
     @staticmethod
     def q_table(p: dict, obs: dict, xp):
@@ -306,10 +310,7 @@ class Routes:
 
     @classmethod
     def log_prob_entropy(cls, p: dict, obs: dict, actions, xp):
-        logp = cls.table(p, obs, xp)
-        lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
-        pi = xp.exp(logp)
-        return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
+        return taken_and_entropy(cls.table(p, obs, xp), actions, xp)
 
 
 DENOISE_STEPS = 10  # the seed's DLRS: 10 denoising steps

@@ -426,6 +426,9 @@ def test_vcache_env_passes_the_pettingzoo_api_test_and_has_no_gymnasium_view():
     assert env.state_space.contains(env.state())
     with pytest.raises(InputError, match="single_agent"):
         envs.make("vcache", single_agent=True)
+    with pytest.raises(InputError, match="edges"):  # small worlds have 2 or 3 edges by seed
+        envs.make("vcache", preset="small")
+    envs.make("vcache", preset="small", edges=2).reset(seed=0)
 
 
 def test_vcache_rewards_of_an_interval_sum_to_the_referees_objective_of_the_routes_taken():

@@ -483,6 +483,9 @@ def make_process(preset: str | None = None, size: int | None = None, intervals: 
     if "rate" in options and size is not None:
         raise InputError("--option rate", "is set by --size (requests per edge and interval)")
     params = {**options, **({"rate": size} if size is not None else {})}
+    if preset == "small" and "edges" not in params:
+        raise InputError("--option edges", "must be given with the small preset (its worlds have 2 or 3 edges by "
+                                           "seed; an episode's agents are the edges)")
     probe = _build(Simulation, prob, preset, 0, params)  # bad parameters: exit 2 here
     edges = probe.world.edges
     process = DecisionProcess(Layout(edges), edges, intervals)

@@ -77,6 +77,7 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, discount: fl
 class Learner:
     FAMILY: str | None = None  # the actor family (edgeopt.learn.nets), else the layout's
     KEYS: tuple[str, ...] = ()  # what a step keeps beside the layout's observations (a subclass's own inputs)
+    extra_loss = None  # a subclass's term added to the actor's loss: extra(actor params, observations, batch)
 
     def __init__(self, layout, agents: int, hyper: Hyper, seed: int, episodes: int):
         self.layout, self.n, self.h = layout, agents, hyper
@@ -138,8 +139,6 @@ class Learner:
         params = to_numpy(params)
         self.actor, self.critic = params["actor"], params["critic"]
         self.steps, self.episodes_in = [], 0
-
-    extra_loss = None  # a subclass's term added to the loss: extra(actor params, observations, batch) -> scalar
 
     def _norm(self) -> tuple[float, float]:
         n, m, m2 = self.ret_stats

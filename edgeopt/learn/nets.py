@@ -116,13 +116,6 @@ def actor_logp(p: dict, obs: dict, xp):
     return xp.where(mask, sub[..., None] + loc, LOGP_MIN).reshape(b, J * S)
 
 
-def taken_and_entropy(logp, actions, xp):
-    """From a whole (B, actions) table: the log-probabilities of the actions taken and the policy's entropy."""
-    lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
-    pi = xp.exp(logp)
-    return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
-
-
 def flatten(tree: dict, prefix: str = "") -> dict[str, np.ndarray]:
     """Nested dict of arrays -> {"a/b/w": array} (the layout of policy files)."""
     out = {}
@@ -268,6 +261,13 @@ class Factored:
         parts = ((lm, a // (O * C)), (lo, (a // C) % O), (lc, a % C))
         q = sum(xp.take_along_axis(x, k[:, None], -1)[:, 0] for x, k in parts)
         return xp.where(still, 0.0, q)
+
+
+def taken_and_entropy(logp, actions, xp):
+    """From a whole (B, actions) table: the log-probabilities of the actions taken and the policy's entropy."""
+    lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
+    pi = xp.exp(logp)
+    return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
 
 
 class Routes:

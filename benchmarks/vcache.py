@@ -1,9 +1,10 @@
 """vcache benchmarks: the exact MILP on one interval of the large preset, the vector index against a NumPy scan,
-simulated intervals' wall time, and every method over time against the per-interval optimum (the figure).
+simulated intervals' wall time, and every method over time against the per-interval optimum (the figure) — the
+learned ones (dlrs, mappo) by their shipped policies (``edgeopt/policies/vcache/``).
 
     OPENBLAS_NUM_THREADS=1 python benchmarks/vcache.py [--quick] [section ...]
 
-Sections: exact, index, simulate, over-time (default: all, in that order). Markdown on stdout; over-time also
+Sections: exact, index, simulate, policies, over-time (default: all, in that order). Markdown on stdout; over-time also
 writes experiments/figures/vcache-over-time.png. One thread everywhere (usearch searches with threads=1, NumPy
 with one BLAS thread), so the index and the scan compare core for core; the load average is printed with
 every table, since the machine is shared.
@@ -26,7 +27,8 @@ from edgeopt.run import run_one  # noqa: E402
 
 QUICK = "--quick" in sys.argv
 ROOT = Path(__file__).resolve().parents[1]
-METHODS = ["milp", "greedy-0.5", "greedy-0.3", "greedy-0.1", "greedy-llm", "nearest-server", "random"]
+METHODS = ["milp", "dlrs", "mappo", "greedy-0.5", "greedy-0.3", "greedy-0.1", "greedy-llm", "nearest-server", "random"]
+BASELINES = METHODS[2:]  # what DLRS is compared with (the paper's that edgeopt has)
 
 
 def load() -> str:
@@ -109,6 +111,19 @@ def bench_simulate(intervals: int = 100) -> None:
     print(f"\n({load()} at the end)")
 
 
+def bench_policies() -> None:
+    """The shipped learned policies as their headers record them: the command, its training time and last episodes."""
+    from edgeopt.learn import methods
+
+    print(f"\n### shipped vcache policies (from their headers; {load()} now)\n")
+    print("| policy | command | episodes | training wall s | mean objective per episode, last 50 (10 intervals) |")
+    print("|---|---|---:|---:|---:|")
+    for path in sorted((methods.SHIPPED / "vcache").glob("*.npz")):
+        h = methods.load(path, "vcache").header
+        print(f"| {path.name} | `{h['command']}` | {h['episodes']} | {h['final']['train_wall_s']:.0f} | "
+              f"{h['final']['mean_objective_last50']:.3f} |")
+
+
 def _smooth(y, k: int = 5) -> np.ndarray:
     y = np.array([np.nan if v is None else v for v in y], dtype=float)
     return np.convolve(y, np.ones(k) / k, mode="valid")
@@ -120,8 +135,9 @@ def bench_over_time(intervals: int = 100, seeds=(0, 1, 2)) -> None:
     print(f"\n### every method over {intervals} velo intervals (3 edges x 10 requests, caches of 100 starting at 20, "
           f"cloud for about 30 %), seeds {list(seeds)}; reference: milp on the policy's own state ({load()})\n")
     print("| policy | objective | satisfaction | latency s | cloud answers per interval | same-question cache answers | "
-          "gap to the per-interval optimum | milp's satisfaction over it | milp's latency over it |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "gap to the per-interval optimum | milp's satisfaction over it | milp's latency over it | "
+          "dlrs's satisfaction over it | dlrs's latency over it |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     runs, rows = {}, {}
     for m in METHODS:
         per = []
@@ -135,7 +151,13 @@ def bench_over_time(intervals: int = 100, seeds=(0, 1, 2)) -> None:
         rows[m] = np.mean(per, axis=0)
     for m, (obj, sat, lat, cloud, same, gap) in rows.items():
         print(f"| {m} | {obj:.4f} | {sat:.4f} | {lat:.3f} | {cloud:.1f} | {same:.2f} | {gap:.1%} | "
-              f"{rows['milp'][1] / sat - 1:+.1%} | {rows['milp'][2] / lat - 1:+.1%} |")
+              f"{rows['milp'][1] / sat - 1:+.1%} | {rows['milp'][2] / lat - 1:+.1%} | "
+              f"{rows['dlrs'][1] / sat - 1:+.1%} | {rows['dlrs'][2] / lat - 1:+.1%} |")
+    sat, lat = (np.mean([rows[m][k] for m in BASELINES]) for k in (1, 2))
+    print(f"\nThe baselines' mean ({', '.join(BASELINES)}): satisfaction {sat:.4f}, latency {lat:.3f} s; dlrs over it: "
+          f"{rows['dlrs'][1] / sat - 1:+.1%} satisfaction, {rows['dlrs'][2] / lat - 1:+.1%} latency; the mean of dlrs's "
+          f"ratios to each: {np.mean([rows['dlrs'][1] / rows[m][1] - 1 for m in BASELINES]):+.1%}, "
+          f"{np.mean([rows['dlrs'][2] / rows[m][2] - 1 for m in BASELINES]):+.1%}")
     print(f"\n({load()} at the end)")
     _figure(runs, ROOT / "experiments" / "figures" / "vcache-over-time.png")
 
@@ -150,7 +172,8 @@ def _figure(runs: dict, path: Path) -> None:
     for ax, (family, metric, title) in zip(axes, panels):
         for m, run in runs.items():
             y = _smooth(run.column(family, metric))
-            style = {"color": "k", "linewidth": 2.2} if m == "milp" else {"linewidth": 1.2}
+            style = {"color": "k" if m == "milp" else f"C{METHODS.index(m) - 1}",
+                     "linewidth": 2.2 if m in ("milp", "dlrs") else 1.1}
             ax.plot(np.arange(len(y)) + 2, y, label="milp (per-interval optimum)" if m == "milp" else m, **style)
         ax.set_title(title, fontsize="medium")
         ax.set_xlabel("interval (5-interval moving mean)")
@@ -163,11 +186,13 @@ def _figure(runs: dict, path: Path) -> None:
 
 
 if __name__ == "__main__":
-    chosen = [a for a in sys.argv[1:] if not a.startswith("--")] or ["exact", "index", "simulate", "over-time"]
+    chosen = [a for a in sys.argv[1:] if not a.startswith("--")] or ["exact", "index", "simulate", "policies",
+                                                                     "over-time"]
     sections = {
         "exact": lambda: bench_exact(sizes=(200,) if QUICK else (200, 1000, 2000, 5000)),
         "index": lambda: bench_index(sizes=(100, 1000) if QUICK else (100, 1_000, 10_000, 100_000)),
         "simulate": lambda: bench_simulate(intervals=10 if QUICK else 100),
+        "policies": bench_policies,
         "over-time": lambda: bench_over_time(intervals=10 if QUICK else 100, seeds=(0,) if QUICK else (0, 1, 2)),
     }
     for name in chosen:

@@ -373,11 +373,11 @@ def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, d
 
 @app.command()
 def train(problem: str = typer.Argument(..., help="problem id (dagsched)"),
-          method: str = typer.Option(..., "-m", "--method", help="algorithm (dagsched: ucb-coma, coma, mappo, maddpg; offload: mappo, ippo, vdn, qmix)"),
+          method: str = typer.Option(..., "-m", "--method", help="algorithm (dagsched: ucb-coma, coma, mappo, maddpg; offload: mappo, ippo, vdn, qmix; vcache: dlrs, mappo)"),
           preset: Optional[str] = typer.Option(None, "--preset", help="generator preset of the training episodes"),
-          size: Optional[int] = typer.Option(None, "--size", help="count of the main entity = agents (dagsched: jobs; offload: users)"),
+          size: Optional[int] = typer.Option(None, "--size", help="count of the main entity (dagsched: jobs = agents; offload: users = agents; vcache: requests per edge and interval)"),
           option: List[str] = typer.Option([], "--option", help="generator or simulation option, decision-process "
-                                                                "option (dagsched: reward, source; offload: split, slots) or "
+                                                                "option (dagsched: reward, source; offload: split, slots; vcache: intervals) or "
                                                                 "hyper-parameter of the algorithm, KEY=VALUE"),
           episodes: int = typer.Option(700, "--episodes", help="training episodes (each a fresh instance or simulated run)"),
           seed: int = typer.Option(0, "--seed", help="seed of the networks, exploration and training instances"),

@@ -23,6 +23,8 @@ def test_core_path_never_imports_the_extras():
             "assert len(rs) == 4 and all(r.status != 'error' for r in rs); "
             "from edgeopt.problems import offload; rs = edgeopt.solve(offload.generate('paper', seed=1), 'learned'); "
             "assert len(rs) == 4 and all(r.status == 'feasible' for r in rs); "
+            "from edgeopt.problems import vcache; rs = edgeopt.solve(vcache.small_instance(0), 'learned'); "
+            "assert sorted(r.method for r in rs) == ['dlrs', 'mappo'] and all(r.feasible for r in rs); "
             "print([m for m in ('fancyimpute', 'dask', 'distributed', 'fastapi', 'starlette', 'uvicorn', 'httpx', "
             "'schemathesis', 'edgeopt.serve', 'jax', 'optax', 'pettingzoo', 'gymnasium') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

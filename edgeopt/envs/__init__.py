@@ -210,9 +210,11 @@ def make(problem: str, preset: str | None = None, size: int | None = None, seed:
     ``seed`` (``source="simulation"`` and the simulation's parameters: ``edgeopt simulate``'s intervals),
     ``reward="paper"`` (the seed's shaped reward) or ``"objective"`` (minus the referee's objective, paid as it
     accrues). offload: every episode ``slots`` slots of a fresh simulated run (``edgeopt simulate offload``'s
-    parameters), the reward each user's term of the slot's objective, ``split`` the servers' stage two.
-    ``optimum=True`` adds the optimum of what a step completed (dagsched: the episode's instance; offload: each
-    slot's — or the best bound and its status when not proven within ``optimum_time_limit``, and offload's
+    parameters), the reward each user's term of the slot's objective, ``split`` the servers' stage two. vcache:
+    every episode ``intervals`` intervals of a fresh simulated run (``edgeopt simulate vcache``'s parameters,
+    ``size`` requests per edge), an agent per edge, the reward each request's term of the interval's objective.
+    ``optimum=True`` adds the optimum of what a step completed (dagsched: the episode's instance; vcache: each
+    interval's, ``milp``; offload: each slot's — or the best bound and its status when not proven within ``optimum_time_limit``, and offload's
     ``lagrange`` bound on slots too large to prove) and the gap to ``info``, computed once per instance.
     """
     if not math.isfinite(optimum_time_limit) or optimum_time_limit <= 0:

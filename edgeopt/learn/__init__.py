@@ -6,7 +6,7 @@
 Training steps a problem's decision process (``edgeopt.systems``; the environments of ``edgeopt.envs`` are
 views of the same process) and writes a policy file (``policy``). Inference needs NumPy only: the networks
 (``nets``) are written once against an array module. ``edgeopt.learn.<problem>`` registers a problem's
-learned methods (kind ``learned``) and imports no JAX; the algorithms (``coma``, ``mappo``, ``maddpg``) and
+learned methods (kind ``learned``) and imports no JAX; the algorithms (``coma``, ``mappo``, ``maddpg``, ``qmix``, ``dlrs``) and
 the driver (``train``) do.
 """
 from __future__ import annotations
@@ -20,4 +20,5 @@ ALGORITHMS = {
     "maddpg": ("edgeopt.learn.maddpg", {}),
     "vdn": ("edgeopt.learn.qmix", {"mixer": "vdn"}),
     "qmix": ("edgeopt.learn.qmix", {"mixer": "qmix"}),
+    "dlrs": ("edgeopt.learn.dlrs", {}),
 }

@@ -75,9 +75,13 @@ def gae(rewards: np.ndarray, values: np.ndarray, dones: np.ndarray, discount: fl
 
 
 class Learner:
+    FAMILY: str | None = None  # the actor family (edgeopt.learn.nets), else the layout's
+    KEYS: tuple[str, ...] = ()  # what a step keeps beside the layout's observations (a subclass's own inputs)
+    extra_loss = None  # a subclass's term added to the actor's loss: extra(actor params, observations, batch)
+
     def __init__(self, layout, agents: int, hyper: Hyper, seed: int, episodes: int):
         self.layout, self.n, self.h = layout, agents, hyper
-        self.net, self.keys = nets.family(layout), tuple(layout.shapes())
+        self.net, self.keys = nets.family(layout, self.FAMILY), tuple(layout.shapes()) + self.KEYS
         rng = np.random.default_rng(seed)
         self.actor = self.net.init(rng, layout, hyper.hidden, hyper.embed)
         self.critic = value_init(rng, layout, agents, hyper)
@@ -87,7 +91,8 @@ class Learner:
         self.steps: list[dict] = []
         self.episodes_in = 0
         self.ret_stats = np.array([0.0, 0.0, 0.0])  # count, mean, sum of squared deviations (Welford)
-        self._update = jax.jit(partial(_update, opt=self.opt, h=hyper, net=self.net, keys=self.keys))
+        self._update = jax.jit(partial(_update, opt=self.opt, h=hyper, net=self.net, keys=self.keys,
+                                       extra=self.extra_loss))
         self._value = jax.jit(partial(value, net=self.net, independent=hyper.independent))
 
     def act(self, obs: dict, episode: int) -> np.ndarray:
@@ -150,7 +155,7 @@ class Learner:
         self.steps, self.episodes_in = [], 0  # a resumed run starts a fresh rollout
 
 
-def _update(params, opt_state, batch, *, opt, h: Hyper, net, keys):
+def _update(params, opt_state, batch, *, opt, h: Hyper, net, keys, extra=None):
     obs = {k: batch[k] for k in keys}
     alive = batch["alive"].astype(jnp.float32)
     acts = jnp.maximum(batch["actions"], 0)
@@ -170,6 +175,8 @@ def _update(params, opt_state, batch, *, opt, h: Hyper, net, keys):
         pg = -jnp.minimum(ratio * adv, jnp.clip(ratio, 1 - h.clip_ratio, 1 + h.clip_ratio) * adv)
         actor = ((pg - h.entropy * ent) * alive).sum() / jnp.maximum(alive.sum(), 1.0)
         v = value(p["critic"], obs, alive, net=net, independent=h.independent)
+        if extra is not None:
+            actor = actor + extra(p["actor"], obs, batch)
         if h.independent:
             return actor + h.value_coef * (((v - batch["ret"]) ** 2) * alive).sum() / jnp.maximum(alive.sum(), 1.0)
         return actor + h.value_coef * ((v - batch["ret"]) ** 2).mean()

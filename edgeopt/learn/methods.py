@@ -22,7 +22,6 @@ import numpy as np
 from pydantic import AfterValidator
 
 from edgeopt import registry
-from edgeopt.learn import nets
 from edgeopt.learn import policy as policy_file
 from edgeopt.model import InputError
 from edgeopt.registry import NotApplicable
@@ -77,7 +76,7 @@ def run(instance, pol: policy_file.Policy, seed: int = 0, sample: bool = False, 
     system = registry.decisions(pol.header["problem"])
     process = system.DecisionProcess.for_instance(pol.layout, instance, **process_options)
     process.reset(instance)
-    net, actor, rng = nets.family(pol.layout), pol.actor, np.random.default_rng(seed)
+    net, actor, rng = pol.net, pol.actor, np.random.default_rng(seed)
     scores = net.q_table if pol.scores == "q" else net.table
     while not process.done:
         table = scores(actor, process.observe_all(), np)

@@ -19,6 +19,14 @@ given the sub-task, one over the servers, so ``log w(a_i) = log w(sub_j) + log w
 ⟨edge m, steps o, cloud steps c⟩: ``log w(a) = log w(m) + log w(o | m) + log w(c | m, o)``, each softmax over the
 options the mask leaves given the parts before it (the heads' logits do not depend on the earlier parts: action
 branching). Its action values are the heads' sum, ``Q(m, o, c) = Q_m + Q_o + Q_c``.
+
+``Routes`` (vcache) scores each route of the agent's request from the route's row of features and the best of all
+rows (an MLP shared by the routes, max pooling), so one network serves any number of edges; the last action, idle,
+scores 0. ``Diffusion`` (vcache's DLRS, the policy file's ``network.family``) makes the route logits by denoising:
+the same route rows condition a noise-prediction MLP (per route, shared, with a learned embedding of the step),
+and the logits are the end of a ``DENOISE_STEPS``-step DDPM reverse chain (VP schedule, as Diffusion-QL's) from
+``x_K``; the noise of the chain (``x_K`` and each step's) is ``obs["noise"]`` when given (training draws it and
+keeps it, so PPO's ratios read the same chain), else 0: the chain's mean from the prior's mean, deterministic.
 """
 from __future__ import annotations
 
@@ -167,10 +175,7 @@ class Graph:
     @staticmethod
     def log_prob_entropy(p: dict, obs: dict, actions, xp):
         """log w(a) of the actions taken and the policy's entropy, from the whole table (24 actions)."""
-        logp = actor_logp(p, obs, xp)
-        lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
-        pi = xp.exp(logp)
-        return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
+        return taken_and_entropy(actor_logp(p, obs, xp), actions, xp)
 
     @staticmethod
     def q_table(p: dict, obs: dict, xp):
@@ -258,6 +263,101 @@ class Factored:
         return xp.where(still, 0.0, q)
 
 
-def family(layout):
-    """The actor family of an observation layout (its ``network``: graph or factored)."""
-    return {"graph": Graph, "factored": Factored}[getattr(layout, "network", "graph")]
+def taken_and_entropy(logp, actions, xp):
+    """From a whole (B, actions) table: the log-probabilities of the actions taken and the policy's entropy."""
+    lp = xp.take_along_axis(logp, actions[:, None], -1)[:, 0]
+    pi = xp.exp(logp)
+    return lp, -(pi * xp.where(pi > 0, logp, 0.0)).sum(-1)
+
+
+class Routes:
+    """The vcache actor (module docstring); the last flat action is idle, the only one an agent without a request
+    has."""
+
+    @staticmethod
+    def init(rng, layout, hidden: int, embed: int) -> dict:
+        return {"row": mlp_init(rng, [layout.features, hidden, hidden]),
+                "score": mlp_init(rng, [2 * hidden, hidden, 1], 0.01)}
+
+    @staticmethod
+    def encoder_init(rng, layout, hidden: int, embed: int) -> dict:
+        return {}
+
+    @staticmethod
+    def encode(p: dict, obs: dict, xp):
+        return obs["routes"].reshape(obs["routes"].shape[0], -1)
+
+    @staticmethod
+    def encoded_size(layout, embed: int) -> int:
+        return layout.routes * layout.features
+
+    @staticmethod
+    def condition(p: dict, obs: dict, xp):
+        """(B, routes, 2 hidden): each route's row encoded, beside the maximum over the routes."""
+        h = xp.maximum(mlp(p["row"], obs["routes"], xp), 0.0)
+        return xp.concatenate([h, xp.broadcast_to(h.max(1, keepdims=True), h.shape)], axis=-1)
+
+    @staticmethod
+    def logits(p: dict, obs: dict, xp):
+        return mlp(p["score"], Routes.condition(p, obs, xp), xp)[..., 0]
+
+    @classmethod
+    def table(cls, p: dict, obs: dict, xp):
+        x = cls.logits(p, obs, xp)
+        x = xp.concatenate([x, xp.zeros_like(x[:, :1])], axis=-1)  # idle
+        mask = obs["action_mask"] > 0
+        return xp.where(mask, _masked_log_softmax(x, mask, xp), LOGP_MIN)
+
+    @classmethod
+    def log_prob_entropy(cls, p: dict, obs: dict, actions, xp):
+        return taken_and_entropy(cls.table(p, obs, xp), actions, xp)
+
+
+DENOISE_STEPS = 10  # the seed's DLRS: 10 denoising steps
+X0_MAX = 10.0  # the denoised route logits are squashed into (-X0_MAX, X0_MAX)
+
+
+def vp_schedule(k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(alpha, alpha_bar) of the discretised VP SDE (beta from 0.1 to 10), Diffusion-QL's schedule for few steps."""
+    t = np.arange(1, k + 1)
+    alpha = np.exp(-0.1 / k - 0.5 * (10.0 - 0.1) * (2 * t - 1) / k**2)
+    return alpha, np.cumprod(alpha)
+
+
+class Diffusion(Routes):
+    """DLRS's actor (module docstring): route logits denoised in DENOISE_STEPS steps, conditioned on the routes."""
+
+    @staticmethod
+    def init(rng, layout, hidden: int, embed: int) -> dict:
+        return {"row": mlp_init(rng, [layout.features, hidden, hidden]),
+                "step": (0.1 * rng.standard_normal((DENOISE_STEPS, embed))).astype(np.float32),
+                "eps": mlp_init(rng, [2 * hidden + 1 + embed, hidden, 1], 0.01)}
+
+    @staticmethod
+    def logits(p: dict, obs: dict, xp):
+        cond = Routes.condition(p, obs, xp)
+        b, r, _ = cond.shape
+        K = DENOISE_STEPS
+        alpha, abar = vp_schedule(K)
+        noise = obs.get("noise")  # (B, K + 1, routes): x_K's and each step's
+        x = noise[:, K] if noise is not None else xp.zeros((b, r), cond.dtype)
+        for k in range(K, 0, -1):
+            step = xp.broadcast_to(p["step"][k - 1], (b, r, p["step"].shape[1]))
+            eps = mlp(p["eps"], xp.concatenate([cond, x[..., None], step], axis=-1), xp)[..., 0]
+            x0 = (x - np.sqrt(1 - abar[k - 1]) * eps) / np.sqrt(abar[k - 1])
+            x0 = X0_MAX * xp.tanh(x0 / X0_MAX)
+            if k == 1:
+                return x0
+            prev = abar[k - 2]  # the DDPM posterior q(x_{k-1} | x_k, x_0)
+            beta = 1 - alpha[k - 1]
+            x = (beta * np.sqrt(prev) * x0 + (1 - prev) * np.sqrt(alpha[k - 1]) * x) / (1 - abar[k - 1])
+            if noise is not None:
+                x = x + np.sqrt(beta * (1 - prev) / (1 - abar[k - 1])) * noise[:, k - 1]
+        return x
+
+
+def family(layout, name: str | None = None):
+    """The actor family ``name`` (a policy header's ``network.family``), else the observation layout's
+    ``network``: graph, factored, routes or diffusion."""
+    return {"graph": Graph, "factored": Factored, "routes": Routes,
+            "diffusion": Diffusion}[name or getattr(layout, "network", "graph")]

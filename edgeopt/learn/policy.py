@@ -46,6 +46,11 @@ class Policy:
         """The observation layout the policy was trained on (its problem's ``Layout``)."""
         return registry.decisions(self.header["problem"], "header.problem").Layout.from_json(self.header["layout"])
 
+    @property
+    def net(self):
+        """The actor's family (``edgeopt.learn.nets``): the header's ``network.family``, else the layout's."""
+        return nets.family(self.layout, self.header.get("network", {}).get("family"))
+
     def tree(self, name: str) -> dict:
         return nets.unflatten({k[len(name) + 1:]: v for k, v in self.arrays.items() if k.startswith(name + "/")})
 
@@ -107,10 +112,9 @@ def _check_layout(p: Path, pol: Policy, prefix: str) -> None:
                                                         f"layout), got {layout.version}")
     net = pol.header.get("network", {})
     try:
-        want = nets.flatten(nets.family(layout).init(np.random.default_rng(0), layout, int(net["hidden"]),
-                                                     int(net["embed"])))
+        want = nets.flatten(pol.net.init(np.random.default_rng(0), layout, int(net["hidden"]), int(net["embed"])))
     except (KeyError, TypeError, ValueError):
-        raise InputError(f"{p}: header.network", "must give hidden and embed sizes") from None
+        raise InputError(f"{p}: header.network", "must give hidden and embed sizes and a known family") from None
     if net.get("scores", "logp") not in ("logp", "q"):
         raise InputError(f"{p}: header.network.scores", f"must be 'logp' or 'q', got {shown(net.get('scores'))}")
     for k, v in want.items():

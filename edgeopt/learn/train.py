@@ -146,7 +146,8 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
     from edgeopt import __version__
 
     header = {"problem": problem, "algorithm": algorithm, "layout": process.layout.to_json(),
-              "network": {"hidden": h.hidden, "embed": h.embed, "scores": getattr(module, "SCORES", "logp")},
+              "network": {"hidden": h.hidden, "embed": h.embed, "scores": getattr(module, "SCORES", "logp"),
+                          "family": getattr(module, "FAMILY", None)},
               "preset": preset or "paper", "size": size,
               "options": gen_opts, "reward": process.reward, "seed": int(seed), "hyper": asdict(h),
               "command": command, "edgeopt": __version__, "trained_on": _trained_on(draw, gen_opts)}
@@ -186,6 +187,8 @@ def train(problem: str, algorithm: str, *, preset: str | None = None, size: int 
         obs = process.observe_all()
         total, steps, judged = 0.0, 0, []
         while not process.done:
+            if hasattr(learner, "demonstrate"):  # expert demonstrations: the exact method's actions (DLRS)
+                learner.demonstrate(process.expert())
             actions = learner.act(obs, ep)
             rewards = process.step({i: int(actions[i]) for i in process.live})
             r = np.zeros(process.n_agents)

@@ -34,7 +34,8 @@ from edgeopt.limits import MipGap, Threads
 from edgeopt.problems.dagsched import Instance, Solution, placement
 from edgeopt.registry import method
 from edgeopt.result import Outcome
-from edgeopt.solvers import AUTO, choose_start, exact_method, no_worse, prove_bound
+from edgeopt.solvers import (AUTO, choose_start, exact_method, no_worse, prove_bound, proven_start, round_bound,
+                             round_to_step)
 from edgeopt.solvers.cpsat import solve as cpsat_solve
 from edgeopt.solvers.pyomo import DEFAULT_GAP, solver_limit
 
@@ -292,11 +293,30 @@ def greedy_start(instance: Instance) -> Solution:
                     cloud=[g.name(t) for t in range(g.T) if where[t] == g.cloud])
 
 
+def objective_step(instance: Instance) -> float | None:
+    """The step every feasible objective is a multiple of, or None: ``gamma`` when every duration, transfer and
+    return time is a whole number of seconds and cost does not count (gamma = 1, or all costs 0).
+
+    Then every start and finish is a sum of whole numbers (the referee starts a sub-task at the latest of its
+    data arrivals and the finish before it), so each T_i is whole, and a lower bound b proves ``ceil(b)``:
+    the integrality rounding of Kasahara's STG graphs (integer costs, identical processors, no transfers).
+    """
+    d, g = instance.data, instance.data.graph
+    if d.gamma <= 0 or (d.gamma < 1 and np.any(g.cost[g.ok] != 0)):
+        return None
+    sinks = np.asarray(g.sink)
+    times = [g.dur[g.ok], g.ret[sinks][g.ok[sinks]]]
+    times += [bits * g.inv[np.ix_(np.flatnonzero(g.ok[k]), np.flatnonzero(g.ok[t]))].ravel()
+              for t in range(g.T) for k, bits in g.preds[t] if bits]
+    whole = all(np.array_equal(v, np.round(v)) for v in times if v.size)
+    return float(d.gamma) if whole else None
+
+
 STARTS = ("list", greedy_start)  # the exact methods' default starts, the better by the referee wins
 BOUNDS = ("paths",)  # proved first (milliseconds): a run cut short before its solver proves anything keeps it
 milp = method("dagsched", "milp", "exact")(
     exact_method(build_model, read_solution, warm_start=warm_start, starts=STARTS, bounds=BOUNDS,
-                 model_size=model_size))
+                 model_size=model_size, objective_step=objective_step, bound_row=True))
 
 
 # --- CP-SAT ---------------------------------------------------------------------------------------
@@ -338,6 +358,10 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     if first.solution is not None:
         anytime.report(first.solution, claimed=float(first.evaluation.objective))
     prove_bound(instance, first, BOUNDS, time_limit)
+    done = proven_start(instance, first, mip_gap)
+    if done is not None:
+        return done
+    step = objective_step(instance)
     fixed_at, prefixes = _fixed(instance)
     srv = _servers(g, fixed_at)
     cp = _CpSat(instance, srv, prefixes)
@@ -370,6 +394,9 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
         model, x, arcs_of, job_obj, _ = cp.model(range(g.T), None if time_limit is None else began + time_limit)
     except TimeoutError:  # building alone took the whole limit
         return no_worse(instance, Outcome(None, status="time_limit", solver="cp-sat"), first)
+    if first.bound is not None:  # the proved bound as a row: the search ends as soon as an incumbent meets it
+        least = (first.bound - cp.sc["delta"]) / cp.sc["unit"]
+        model.add(sum(job_obj.values()) >= math.ceil(least - 1e-9 * max(1.0, abs(least))))
     I = len(d.jobs)
     alone: dict[int, tuple[int, float]] = {}  # sub-task -> (server, start) in its job's schedule alone
     for i in range(I if I > 1 else 0):  # each job alone: a bound on its part (half the time left at most)
@@ -416,14 +443,15 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     found = [(sv.objective_value, k) for k, (sv, code) in enumerate(runs)
              if code in (cp_model.OPTIMAL, cp_model.FEASIBLE)]
     if not found:
-        return no_worse(instance, Outcome(None, status="time_limit", bound=bound, solver="cp-sat"), first)
+        return round_bound(instance, no_worse(instance, Outcome(None, status="time_limit", bound=bound, solver="cp-sat"),
+                                              first), step, gap)
     solver = runs[min(found)[1]][0]
     claimed = solver.objective_value * cp.sc["unit"]
     out = Outcome(_read_cpsat(g, solver, x, arcs_of), claimed=claimed,
                   status="optimal" if cp_model.OPTIMAL in codes else "time_limit", bound=bound,
                   gap=abs(claimed - bound) / max(abs(claimed), 1e-10), solver="cp-sat",
                   extra={"cpsat_phases": [sv.status_name(code) for sv, code in runs]})
-    return no_worse(instance, out, first)
+    return round_bound(instance, no_worse(instance, out, first), step, gap)
 
 
 def _hint(model, x: dict, arcs_of: list[dict], where: dict[int, int], queues: list[list[int]]) -> None:
@@ -608,6 +636,8 @@ def paths(instance: Instance, *, seed: int = 0, time_limit: float | None = None)
     ``w[t, s] + max over predecessors k of min over s' (F[k, s'] + transfer(k -> t, s' -> s))``, which
     by induction is at most the longest path ending at t of any placement that puts t on s (the
     predecessor's true server is one of the s'). One pass over a topological order, O(edges x servers^2).
+    Where every objective is a multiple of a step (``objective_step``: whole seconds, no cost) the bound is
+    rounded up to the next multiple.
     """
     d, g = instance.data, instance.data.graph
     gamma = d.gamma
@@ -634,5 +664,6 @@ def paths(instance: Instance, *, seed: int = 0, time_limit: float | None = None)
     path_bound = np.bincount(g.job, weights=off_path) + np.maximum.reduceat(longest, g.offset)
     load_bound = np.bincount(g.job, weights=loaded)
     per_job = np.maximum(path_bound, load_bound) if g.N else path_bound
-    return Outcome(None, status="bound", bound=float(per_job.sum()), solver="paths",
+    bound = round_to_step(float(per_job.sum()), objective_step(instance), "min")
+    return Outcome(None, status="bound", bound=bound, solver="paths",
                    extra={"load_bound_jobs": int(np.sum(load_bound > path_bound)) if g.N else 0})

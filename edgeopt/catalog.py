@@ -34,16 +34,10 @@ def catalog(refresh: bool = False) -> dict:
             return json.loads(cache.read_text())
         except (OSError, ValueError):
             pass
-    from edgeopt.registry import importers, problems
+    from edgeopt.registry import listing
     from edgeopt.solvers import available_solvers
 
-    doc = {"problems": {pid: {"sense": p.sense, "presets": p.presets,
-                              "methods": {m.name: {"kind": m.kind, "summary": m.doc, "description": m.description}
-                                          for m in p.methods.values()}}
-                        for pid, p in problems().items()},
-           "importers": {n: {"problem": i.problem, "summary": i.doc, "description": i.description}
-                         for n, i in importers().items()},
-           "solvers": available_solvers()}
+    doc = listing(available_solvers())
     try:  # atomically: a concurrent reader sees the old file or the new one
         cache.parent.mkdir(parents=True, exist_ok=True)
         tmp = cache.with_suffix(f".{os.getpid()}.tmp")

@@ -33,7 +33,7 @@ def err():
     return Console(stderr=True)
 
 
-MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|bound|all (repeatable)")
+MethodOpt = typer.Option(None, "-m", "--method", help="method name, or exact|heuristic|baseline|bound|learned|all (repeatable)")
 SolverOpt = typer.Option(None, "--solver", help="solver for exact methods: highs, scip, gurobi, cbc, ... ")
 TimeOpt = typer.Option(60.0, "--time-limit", help="seconds per method call, model building included; "
                                                    "a run cut short is reported as time_limit")
@@ -183,7 +183,7 @@ def solve(file: str = typer.Argument(..., help="instance file"), method: Optiona
         docs = [io.solution_doc(r) for r in results]
         io.write_json(docs[0] if len(docs) == 1 else docs, output)
     if as_json:
-        dicts = [{k: v for k, v in r.to_dict().items() if k in cmp.FIELDS or k in ("details",)} for r in results]
+        dicts = [cmp.solve_row(r) for r in results]
         _print_json(dicts[0] if len(dicts) == 1 else dicts)
     else:
         from rich.table import Table
@@ -371,6 +371,66 @@ def simulate(problem: str = typer.Argument(..., help="problem id (cdgs, qllms, d
 
 
 @app.command()
+def train(problem: str = typer.Argument(..., help="problem id (dagsched)"),
+          method: str = typer.Option(..., "-m", "--method", help="algorithm: ucb-coma, coma, mappo or maddpg"),
+          preset: Optional[str] = typer.Option(None, "--preset", help="generator preset of the training episodes"),
+          size: Optional[int] = typer.Option(None, "--size", help="count of the main entity (dagsched: jobs = agents)"),
+          option: List[str] = typer.Option([], "--option", help="generator option, reward=paper|objective, or a "
+                                                                "hyper-parameter of the algorithm, KEY=VALUE"),
+          episodes: int = typer.Option(700, "--episodes", help="training episodes (each a fresh instance)"),
+          seed: int = typer.Option(0, "--seed", help="seed of the networks, exploration and training instances"),
+          gap: bool = typer.Option(False, "--gap", help="prove each episode's optimum (cached) and show the mean gap"),
+          resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint beside POLICY"),
+          output: str = typer.Option(..., "-o", "--output", help="policy file to write (.npz)")):
+    """Train a learned method; the policy file, its learning curve (Parquet + PNG) and checkpoints go beside -o."""
+    try:
+        from edgeopt.learn.train import checkpoint_path, plan, train as run_training
+    except ImportError as exc:
+        raise InputError("train", f"needs the learn extra (pip install 'edgeopt[learn]'): {exc}") from None
+    import numpy as np
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    opts = _parse_options(option, ("seed", "episodes", "preset", "size"))
+    if not output.endswith(".npz"):
+        raise InputError("-o", f"must name a .npz policy file, got {shown(output)}")
+    plan(problem, method, preset, size, opts, episodes, seed)  # bad options: exit 2 before the progress bar or any file
+    command = " ".join(["edgeopt", "train", problem, "-m", method]
+                       + (["--preset", preset] if preset else []) + (["--size", str(size)] if size else [])
+                       + [f"--option {o}" for o in option] + ["--episodes", str(episodes), "--seed", str(seed)]
+                       + (["--gap"] if gap else []) + ["-o", output])
+    recent: list[dict] = []
+    progress = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[stats]}"), console=err())
+    task = progress.add_task(f"{method}", total=episodes, stats="")
+
+    def episode_done(row: dict) -> None:
+        if not recent:  # the bar appears with the first episode, after every check passed
+            progress.start()
+        recent.append(row)
+        last = recent[-50:]
+        stats = (f"reward {np.mean([r['reward'] for r in last]):.4g}  "
+                 f"objective {np.mean([r['objective'] for r in last]):.4g}")
+        gaps = [r["gap"] for r in last if r.get("gap") is not None]
+        if gaps:
+            stats += f"  gap {np.mean(gaps):.2%}"
+        progress.update(task, completed=row["episode"], stats=stats + " (last 50)")
+
+    try:
+        run_training(problem, method, preset=preset, size=size, options=opts, episodes=episodes, seed=seed,
+                     out=output, resume=resume, gap=gap, command=command, on_episode=episode_done)
+    except Interrupted:
+        if recent:
+            progress.stop()
+        if checkpoint_path(output).exists():
+            err().print(f"last checkpoint kept: {checkpoint_path(output)} (continue with --resume)")
+        raise
+    finally:
+        if recent:
+            progress.stop()
+    err().print(f"wrote {output} and its learning curve beside it")
+
+
+@app.command()
 def schema(problem: str = typer.Argument(..., help="problem id")):
     """Print the JSON Schema of an instance file."""
     from edgeopt import io
@@ -409,6 +469,64 @@ def experiment_plot(run_dir: str = typer.Argument(..., help="run directory of `e
 
     for path in experiment.plot(run_dir):
         err().print(f"wrote {path} (and .pdf)")
+
+
+@app.command()
+def serve(host: str = typer.Option("127.0.0.1", "--host", help="address to listen on; beyond loopback only with "
+                                                                "--token-file"),
+          port: int = typer.Option(8000, "--port", help="port to listen on (0: any free one, printed)"),
+          jobs: Optional[int] = typer.Option(None, "--jobs", help="worker processes (default: the CPUs)"),
+          scheduler: Optional[str] = typer.Option(None, "--scheduler", help="run the work on the Dask cluster at this "
+                                                                            "address (tcp://host:8786)"),
+          store: str = typer.Option("edgeopt-serve.sqlite", "--store", help="SQLite file of the jobs and their rows"),
+          token_file: Optional[str] = typer.Option(None, "--token-file", help="file holding the bearer token that "
+                                                                              "every request must carry"),
+          max_body: float = typer.Option(16.0, "--max-body", help="MB a request body may hold (gzip: inflated)"),
+          max_time_limit: float = typer.Option(600.0, "--max-time-limit", help="seconds: a larger time_limit is "
+                                                                                "refused (422)"),
+          queue: int = typer.Option(100, "--queue", help="solves and jobs held at once; one more is answered 429")):
+    """Serve the problems, methods and referee over HTTP/JSON (OpenAPI at /docs) until SIGINT or SIGTERM."""
+    import os
+
+    from edgeopt import limits
+
+    limits.count(port, "--port", 0, limits.PORT_MAX)
+    if scheduler is not None and jobs is not None:
+        raise InputError("--jobs", "is the Dask cluster's own with --scheduler (its workers' threads)")
+    jobs = limits.jobs(jobs if jobs is not None else min(len(os.sched_getaffinity(0)), limits.JOBS_MAX))
+    body = limits.megabytes(max_body, "--max-body", limits.BODY_MB_MAX)
+    limits.time_limit(max_time_limit, "--max-time-limit")
+    limits.count(queue, "--queue", 1, limits.QUEUE_MAX)
+    token = _token(token_file) if token_file is not None else None
+    try:
+        from edgeopt import serve as service
+    except ImportError as exc:
+        raise InputError("serve", f"needs the serve extra: pip install 'edgeopt[serve]' ({exc.name} is missing)") from None
+    if token is None and not service.is_loopback(host):
+        raise InputError("--host", f"{shown(host)} is reachable from other machines: give --token-file (a bearer "
+                                   "token every request must carry), or listen on 127.0.0.1")
+    settings = service.Settings(host=host, port=port, jobs=jobs, scheduler=scheduler, store=store, token=token,
+                                max_body=body, max_time_limit=max_time_limit, queue=queue)
+    try:
+        service.run(settings)
+    except Interrupted as exc:  # the shutdown said what it did; the exit code says why
+        raise typer.Exit(128 + exc.signum) from None
+
+
+def _token(path: str) -> str:
+    """The bearer token of --token-file: printable ASCII without spaces, at least 16 characters."""
+    import re
+
+    from edgeopt import io
+
+    try:
+        text = io.read_input(path, "a file holding the bearer token").decode("utf-8", errors="replace").strip()
+    except InputError as exc:
+        raise InputError("--token-file", f"{exc.path} {exc.rule}") from None
+    if not re.fullmatch(r"[\x21-\x7e]{16,}", text):
+        raise InputError("--token-file", f"{path} must hold one token of at least 16 printable ASCII characters and "
+                                         "no spaces (e.g. python -c 'import secrets; print(secrets.token_urlsafe())')")
+    return text
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -16,18 +16,20 @@ FIELDS = ["problem", "instance", "method", "kind", "status", "objective", "feasi
           "gap", "wall_s", "seed", "solution", "gap_to_best", "gap_ref", "file", "message"]
 
 
-def check_options(methods: list[registry.Method], options: dict) -> None:
+def check_options(methods: list[registry.Method], options: dict,
+                  where: Callable[[str], str] = registry.option_flag) -> None:
     """Every given option must be taken by at least one of the methods that will run, with a value that each
-    of them accepts (``Method.check_options``): checked before anything runs."""
+    of them accepts (``Method.check_options``): checked before anything runs. ``where(key)`` names the option
+    in an error (default: its command-line flag)."""
     for key, value in options.items():
         if value is None:
             continue
         takers = [m for m in methods if m.takes(key)]
         if not takers:
             names = ", ".join(m.name for m in methods)
-            raise InputError(registry.option_flag(key), f"is not an option of any selected method ({names})")
+            raise InputError(where(key), f"is not an option of any selected method ({names})")
         for m in takers:
-            m.check_options({key: value})
+            m.check_options({key: value}, where)
 
 
 def check_run(seed: int, time_limit: float | None, jobs: int = 1) -> None:
@@ -51,6 +53,11 @@ def solve(source, method: str | list[str] | None = None, *, seed: int = 0, time_
     names = [method] if isinstance(method, str) else method
     return [run_one(instance, m.name, seed=seed, time_limit=time_limit, **options)
             for m in prob.select(names, instance)]
+
+
+def solve_row(result: Result) -> dict:
+    """The ``solve --json`` object of one result (the service's row too)."""
+    return {k: v for k, v in result.to_dict().items() if k in FIELDS or k == "details"}
 
 
 def _row(result: Result, file: str) -> dict:

@@ -99,13 +99,20 @@ def read_input(path: str | os.PathLike, what: str) -> bytes:
         raise InputError(str(path), f"cannot be read: {exc.strerror or exc}") from None
     limits.check_input(len(raw), str(path))
     if path.name.endswith(".gz"):
-        try:
-            with gzip.GzipFile(fileobj=BytesIO(raw)) as fh:
-                raw = fh.read(cap + 1)
-        except (OSError, EOFError, zlib.error) as exc:
-            raise InputError(str(path), f"is not a readable gzip file ({exc})") from None
+        raw = gunzip(raw, cap, str(path))
         limits.check_input(len(raw), str(path), inflated=True)
     return raw
+
+
+def gunzip(raw: bytes, cap: int, where: str) -> bytes:
+    """``raw`` inflated as a stream and stopped one byte past ``cap``: more than ``cap`` bytes back means it
+    inflates beyond the cap (a 4 MB gzip bomb costs no more memory than the cap). A broken stream is an
+    InputError naming ``where``."""
+    try:
+        with gzip.GzipFile(fileobj=BytesIO(raw)) as fh:
+            return fh.read(cap + 1)
+    except (OSError, EOFError, zlib.error) as exc:
+        raise InputError(where, f"is not a readable gzip file ({exc})") from None
 
 
 def _read_json(path: str | os.PathLike, what: str) -> Any:
@@ -265,9 +272,6 @@ def solution_doc(result: Result) -> dict:
 
 def schema(problem_id: str) -> dict:
     """JSON Schema of an instance file of ``problem_id``."""
-    prob = registry.problem(problem_id)
-    s = prob.instance_type.model_json_schema()
-    s["properties"] = {"problem": {"const": problem_id}, **s.get("properties", {})}
-    s["required"] = ["problem", "data", *[r for r in s.get("required", []) if r != "data"]]
+    s = registry.problem(problem_id).instance_type.model_json_schema()  # the ``problem`` key first (model.Instance)
     s["title"] = f"edgeopt {problem_id} instance"
     return s

@@ -1,7 +1,8 @@
 """Every cap and range edgeopt holds its input to, in one place (README, "Robustness").
 
 Ranges are fixed: seeds 0 <= s < 2^63, time limits in (0, 86400] s, ``--jobs`` 1..256, ``--threads``
-1..1024, ``--mip-gap`` [0, 1], ``--processors`` 1..1024, at most 100,000 rows per experiment. Two caps depend on the machine and so
+1..1024, ``--mip-gap`` [0, 1], ``--processors`` 1..1024, at most 100,000 rows per experiment; ``edgeopt serve``'s
+``--max-body`` (0, 1024] MB, ``--queue`` 1..100,000, ``--port`` 0..65535. Two caps depend on the machine and so
 come from the environment:
 
 * ``EDGEOPT_MEMORY_GB`` (default 4): the most one piece of work may ask for — an instance a generator
@@ -29,6 +30,10 @@ JOBS_MAX = 256  # worker processes
 THREADS_MAX = 1024  # solver threads
 PROCESSORS_MAX = 1024  # identical processors of an imported task graph (`import stg|gxl|dot --processors`)
 EXPERIMENT_ROWS_MAX = 100_000  # rows of one experiment: grid points x sizes x seeds x methods
+BODY_MB_MAX = 1024.0  # `edgeopt serve --max-body`: MB a request body may hold (inflated)
+QUEUE_MAX = 100_000  # `edgeopt serve --queue`: solves and jobs held at once
+PORT_MAX = 65_535
+AGENTS_MAX = 4096  # agents of a decision process that is trained (`edgeopt train`; a policy runs on any number)
 MEMORY_GB, INPUT_MB = 4.0, 256.0  # defaults of EDGEOPT_MEMORY_GB and EDGEOPT_INPUT_MB
 
 
@@ -109,7 +114,15 @@ def jobs(value: Any, where: str = "--jobs") -> int:
     return count(value, where, 1, JOBS_MAX)
 
 
+def megabytes(value: Any, where: str, most: float) -> int:
+    """A size in MB, 0 < x <= ``most``, as bytes."""
+    if not (isinstance(value, (int, float)) and not isinstance(value, bool) and 0 < value <= most):
+        raise InputError(where, f"must be a number of MB in (0, {most:g}], got {shown(value)}")
+    return int(value * 2**20)
+
+
 # Annotations of the options every exact method shares: checked like any method option (``Method.check_options``)
 MipGap = Annotated[float, Field(ge=0, le=1)]
 Threads = Annotated[int, Field(ge=1, le=THREADS_MAX)]
 Count = Annotated[int, Field(ge=1, le=1_000_000)]  # iterations, episodes, nodes, rounds of a method
+Seed = Annotated[int, Field(ge=0, le=SEED_MAX)]  # a seed given as a method option (e.g. a learned method's train_seed)

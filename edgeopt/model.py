@@ -189,6 +189,7 @@ class Instance(Model):
     """
 
     problem: ClassVar[str]
+    model_config = ConfigDict(json_schema_extra=lambda schema, cls: _problem_key(schema, cls.problem))
     format_version: int = Field(1, ge=1, le=1, strict=True, description="the file format's version: 1")
     name: str = "unnamed"
     meta: dict[str, Any] = {}
@@ -221,6 +222,13 @@ class Instance(Model):
         return meta
 
 
+def _problem_key(schema: dict, problem_id: str) -> None:
+    """An instance file's schema names its problem first (``problem``: the one constant, required): the schema of
+    ``edgeopt schema`` and of the service's request bodies, where it tells the problems apart."""
+    schema["properties"] = {"problem": {"const": problem_id}, **schema.get("properties", {})}
+    schema["required"] = ["problem", "data", *[r for r in schema.get("required", []) if r != "data"]]
+
+
 def _loc(loc: tuple) -> str:
     out = ""
     for part in loc:
@@ -231,7 +239,11 @@ def _loc(loc: tuple) -> str:
 def validation_error(exc: ValidationError, prefix: str = "", given: bool = False) -> InputError:
     """The first pydantic error as an InputError with a dotted field path; ``given``: with the value given
     (for a typed argument or option, where it is one value the user typed, never a file's array)."""
-    err = exc.errors()[0]
+    return pydantic_error(exc.errors()[0], prefix, given)
+
+
+def pydantic_error(err: dict, prefix: str = "", given: bool = False) -> InputError:
+    """One of pydantic's error records (``ValidationError.errors()``) as an InputError (``validation_error``)."""
     path = _loc(tuple(err["loc"]))
     path = f"{prefix}.{path}" if prefix and path else (prefix or path or "(top level)")
     msg = err["msg"].removeprefix("Value error, ")

@@ -2,10 +2,11 @@
 
 A problem is three files with the same name: ``edgeopt/problems/<id>.py`` (types, referee,
 generator; a package ``problems/<id>/`` where one file would be too long), ``formulations/<id>.py``
-(exact model) and ``heuristics/<id>.py`` (paper heuristic and baselines). The last two register their
-methods with the ``method`` decorator. A problem may also have a system over time
-(``edgeopt/systems/<id>.py``); readers of outside formats are the modules of ``edgeopt/importers/``.
-The registry finds all of them by module name on first use, so adding one touches no file here.
+(exact model) and ``heuristics/<id>.py`` (paper heuristic and baselines), and optionally
+``edgeopt/learn/<id>.py`` (learned methods: trained policies, NumPy only). These register their methods with
+the ``method`` decorator. A problem may also have a system over time (``edgeopt/systems/<id>.py``); readers of
+outside formats are the modules of ``edgeopt/importers/``. The registry finds all of them by module name on
+first use, so adding one touches no file here.
 """
 from __future__ import annotations
 
@@ -29,7 +30,8 @@ from edgeopt.result import Outcome, Result
 log = logging.getLogger("edgeopt")
 
 # A bound method returns Outcome(None, status="bound", bound=...): a proven bound on the optimum, no solution.
-KINDS = ("exact", "heuristic", "baseline", "bound")
+# A learned method runs a trained policy file (``edgeopt train``) with NumPy.
+KINDS = ("exact", "heuristic", "baseline", "bound", "learned")
 RESERVED = ("seed", "time_limit")  # keywords every method takes from the run itself, never as a method option
 
 
@@ -88,24 +90,14 @@ class Method:
         ``seed`` and ``time_limit`` come from the run, never as options. Raises InputError at ``where(key)``
         (default: the command-line flag, ``option_flag``); returns the checked values.
         """
-        from pydantic import ValidationError
-
-        from edgeopt.model import validation_error
-
         where = where or option_flag
-        adapters = _option_types(inspect.unwrap(self.fn))
-        out = {}
-        for key, value in options.items():
+        for key in options:
             if key in RESERVED:
                 raise InputError(where(key), "is set by the run (--seed and --time-limit; an experiment's seeds and "
                                              "time_limit), not as a method option")
             if not self.takes(key):
                 raise InputError(where(key), f"is not an option of method {self.name!r}")
-            try:
-                out[key] = value if value is None or key not in adapters else adapters[key].validate_python(value)
-            except ValidationError as exc:
-                raise InputError(where(key), validation_error(exc, given=True).rule) from None
-        return out
+        return check_values(inspect.unwrap(self.fn), options, where)
 
     def not_applicable(self, instance) -> str | None:
         return self.applies(instance) if self.applies else None
@@ -175,6 +167,24 @@ def option_flag(key: str) -> str:
     return {"solver": "--solver", "mip_gap": "--mip-gap", "threads": "--threads"}.get(key, f"--option {key}")
 
 
+def check_values(owner: Callable, options: dict, where: Callable[[str], str]) -> dict:
+    """``options`` checked against the annotations of ``owner``'s keywords (a function, or a dataclass's fields)
+    by the rule of method options (strict pydantic; None and keys without an annotation pass as given); raises
+    InputError at ``where(key)``, returns the checked values."""
+    from pydantic import ValidationError
+
+    from edgeopt.model import validation_error
+
+    adapters = _option_types(owner)
+    out = {}
+    for key, value in options.items():
+        try:
+            out[key] = value if value is None or key not in adapters else adapters[key].validate_python(value)
+        except ValidationError as exc:
+            raise InputError(where(key), validation_error(exc, given=True).rule) from None
+    return out
+
+
 @functools.cache
 def _option_types(fn: Callable) -> dict[str, Any]:
     """A strict pydantic TypeAdapter per annotated keyword of ``fn`` (built once per method)."""
@@ -203,7 +213,7 @@ class Problem:
     def methods(self) -> dict[str, Method]:
         if self.id not in _METHODS_LOADED:
             _METHODS_LOADED.add(self.id)
-            for pkg in ("formulations", "heuristics"):
+            for pkg in ("formulations", "heuristics", "learn"):
                 _import_if_present(f"edgeopt.{pkg}.{self.id}")
         return _METHODS.setdefault(self.id, {})
 
@@ -291,7 +301,7 @@ class Problem:
         return self.methods[name]
 
     def select(self, names: list[str] | None, instance=None) -> list[Method]:
-        """Methods by name; ``exact``, ``heuristic``, ``baseline`` and ``bound`` select by kind, ``all`` every
+        """Methods by name; ``exact``, ``heuristic``, ``baseline``, ``bound`` and ``learned`` select by kind, ``all`` every
         method that returns a solution; no names: ``all`` and ``bound`` (so gaps can be certified).
 
         With an ``instance``, methods selected by kind that do not apply to it are left out (a
@@ -398,6 +408,30 @@ def problem(problem_id: str) -> Problem:
     if problem_id not in _PROBLEMS:
         raise InputError("problem", f"must be one of {', '.join(_PROBLEMS)}, got {problem_id!r}")
     return _PROBLEMS[problem_id]
+
+
+def listing(solvers: dict[str, bool]) -> dict:
+    """Problems (sense, presets, methods: kind, one-sentence summary, whole description), importers and ``solvers``
+    (``edgeopt.solvers.available_solvers()``, which imports this module): ``edgeopt list --json`` (through the cache
+    of ``edgeopt.catalog``) and the service's ``GET /problems``."""
+    return {"problems": {pid: {"sense": p.sense, "presets": p.presets,
+                               "methods": {m.name: {"kind": m.kind, "summary": m.doc, "description": m.description}
+                                           for m in p.methods.values()}}
+                         for pid, p in problems().items()},
+            "importers": {n: {"problem": i.problem, "summary": i.doc, "description": i.description}
+                          for n, i in importers().items()},
+            "solvers": solvers}
+
+
+def decisions(problem_id, where: str = "problem") -> ModuleType:
+    """The system module of a problem that is also a decision process (``make_process``, ``Layout``, ``OPTIMUM``:
+    what ``edgeopt.envs``, ``edgeopt train`` and the learned methods run on); InputError at ``where`` otherwise."""
+    _discover()
+    prob = _PROBLEMS.get(problem_id) if isinstance(problem_id, str) else None
+    if prob is None or not hasattr(prob.system, "make_process"):
+        have = [p for p, q in _PROBLEMS.items() if hasattr(q.system, "make_process")]
+        raise InputError(where, f"must name a problem with a decision process ({', '.join(have)}), got {problem_id!r}")
+    return prob.system
 
 
 def importers() -> dict[str, Importer]:

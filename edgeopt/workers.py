@@ -25,6 +25,7 @@ Result)``, ``("withdrawn", id)``.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib
 import multiprocessing
 import os
@@ -171,6 +172,9 @@ class Pool:
     def __init__(self, jobs: int = 1):
         self._ctx = multiprocessing.get_context("spawn")
         self.jobs = max(1, jobs)
+        self._wake_r, self._wake_w = os.pipe()  # ``wake``: a byte here ends a wait in ``events``
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
         self._workers = [_Worker(self._ctx) for _ in range(self.jobs)]
         self._tasks: dict[int, Task] = {}  # submitted and not yet done
         self._waiting: deque[int] = deque()  # submitted, not yet handed to a worker
@@ -216,8 +220,15 @@ class Pool:
             w.queue.remove(task_id)
             self._retire(w)
 
+    def wake(self) -> None:
+        """End a wait in ``events`` now, from any thread (the one thread that owns the Pool calls everything
+        else): a caller that takes new work from elsewhere wakes the owner to submit or cancel it."""
+        with contextlib.suppress(BlockingIOError):  # a full pipe holds enough wake-ups already
+            os.write(self._wake_w, b"\0")
+
     def events(self, timeout: float | None = None) -> list[Event]:
-        """What happened since the last call, waiting up to ``timeout`` seconds (None: until something does)."""
+        """What happened since the last call, waiting up to ``timeout`` seconds (None: until something does, or
+        until ``wake``)."""
         end = None if timeout is None else time.monotonic() + timeout
         if end is None and not self._tasks:
             return []  # nothing would ever happen
@@ -233,12 +244,18 @@ class Pool:
                 alarms.append(end)
             pause = max(0.0, min(alarms) - now) if alarms else None
             live = self._workers
-            ready = wait([w.conn for w in live] + [w.process.sentinel for w in live], timeout=pause)
+            ready = wait([w.conn for w in live] + [w.process.sentinel for w in live] + [self._wake_r], timeout=pause)
             for w in list(live):
                 if w.conn in ready:
                     self._receive(w)
                 elif w.process.sentinel in ready:
                     self._died(w)
+            if self._wake_r in ready:
+                with contextlib.suppress(BlockingIOError):
+                    while os.read(self._wake_r, 4096):
+                        pass
+                out, self._events = self._events, []
+                return out
 
     def run(self, task: Task) -> Result:
         """Submit ``task`` and wait for its Result: for a caller that runs one task at a time."""
@@ -254,6 +271,10 @@ class Pool:
         for w in self._workers:
             w.stop()
         self._workers = []
+        if self._wake_r >= 0:
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+            self._wake_r = self._wake_w = -1
 
     # internals
 

@@ -98,6 +98,17 @@ CASES = {
                             ("time-limit", ("nan", "0")), ("floor", ("nan",)), ("evaluations", ("0", BIG)))
        for v in values},
     "adversary-option-seed": ["adversary", "partition", "-m", "dp-latency", "--option", "seed=1", "-o", "w.json"],
+    # train: seeds, episodes, hyper-parameters, the decision process's options, sizes and pools over the caps
+    **{f"train-{name}": ["train", "dagsched", "-m", "mappo", *args, "-o", "p.npz"] for name, args in (
+        ("seed-negative", ["--seed", "-1"]), ("seed-big", ["--seed", BIG]), ("episodes-0", ["--episodes", "0"]),
+        ("option-seed", ["--option", "seed=3"]), ("option-episodes", ["--option", "episodes=3"]),
+        ("lr-nan", ["--option", "lr=nan"]), ("lr-over-1", ["--option", "lr=2"]), ("epochs-float", ["--option", "epochs=2.5"]),
+        ("rollout-0", ["--option", "rollout=0"]), ("reward", ["--option", "reward=shaped"]),
+        ("source", ["--option", "source=sim"]), ("max-jobs", ["--option", "max_jobs=0"]),
+        ("unknown", ["--option", "warp=9"]), ("agents", ["--size", "5000"]), ("output", []))},
+    "train-replay-over-the-cap": ["train", "dagsched", "-m", "coma", "--option", "replay=1000000", "-o", "p.npz"],
+    **{f"solve-learned-{o}": ["solve", "DAG", "-m", "ucb-coma", "--option", o]
+       for o in ("reward=x", "episodes=0", "episodes=2.5", "train_seed=-1", "sample=1", "policy=missing.npz")},
     # export, import
     "export-format": ["export", QLLMS, "--format", "xls", "-o", "m.xls"],
     **{f"import-processors-{n}": ["import", "stg", "g.stg", "--processors", n, "-o", "i.json"] for n in ("0", BIG)},
@@ -134,6 +145,11 @@ def test_hostile_argument_is_one_line_exit_2_and_writes_nothing(case, inputs, cl
     if "FILE" in args:
         (inputs / "exp.toml").write_text(EXPERIMENTS[case.removeprefix("experiment-")])
         args[args.index("FILE")] = "exp.toml"
+    if "DAG" in args:
+        assert cli("generate", "dagsched", "--size", "2", "-o", "dag.json")[0] == 0
+        args[args.index("DAG")] = "dag.json"
+    if case == "train-output":
+        args[-1] = "p.json"
     if "g.stg" in args:
         (inputs / "g.stg").write_text("1\n0 0 0\n1 5 1 0\n2 0 1 1\n")
     before = _files(inputs)

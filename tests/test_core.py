@@ -15,10 +15,14 @@ from edgeopt.problems.partition import small_instance
 
 
 def test_core_path_never_imports_the_extras():
-    """fancyimpute (a comparison only) and Dask (an executor only) stay out of every ordinary run."""
+    """fancyimpute (a comparison only), Dask (an executor only), the service's web stack and the learn extra
+    (training only: the shipped policies of the learned methods run with NumPy) stay out of every ordinary run."""
     code = ("import sys, edgeopt; from edgeopt.problems.qllms import small_instance; "
-            "edgeopt.solve(small_instance(0), 'all'); import edgeopt.experiment; "
-            "print([m for m in ('fancyimpute', 'dask', 'distributed') if m in sys.modules])")
+            "edgeopt.solve(small_instance(0), 'all'); import edgeopt.experiment, edgeopt.cli; "
+            "from edgeopt.problems import dagsched; rs = edgeopt.solve(dagsched.small_instance(0), 'learned'); "
+            "assert len(rs) == 4 and all(r.status != 'error' for r in rs); "
+            "print([m for m in ('fancyimpute', 'dask', 'distributed', 'fastapi', 'starlette', 'uvicorn', 'httpx', "
+            "'schemathesis', 'edgeopt.serve', 'jax', 'optax', 'pettingzoo', 'gymnasium') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 

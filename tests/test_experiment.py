@@ -1,9 +1,7 @@
 """Experiments: one file, one table, the same rows on any executor, resumable, strict about bad files."""
 from __future__ import annotations
 
-import contextlib
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -11,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, running_dask
 from edgeopt import experiment
 
 TINY = """
@@ -62,47 +60,10 @@ def test_local_run_writes_one_row_per_point_seed_method_and_plots(tmp_path):
     assert _key(experiment.load_rows(again)) == _key(rows)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@contextlib.contextmanager
-def _cluster(workers: int = 2):
-    """A real `dask scheduler` and ``workers`` `dask worker` processes on 127.0.0.1 at a free port:
-    (address, the scheduler's process); everything is shut down afterwards."""
-    pytest.importorskip("distributed")
-    port = _free_port()
-    address = f"tcp://127.0.0.1:{port}"
-    dask = [sys.executable, "-m", "distributed.cli.dask_scheduler"]
-    procs = [subprocess.Popen(dask + ["--host", "127.0.0.1", "--port", str(port), "--no-dashboard"],
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)]
-    try:
-        worker = [sys.executable, "-m", "distributed.cli.dask_worker", address, "--nworkers", "1", "--nthreads", "1",
-                  "--no-dashboard", "--host", "127.0.0.1"]
-        procs += [subprocess.Popen(worker, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                  for _ in range(workers)]
-        from distributed import Client
-
-        with Client(address, timeout=60) as client:
-            client.wait_for_workers(workers, timeout=60)
-        yield address, procs[0]
-    finally:
-        for p in procs[::-1]:
-            p.terminate()
-        for p in procs[::-1]:
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-
-
 @pytest.fixture
 def dask_cluster():
-    """A real Dask scheduler and two workers on 127.0.0.1 (see ``_cluster``): its address."""
-    with _cluster() as (address, _):
+    """A real Dask scheduler and two workers on 127.0.0.1 (see ``conftest.running_dask``): its address."""
+    with running_dask() as (address, _):
         yield address
 
 
@@ -147,7 +108,7 @@ def test_losing_the_dask_scheduler_is_one_line_exit_3_and_a_resume_completes(tmp
     path, run_dir, log = _file(tmp_path, text), tmp_path / "run", tmp_path / "stderr.txt"
     cmd = [sys.executable, "-c", "from edgeopt.cli import main; main()", "experiment", "run", str(path),
            "-o", str(run_dir)]
-    with _cluster() as (address, scheduler), log.open("w") as err:
+    with running_dask() as (address, scheduler), log.open("w") as err:
         proc = subprocess.Popen(cmd + ["--scheduler", address], stdout=subprocess.DEVNULL, stderr=err, text=True)
         end = time.monotonic() + 300
         while time.monotonic() < end and "[3/24]" not in log.read_text():  # three rows are finished
@@ -161,7 +122,7 @@ def test_losing_the_dask_scheduler_is_one_line_exit_3_and_a_resume_completes(tmp
     kept = experiment.load_rows(run_dir)
     assert 3 <= len(kept) < 24 and f"{len(kept)} finished rows are kept" in errors[0]
     path.write_text(text.replace("time_limit = 120", "time_limit = 5"))  # the rest need not prove anything
-    with _cluster() as (address, _):
+    with running_dask() as (address, _):
         done = subprocess.run(cmd + ["--scheduler", address], capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
     rows = experiment.load_rows(run_dir)

@@ -385,3 +385,25 @@ def test_pool_reports_every_task_once_and_a_cancelled_one_never(slow_file):
                     pool.cancel(slow)  # every quick task went past the long one
     assert all([k for k in seen[t] if k != "progress"] == ["started", "done"] for t in tasks)
     assert "done" not in seen[dropped] and "done" not in seen.get(slow, [])
+
+
+def test_wake_from_another_thread_ends_a_wait_in_events(slow_file):
+    """``Pool.wake`` (how the service's event loop hands work to the thread that owns the Pool) makes a waiting
+    ``events()`` return at once, while its task runs on; without it, the wait would last the whole solve."""
+    with Pool(1) as pool:
+        task = pool.submit(Task(io.load(slow_file), "milp", 0, 600.0))
+        while "started" not in [e.kind for e in pool.events()]:
+            pass
+        worker = pool._workers[0].process.pid
+        os.kill(worker, signal.SIGSTOP)  # frozen: once what it sent is read, only the wake-up can end a wait
+        try:
+            while Path(f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0] != "T":
+                time.sleep(0.01)
+            while pool.events(timeout=0):
+                pass
+            threading.Thread(target=pool.wake).start()
+            assert pool.events() == []
+            assert len(pool) == 1 and pool._workers[0].started is not None
+        finally:
+            os.kill(worker, signal.SIGCONT)
+            pool.cancel(task)

@@ -1,14 +1,46 @@
-"""The ``dagsched`` system over time (``edgeopt simulate dagsched``): job arrivals, edge queues that carry their
-backlog over, edge failures."""
+"""The ``dagsched`` system over time and as a decision process.
+
+``Simulation`` (``edgeopt simulate dagsched``): job arrivals, edge queues that carry their backlog over, edge
+failures. ``DecisionProcess`` (what ``edgeopt.envs`` and the learned methods run): the seed's agents (Liao et
+al. §4.1–4.2) scheduling one instance's jobs, in plain NumPy; its episodes come from the generator or from the
+Simulation's intervals (``SimulationEpisodes``).
+
+The decision process: one agent per job. At each step every agent whose job still has sub-tasks to place picks
+an action ``a_i = (L_ij, alpha_ij)``: one of its sub-tasks and a server; the joint action is applied to a
+``Dispatcher`` in agent order (the same partial schedule every heuristic builds, so the schedule the
+agents end with is exactly what the referee evaluates). An agent's observation is the seed's
+``s_i = (P_i, S, Task_i)`` before encoding: the job's progress vector, every server's features (speed,
+price, modalities, rates to the job's device, current queueing delay) and the job's DAG (node features and
+adjacency, for a GCN). ``action_mask`` marks the ready, modality-valid pairs.
+
+Rewards, per agent and step (``reward=``):
+
+- ``paper``: the seed's ``r_i = -eta1 - eta2 + q theta - eta3 - gamma (TR + T_com) - (1 - gamma) Cost`` with
+  ``eta1 = vartheta * (unplaced predecessors)``, ``eta2 = vartheta * (modality mismatch)``, ``q = 1`` for a valid
+  action, ``eta3 = vartheta * max(0, EN - T_max)``; an invalid action changes nothing (it is only penalized).
+- ``objective``: minus the growth of the agent's job term ``gamma T_i + (1 - gamma) Cost_i`` of the partial
+  schedule; summed over an episode and the agents it is exactly minus the referee's objective (a sink's return
+  to the device is paid when the sink is placed). Invalid actions change nothing and pay 0.
+
+An episode that reaches ``max_steps`` (only possible with invalid actions) is truncated: the sub-tasks left
+go to the cloud (or, without one, to their first modality-feasible server), paid as if chosen, so that every
+episode ends with a complete schedule for the referee.
+
+The observation layout (``Layout``) is fixed per environment and recorded in every policy file: a policy
+runs on an instance whose jobs have at most ``tasks`` sub-tasks and whose servers match.
+"""
 from __future__ import annotations
 
-from typing import Annotated
+from dataclasses import asdict, dataclass
+from typing import Annotated, Literal, get_args
 
 import numpy as np
 from pydantic import Field
 
+from edgeopt.heuristics.dagsched import Dispatcher
+from edgeopt.limits import AGENTS_MAX, Count
 from edgeopt.model import InputError
-from edgeopt.problems.dagsched import Data, Instance, Solution, placement
+from edgeopt.problems.dagsched import Data, Instance, Solution, evaluate, placement
 from edgeopt.problems.dagsched.generator import _EDGES, FAMILIES, _family_job, _layered_job, _paper_data
 
 DROP_REASONS = ("edge-failure", "timeout")
@@ -208,3 +240,357 @@ class Simulation:
         service[outcome] += 1
         if outcome != "served":
             service["dropped"] += 1
+
+
+# --- the decision process -----------------------------------------------------------------------------
+
+LAYOUT_VERSION = 1
+Reward = Literal["paper", "objective"]  # the seed's shaped reward, or minus the referee's objective as it accrues
+REWARDS = get_args(Reward)
+# Units that bring the features to order 1 on the seed's figures.
+GCYCLES, MBIT, KBIT, GHZ, PRICE = 1e9, 1e6, 1e4, 1e10, 0.01
+PAPER = {"vartheta": 1.0, "theta": 2.0}  # Table 2: the penalty factor (rho / vartheta) and the valid-action bonus
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Shapes and feature order of an observation: what a policy file must match."""
+
+    tasks: int  # sub-task slots per job (J_max)
+    servers: int  # edge servers + cloud
+    modalities: tuple[str, ...]
+    cloud: bool = True  # the last server is the (unqueued, multimodal) cloud
+    version: int = LAYOUT_VERSION
+
+    @property
+    def actions(self) -> int:
+        return self.tasks * self.servers
+
+    @property
+    def node_features(self) -> int:
+        # present, placed, ready, C, D, R, modality one-hot, duration on each server, finish time
+        return 7 + len(self.modalities) + self.servers
+
+    @property
+    def server_features(self) -> int:
+        # speed, price, modalities, uplink and downlink to the job's device, queueing delay, is cloud
+        return 6 + len(self.modalities)
+
+    def shapes(self) -> dict[str, tuple[int, ...]]:
+        J, S = self.tasks, self.servers
+        return {"progress": (J,), "servers": (S, self.server_features), "nodes": (J, self.node_features),
+                "adjacency": (J, J), "action_mask": (J * S,)}
+
+    def to_json(self) -> dict:
+        return {**asdict(self), "modalities": list(self.modalities)}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "Layout":
+        return cls(int(doc["tasks"]), int(doc["servers"]), tuple(doc["modalities"]), bool(doc["cloud"]),
+                   int(doc["version"]))
+
+    @classmethod
+    def of(cls, instance: Instance, tasks: int | None = None) -> "Layout":
+        """The layout an instance needs (``tasks`` slots at least)."""
+        d = instance.data
+        mods = sorted(set(d.jobs.modality) | {m for s in d.servers for m in s.modalities})
+        return cls(max(max(d.jobs.sizes), tasks or 0), d.graph.S, tuple(mods), d.cloud is not None)
+
+    def misfit(self, instance: Instance) -> str | None:
+        """Why the instance does not fit this layout (None when it does)."""
+        d = instance.data
+        if d.graph.S != self.servers:
+            return f"the policy was trained for {self.servers} servers (cloud included), the instance has {d.graph.S}"
+        if (d.cloud is not None) != self.cloud:
+            return f"the policy was trained {'with' if self.cloud else 'without'} a cloud, the instance has " \
+                   f"{'one' if d.cloud is not None else 'none'}"
+        if max(d.jobs.sizes) > self.tasks:
+            return f"the policy takes jobs of at most {self.tasks} sub-tasks, the instance has {max(d.jobs.sizes)}"
+        unknown = (set(d.jobs.modality) | {m for s in d.servers for m in s.modalities}) - set(self.modalities)
+        if unknown:
+            return f"the policy knows the modalities {list(self.modalities)}, not {sorted(unknown)}"
+        return None
+
+
+def paper_layout() -> Layout:
+    """The layout of the paper, edge-share and layered presets up to the five families' largest job."""
+    return Layout(max(len(t) for t, _ in FAMILIES.values()), 4, ("audio", "image", "multimodal", "text"))
+
+
+class DecisionProcess:
+    """The jobs of one instance scheduled by their agents; ``reset`` starts an episode on an instance."""
+
+    def __init__(self, layout: Layout, agents: int, reward: str = "paper", max_steps: int | None = None):
+        if reward not in REWARDS:
+            raise InputError("reward", f"must be one of {', '.join(REWARDS)}, got {reward!r}")
+        self.layout, self.n_agents, self.reward = layout, int(agents), reward
+        self.max_steps = max_steps if max_steps is not None else 4 * layout.tasks
+        self.instance: Instance | None = None
+
+    # --- episode ------------------------------------------------------------------------------------
+
+    def reset(self, instance: Instance) -> None:
+        lay, d = self.layout, instance.data
+        reason = lay.misfit(instance)
+        if reason:
+            raise InputError("instance", reason)
+        if len(d.jobs) > self.n_agents:
+            raise InputError("instance", f"has {len(d.jobs)} jobs, the environment {self.n_agents} agents")
+        self.instance = instance
+        self.disp = disp = Dispatcher(instance)
+        g = self.g = disp.g
+        I, J, S = len(d.jobs), lay.tasks, lay.servers
+        self.jobs = I
+        self.steps = 0
+        self.truncated = False
+        self.paid = np.zeros(self.n_agents)  # objective reward paid so far per agent
+        # static per-job arrays, padded to the layout
+        mod = {m: k for k, m in enumerate(lay.modalities)}
+        self.present = np.zeros((I, J), dtype=bool)
+        self.slot = np.full((I, J), -1)  # sub-task index t of each slot
+        static = np.zeros((self.n_agents, J, lay.node_features), dtype=np.float32)  # padded to every agent
+        adj = np.zeros((self.n_agents, J, J), dtype=np.float32)
+        jb = d.jobs
+        job, local = g.job, g.local  # every sub-task's (job, slot): one scatter per feature
+        self.present[job, local] = True
+        self.slot[job, local] = np.arange(g.T)
+        static[job, local, 0] = 1.0
+        static[job, local, 3] = jb.cycles / GCYCLES
+        static[job, local, 4] = jb.in_bits / MBIT
+        static[job, local, 5] = jb.out_bits / KBIT
+        static[job, local, 6 + np.array([mod[m] for m in jb.modality])] = 1.0
+        k = 6 + len(lay.modalities)
+        static[job, local, k:k + S] = g.dur
+        adj[jb.edge_job, jb.src, jb.dst] = 1.0
+        self.static_nodes, self.adjacency = static, adj
+        f = np.array([s.f_hz for s in d.servers] + ([d.cloud.f_hz] if d.cloud else []))
+        price = np.array([s.price for s in d.servers] + ([d.cloud.price] if d.cloud else []))
+        mods = np.zeros((S, len(lay.modalities)), dtype=np.float32)
+        for n, s in enumerate(d.servers):
+            mods[n, [mod[m] for m in s.modalities]] = 1.0
+        if d.cloud is not None:
+            mods[-1] = 1.0
+        N = len(d.servers)
+        ul, dl = (d.rates.ul_bps, d.rates.dl_bps) if d.rates is not None else d.radio.rates
+        srv = np.zeros((self.n_agents, S, lay.server_features), dtype=np.float32)
+        srv[:I, :, 0] = f / GHZ
+        srv[:I, :, 1] = price / PRICE
+        srv[:I, :, 2:2 + len(lay.modalities)] = mods
+        k = 2 + len(lay.modalities)
+        srv[:I, :N, k], srv[:I, :N, k + 1] = ul / MBIT, dl / MBIT
+        if d.cloud is not None:
+            srv[:I, N:, k], srv[:I, N:, k + 1] = d.cloud.ul_bps / MBIT, d.cloud.dl_bps / MBIT
+        srv[:I, N:, k + 3] = 1.0
+        self.static_servers = srv
+        self._queue_col = k + 2
+        self.idx = np.where(self.present, self.slot, 0)  # a real sub-task index in every slot, for gathers
+        self.ok_slots = g.ok[self.idx] & self.present[..., None]  # (I, J, S): modality-valid, real sub-tasks
+        left = np.bincount(job, minlength=I) - np.bincount(job[list(disp.where)], minlength=I)
+        self.left = left.tolist() + [0] * (self.n_agents - I)  # sub-tasks not yet placed, per job
+        self.cost = np.zeros(self.n_agents)  # cost of the job's placed sub-tasks
+        for t, s in disp.where.items():
+            self.cost[g.job[t]] += g.cost[t, s]
+        self._obs = None  # observations of the current state, once computed
+
+    @property
+    def live(self) -> list[int]:
+        """Agents whose job still has sub-tasks to place, in agent order."""
+        return [i for i, n in enumerate(self.left) if n > 0] if self.instance is not None else []
+
+    @property
+    def done(self) -> bool:
+        return len(self.disp.where) == self.g.T
+
+    def mask(self, i: int) -> np.ndarray:
+        """(tasks * servers,) bool: ready sub-tasks of job i on servers that run their modality."""
+        return self.observe_all()["action_mask"][i].astype(bool)
+
+    def observe(self, i: int) -> dict[str, np.ndarray]:
+        """Agent i's observation (zeros for an agent without a job)."""
+        return {k: v[i] for k, v in self.observe_all().items() if k != "alive"}
+
+    def observe_all(self) -> dict[str, np.ndarray]:
+        """Every agent's observation stacked on a leading agent axis, with ``alive`` (job not finished); computed
+        once per step in whole-array operations (the arrays are shared: copy before changing them)."""
+        if self._obs is not None:
+            return self._obs
+        disp, I = self.disp, self.jobs
+        finish = disp.finish[self.idx]  # (I, J), NaN where not placed
+        placed = ~np.isnan(finish) & self.present
+        ready = np.zeros(self.g.T, dtype=bool)
+        ready[list(disp.ready)] = True
+        ready = ready[self.idx] & self.present
+        nodes = self.static_nodes.copy()
+        nodes[:I, :, 1], nodes[:I, :, 2] = placed, ready
+        nodes[:I, :, -1] = np.where(placed, finish, 0.0)
+        servers = self.static_servers.copy()
+        servers[:I, :len(disp.tail), self._queue_col] = disp.tail
+        mask = np.zeros((self.n_agents, self.layout.actions), dtype=np.int8)
+        mask[:I] = (ready[..., None] & self.ok_slots).reshape(I, -1)
+        out = {"progress": nodes[:, :, 1].copy(), "servers": servers, "nodes": nodes,
+               "adjacency": self.adjacency.copy(), "action_mask": mask, "alive": np.array(self.left) > 0}
+        self._obs = out
+        return out
+
+    # --- acting -------------------------------------------------------------------------------------
+
+    def _term(self, i: int) -> float:
+        """gamma T_i + (1 - gamma) Cost_i of job i in the partial schedule."""
+        return self.disp.gamma * self.disp.latency(i) + (1 - self.disp.gamma) * self.cost[i]
+
+    def _place(self, i: int, t: int, s: int) -> float:
+        """Place sub-task t of agent i on server s; the reward of that placement."""
+        disp, g = self.disp, self.g
+        st, en = disp.place(t, s)
+        self.left[i] -= 1
+        self.cost[i] += g.cost[t, s]
+        self._obs = None
+        if self.reward == "objective":
+            return 0.0
+        tmax = disp.t_max
+        late = PAPER["vartheta"] * max(0.0, en - tmax) if tmax is not None else 0.0
+        return PAPER["theta"] - late - disp.gamma * g.dur[t, s] - (1 - disp.gamma) * g.cost[t, s]
+
+    def _invalid(self, i: int, j: int, s: int) -> float:
+        """The seed's penalties for an action that is not a ready sub-task on a server of its modality."""
+        if self.reward == "objective":
+            return 0.0
+        t = self.slot[i, j] if j < self.layout.tasks else -1
+        if t < 0 or t in self.disp.where:
+            return -PAPER["vartheta"]  # no such sub-task, or already placed: counted as one violation
+        left = sum(1 for k, _ in self.g.preds[t] if k not in self.disp.where)
+        return -PAPER["vartheta"] * (left + (not self.g.ok[t, s]))
+
+    def step(self, actions: dict[int, int]) -> dict[int, float]:
+        """Apply the agents' actions (flat ``sub-task slot * servers + server``) in agent order; their rewards.
+
+        Agents without a job left or missing from ``actions`` do nothing this step.
+        """
+        S = self.layout.servers
+        self._obs = None
+        rewards = {i: 0.0 for i in self.live}
+        for i in sorted(actions):
+            if i not in rewards:
+                continue
+            a = int(actions[i])
+            j, s = divmod(a, S)
+            t = self.slot[i, j] if 0 <= j < self.layout.tasks else -1
+            if 0 <= a < self.layout.actions and t >= 0 and t in self.disp.ready and self.g.ok[t, s]:
+                rewards[i] += self._place(i, t, s)
+            else:
+                rewards[i] += self._invalid(i, j, s)
+        self.steps += 1
+        if not self.done and self.steps >= self.max_steps:
+            self.truncated = True
+            g = self.g
+            while self.disp.ready:
+                t = min(self.disp.ready)
+                i = int(g.job[t])
+                s = g.cloud if g.cloud is not None else int(np.flatnonzero(g.ok[t])[0])
+                rewards[i] = rewards.get(i, 0.0) + self._place(i, t, s)
+        if self.reward == "objective":
+            for i in rewards:
+                term = self._term(i)
+                rewards[i] = -(term - self.paid[i])
+                self.paid[i] = term
+        return rewards
+
+    # --- the end ------------------------------------------------------------------------------------
+
+    def solution(self) -> Solution:
+        return self.disp.solution()
+
+    def outcome(self) -> dict:
+        """What the referee says of the finished schedule (``info`` at the episode's end)."""
+        ev = evaluate(self.instance, self.solution())
+        return {"objective": ev.objective, "feasible": ev.feasible, "violations": len(ev.violations),
+                "truncated": self.truncated, "instance": self.instance.name}
+
+
+def paper_reward(instance: Instance, solution: Solution) -> float:
+    """The seed's reward summed over a complete schedule, as the environment pays it to agents that only take
+    valid actions: ``sum_t theta - vartheta max(0, EN_t - T_max) - gamma (TR_t + T_com_t) - (1 - gamma) Cost_t``
+    with the referee's finish times (so any method's schedule gets the learners' reward, for the figures)."""
+    d, g = instance.data, instance.data.graph
+    where, queues = placement(instance, solution)
+    _, finish, _ = g.times(where, queues)
+    t = np.fromiter(where, dtype=int, count=len(where))
+    s = np.array([where[x] for x in t], dtype=int)
+    late = np.maximum(0.0, finish[t] - d.t_max_s) if d.t_max_s is not None else np.zeros(len(t))
+    return float((PAPER["theta"] - PAPER["vartheta"] * late - d.gamma * g.dur[t, s] - (1 - d.gamma) * g.cost[t, s]).sum())
+
+
+# --- episodes ---------------------------------------------------------------------------------------
+
+OPTIMUM = "cpsat"  # the exact method whose optimum environments put in info
+
+
+class SimulationEpisodes:
+    """Episodes that are the intervals of one simulated run (``edgeopt simulate dagsched``): each episode
+    schedules one interval's jobs behind the carried backlog (fixed sub-tasks, not agents), and its schedule is
+    then carried out (failures, drops, backlog) before the next interval is drawn. A reset with a seed starts
+    a new run with that seed; idle intervals are skipped. The rewards pay for the interval's new jobs; the
+    carried jobs' share of the referee's objective (``info``) was fixed before any decision."""
+
+    def __init__(self, preset: str, max_jobs: int, params: dict):
+        self.make = lambda seed: Simulation(preset=preset, seed=seed, **params)
+        self.max_jobs, self.system, self.t = max_jobs, None, 0
+
+    def __call__(self, seed: int, restart: bool) -> Instance:
+        if restart or self.system is None:
+            self.system, self.t = self.make(seed), 0
+        while True:
+            instance = self.system.instance(self.t)
+            if instance is not None:
+                break
+            self.system.advance(self.t, None, None)
+            self.t += 1
+        if len(instance.data.jobs) > self.max_jobs:
+            raise InputError("max_jobs", f"interval {self.t} holds {len(instance.data.jobs)} jobs (carried ones "
+                                         f"included), more than max_jobs = {self.max_jobs} agents: raise it")
+        return instance
+
+    def finish(self, instance: Instance, solution: Solution) -> dict:
+        """Carry the episode's schedule out in the simulation; what happened to the interval's jobs."""
+        service = self.system.advance(self.t, instance, solution)["service"]
+        self.t += 1
+        return {"interval": self.t - 1, **{k: service[k] for k in ("served", "dropped", "carried", "failed_edges")}}
+
+
+def make_process(preset: str | None = None, size: int | None = None, reward: Reward = "paper",
+                 max_steps: Count | None = None, source: Literal["generator", "simulation"] = "generator",
+                 max_jobs: Annotated[int, Field(ge=1, le=AGENTS_MAX)] = 64, **options):
+    """(decision process, draw): ``draw(seed)`` is an episode's instance from the generator (``preset``, ``size``,
+    generator ``options``); the layout is the paper's (the presets' largest job) unless ``tasks`` asks for more.
+
+    ``source="simulation"``: the episodes are the intervals of ``edgeopt simulate dagsched`` (``options`` are the
+    simulation's parameters; ``max_jobs`` agents, the jobs of an interval with the carried ones first), and
+    ``draw`` is a ``SimulationEpisodes``.
+    """
+    from edgeopt import registry
+
+    registry.check_values(make_process, {"reward": reward, "max_steps": max_steps, "source": source,
+                                         "max_jobs": max_jobs}, registry.option_flag)
+    prob = registry.problem("dagsched")
+    preset = preset or "paper"
+    if source == "simulation":
+        from edgeopt.simulation import _build
+
+        if size is not None:
+            raise InputError("--size", "is set by the simulation's arrivals (rate), not by --size")
+        _build(Simulation, prob, preset, 0, options)  # bad parameters: exit 2 here
+        layout = paper_layout() if options.get("tasks") is None else Layout(
+            max(paper_layout().tasks, int(options["tasks"])), 4, paper_layout().modalities)
+        return DecisionProcess(layout, int(max_jobs), reward, max_steps), SimulationEpisodes(preset, int(max_jobs),
+                                                                                             options)
+    if preset == "heft":
+        raise InputError("--preset", "heft is one fixed job on processors without a cloud: no episodes to draw")
+    probe = prob.generate(preset, size, 0, **options)  # a bad option is an input error here, once
+    base = paper_layout()
+    layout = Layout(max(base.tasks, max(probe.data.jobs.sizes)), base.servers, base.modalities)
+    process = DecisionProcess(layout, len(probe.data.jobs), reward, max_steps)
+
+    def draw(seed: int) -> Instance:
+        return prob.generate(preset, size, seed, **options)
+
+    return process, draw

@@ -410,8 +410,8 @@ class Graph:
         Returns (start, finish, stuck): ``stuck`` lists the sub-tasks that can never start because
         queue order and precedence form a cycle (then their times are NaN).
         """
-        start = np.full(self.T, np.nan)
-        finish = np.full(self.T, np.nan)
+        dur, inv = self.dur.tolist(), self.inv.tolist()  # Python floats: the loop reads one value at a time
+        start, finish = [math.nan] * self.T, [math.nan] * self.T
         before: dict[int, int] = {}
         for q in queues:
             for a, b in zip(q, q[1:]):
@@ -424,15 +424,16 @@ class Graph:
             n = where[t]
             st = 0.0
             for k, bits in self.preds[t]:
-                st = max(st, finish[k] + bits * self.inv[where[k], n])
+                st = max(st, finish[k] + bits * inv[where[k]][n])
             if t in before:
                 st = max(st, finish[before[t]])
-            start[t], finish[t] = st, st + self.dur[t, n]
+            start[t], finish[t] = st, st + dur[t][n]
             for w in self.succs[t] + ([after[t]] if t in after else []):
                 if w in waits:
                     waits[w] -= 1
                     if waits[w] == 0:
                         ready.append(w)
+        start, finish = np.array(start), np.array(finish)
         stuck = sorted(t for t in where if np.isnan(finish[t]))
         return start, finish, stuck
 

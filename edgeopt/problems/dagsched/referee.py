@@ -10,6 +10,11 @@ from edgeopt.result import Evaluation
 SENSE = "min"
 
 
+def _item(n: int | None, k: int, cloud: int | None) -> str:
+    """Where item k of queue n (the cloud's list when n is the cloud) is in a solution file."""
+    return f"solution.cloud[{k}]" if n == cloud else f"solution.order[{n}][{k}]"
+
+
 def placement(instance: Instance, solution: Solution) -> tuple[dict[int, int], list[list[int]]]:
     """The solution as (server of every sub-task, edge queues of sub-task indices); InputError if malformed."""
     d, g = instance.data, instance.data.graph
@@ -18,15 +23,15 @@ def placement(instance: Instance, solution: Solution) -> tuple[dict[int, int], l
     if solution.cloud and g.cloud is None:
         raise InputError("solution.cloud", "must be empty: the instance has no cloud")
     where: dict[int, int] = {}
-    items = [(f"solution.order[{n}][{k}]", n, it) for n, q in enumerate(solution.order) for k, it in enumerate(q)]
-    items += [(f"solution.cloud[{k}]", g.cloud, it) for k, it in enumerate(solution.cloud)]
-    for path, n, (i, j) in items:
-        if not (0 <= i < len(d.jobs) and 0 <= j < d.jobs.sizes[i]):
-            raise InputError(path, f"must name an existing sub-task [job, sub-task], got [{i}, {j}]")
-        t = g.index(i, j)
-        if t in where:
-            raise InputError(path, f"places sub-task [{i}, {j}] a second time")
-        where[t] = n
+    sizes, offset = d.jobs.sizes, g.offset
+    for n, q in [*enumerate(solution.order), (g.cloud, solution.cloud)]:
+        for k, (i, j) in enumerate(q):
+            if not (0 <= i < len(sizes) and 0 <= j < sizes[i]):
+                raise InputError(_item(n, k, g.cloud), f"must name an existing sub-task [job, sub-task], got [{i}, {j}]")
+            t = offset[i] + j
+            if t in where:
+                raise InputError(_item(n, k, g.cloud), f"places sub-task [{i}, {j}] a second time")
+            where[t] = n
     if len(where) < g.T:
         i, j = g.name(next(t for t in range(g.T) if t not in where))
         raise InputError("solution", f"must place every sub-task; [{i}, {j}] is in no edge queue and not on the cloud")
@@ -45,11 +50,10 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         return f"job {i} sub-task {j}" + (f" ({nm})" if nm else "")
 
     violations = []
-    for t in range(g.T):
-        if not g.ok[t, where[t]]:
-            i, j = g.name(t)
-            violations.append(f"{who(t)}: modality {d.jobs.modality[t]!r} is not supported by server "
-                              f"{where[t]} ({names[where[t]]})")
+    w = [where[t] for t in range(g.T)]  # the server of each sub-task, as a list (read one at a time below)
+    for t in np.flatnonzero(~g.ok[np.arange(g.T), w]).tolist():
+        violations.append(f"{who(t)}: modality {d.jobs.modality[t]!r} is not supported by server "
+                          f"{where[t]} ({names[where[t]]})")
     if d.fixed is not None:
         for n, pre in enumerate(d.fixed.prefix):
             got = [g.name(t) for t in queues[n][:len(pre)]]
@@ -75,18 +79,18 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
                               f"never start: {[list(g.name(t)) for t in stuck]}")
         return Evaluation(objective=None, feasible=False, violations=violations,
                           details={"stuck": [list(g.name(t)) for t in stuck]})
+    begin, finish, costs = start.tolist(), finish.tolist(), g.cost[np.arange(g.T), w].tolist()
     T_s, cost = [], []
     for i, size in enumerate(d.jobs.sizes):
-        ts = range(g.offset[i], g.offset[i] + size)
-        sink = g.sink[i]
-        lat = max(finish[t] for t in ts) - min(start[t] for t in ts) + g.ret[sink, where[sink]]
-        T_s.append(float(lat))
-        cost.append(float(sum(g.cost[t, where[t]] for t in ts)))
+        lo, hi, sink = g.offset[i], g.offset[i] + size, g.sink[i]
+        lat = max(finish[lo:hi]) - min(begin[lo:hi]) + float(g.ret[sink, w[sink]])
+        T_s.append(lat)
+        cost.append(float(sum(costs[lo:hi])))
         if d.t_max_s is not None and lat > d.t_max_s * (1 + 1e-9):
             violations.append(f"job {i}: latency T = {lat:.6g} s exceeds T_max = {d.t_max_s:g} s")
     objective = float(sum(d.gamma * a + (1 - d.gamma) * c for a, c in zip(T_s, cost)))
-    per_task = [[[float(start[t]), float(finish[t])] for t in range(g.offset[i], g.offset[i] + size)]
+    per_task = [[[begin[t], finish[t]] for t in range(g.offset[i], g.offset[i] + size)]
                 for i, size in enumerate(d.jobs.sizes)]
-    details = {"T_s": T_s, "cost": cost, "makespan_s": float(np.max(finish)),
-               "on_cloud": sum(1 for t in range(g.T) if where[t] == g.cloud), "start_finish": per_task}
+    details = {"T_s": T_s, "cost": cost, "makespan_s": max(finish),
+               "on_cloud": w.count(g.cloud), "start_finish": per_task}
     return Evaluation(objective=objective, feasible=not violations, violations=violations, details=details)

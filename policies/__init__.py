@@ -1,0 +1,1 @@
+"""Trained policies shipped with edgeopt: ``<problem>/<algorithm>-<preset>.npz`` (see ``edgeopt.learn.policy``)."""

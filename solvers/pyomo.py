@@ -601,7 +601,7 @@ def round_to_step(bound: float, step: float | None, sense: str) -> float:
 def round_bound(instance, out: Outcome, step: float | None, mip_gap: float | None = None) -> Outcome:
     """``out`` with its bound rounded to the next multiple of ``step`` toward the optimum (every feasible objective
     is such a multiple), its gap recomputed, and ``optimal`` if the rounded bound meets the incumbent."""
-    if step is None or out.bound is None or out.status not in ("feasible", "time_limit"):
+    if step is None or out.bound is None or out.status not in ("optimal", "feasible", "time_limit"):
         return out
     rounded = round_to_step(out.bound, step, registry_sense(instance))
     if rounded == out.bound:

@@ -3,8 +3,8 @@
     OPENBLAS_NUM_THREADS=1 python benchmarks/growth.py [name ...]
     PYTHONPATH=/tmp/before OPENBLAS_NUM_THREADS=1 python benchmarks/growth.py ...    # the same on an older tree
 
-One untimed warm-up run at the smallest size, then one run per size, seed 0, generation not timed; the exponent is the least-squares slope of log(CPU s) against
-log(size) (1 = linear). Prints one Markdown row per method.
+One untimed warm-up run at the smallest size, then one run per size, seed 0, generation not timed; the exponent
+is the least-squares slope of log(CPU s) against log(size) (1 = linear). Prints one Markdown row per method.
 """
 from __future__ import annotations
 
@@ -18,9 +18,10 @@ from edgeopt import generate, solve
 # name: (problem, preset, method, method options, what size counts, sizes)
 CASES = {
     "cs-ucb": ("dagsched", "layered", "cs-ucb", {"episodes": 5}, "jobs of 10 sub-tasks", (25, 50, 100, 250)),
-    "lpt-ls": ("placement", "edge", "lpt-ls", {}, "size (models and devices)", (10, 20, 40, 100)),
+    "lpt-ls": ("placement", "edge", "lpt-ls", {}, "models (devices: half as many)", (10, 20, 40, 100)),
     "dp-latency": ("partition", "llama2-7b", "dp-latency", {}, "devices", (10, 32, 100, 320, 1000)),
-    "enumerate": ("stepsplit", "seed003", "enumerate", {}, "size (step range L)", (5, 10, 20, 50)),
+    "enumerate": ("stepsplit", "seed003", "enumerate", {}, "steps per stage n (n² points per paradigm)",
+                  (10, 20, 50, 100)),
 }
 
 

@@ -5,8 +5,9 @@
                                                    # (git archive COMMIT | tar -x -C /tmp/before)
 
 Default graphs: the Kasahara STG files shipped in tests/data/dagsched/stg (a sample of the public set; the set
-itself is not in the repository); GXL and DOT files (communication costs: Sinnen's format) are read by suffix. Each (graph, P) runs `paths`, `list` and `cpsat` (one thread, the time limit per run,
-model building included) one after the other in this process. Prints one comment line per run and a Markdown
+itself is not in the repository); GXL and DOT files (communication costs: Sinnen's format) are read by suffix.
+Each (graph, P) runs `paths`, `list` and `cpsat` (or --method; one thread, the time limit per run, model building
+included) one after the other in this process. Prints one comment line per run and a Markdown
 summary: proven optimal, proven within the limit by the start meeting the bound alone, time quantiles.
 """
 from __future__ import annotations
@@ -33,7 +34,8 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--method", default="cpsat")
     ap.add_argument("--processors", default="2,4,8,16")
     args = ap.parse_args(argv)
-    files = sorted(f for p in map(Path, args.paths) for f in (p.iterdir() if p.is_dir() else [p]) if f.suffix in IMPORTERS)
+    files = sorted(f for p in map(Path, args.paths) for f in (p.iterdir() if p.is_dir() else [p])
+                   if f.suffix in IMPORTERS)
     rows = []
     for f in files:
         for P in map(int, args.processors.split(",")):

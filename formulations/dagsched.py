@@ -330,6 +330,10 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
           threads: Threads | None = None, start=AUTO, solver_options: dict | None = None) -> Outcome:
     """Exact CP-SAT model (OR-Tools): optional intervals, one circuit per edge queue, exact start times.
 
+    Cheap proofs first: a start that meets the ``paths`` bound (rounded up where the objective is whole,
+    ``objective_step``) is returned as optimal before any model is built, and on P|prec|Cmax instances
+    (``_identical_processors``: the STG graphs) a cumulative model replaces the circuits (``_cumulative``).
+
     Each (sub-task, server) option is an optional interval; the edge queues are no-overlap sets and
     also circuits whose arcs name the sub-task run just before each one, so that a start is exactly
     ``max(data arrivals, finish of the one before)`` as the referee computes it (no voluntary waits:
@@ -446,8 +450,8 @@ def cpsat(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
     found = [(sv.objective_value, k) for k, (sv, code) in enumerate(runs)
              if code in (cp_model.OPTIMAL, cp_model.FEASIBLE)]
     if not found:
-        return round_bound(instance, no_worse(instance, Outcome(None, status="time_limit", bound=bound, solver="cp-sat"),
-                                              first), step, gap)
+        out = Outcome(None, status="time_limit", bound=bound, solver="cp-sat")
+        return round_bound(instance, no_worse(instance, out, first), step, gap)
     solver = runs[min(found)[1]][0]
     claimed = solver.objective_value * cp.sc["unit"]
     out = Outcome(_read_cpsat(g, solver, x, arcs_of), claimed=claimed,

@@ -560,18 +560,14 @@ def registry_sense(instance) -> str:
     return registry.problem(instance.problem).sense
 
 
-def _relative_gap(value: float, bound: float) -> float:
-    return abs(value - bound) / max(abs(value), 1e-10)
-
-
 def proven_start(instance, first: Start, mip_gap: float | None = None) -> Outcome | None:
     """The start as ``optimal`` when it meets the bound ``prove_bound`` gave it (relative gap within ``mip_gap``,
     default ``DEFAULT_GAP``, the solvers' own rule for optimal), else None: no model needs building or solving."""
     if first.solution is None or first.bound is None:
         return None
     value = float(first.evaluation.objective)
-    gap = _relative_gap(value, first.bound)
-    if gap > (DEFAULT_GAP if mip_gap is None else mip_gap) or _tighter(registry_sense(instance), first.bound, value):
+    gap = _gap(value, first.bound)  # a bound past the start by more than the gap target is refused here too
+    if gap is None or gap > (DEFAULT_GAP if mip_gap is None else mip_gap):
         return None
     return Outcome(first.solution, claimed=value, status="optimal", bound=first.bound, gap=gap, solver=first.bound_from,
                    extra={**first.extra(True), "bound_from": first.bound_from, "proof": "start meets bound"})
@@ -608,8 +604,8 @@ def round_bound(instance, out: Outcome, step: float | None, mip_gap: float | Non
         return out
     out.bound, out.extra["bound_rounded_from"] = rounded, out.bound
     if out.claimed is not None:
-        out.gap = _relative_gap(out.claimed, rounded)
-        if out.gap <= (DEFAULT_GAP if mip_gap is None else mip_gap) and out.solution is not None:
+        out.gap = _gap(out.claimed, rounded)
+        if out.gap is not None and out.gap <= (DEFAULT_GAP if mip_gap is None else mip_gap) and out.solution is not None:
             out.status = "optimal"
     return out
 

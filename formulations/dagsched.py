@@ -484,7 +484,7 @@ def _cumulative(instance: Instance, first: Start, threads, seed: int, gap: float
     server free at its start (one is, as at most N run at once), and the referee starts everything no later than
     the model (a start is the latest of its predecessors' finishes and the finish before it in its queue, both no
     later by induction). So the model's optimum is the instance's. Zero-duration sub-tasks are sources (start 0)
-    or sinks (start at the makespan), and ride along on a free server. Ticks: whole seconds where every duration
+    or the sink (``_identical_processors`` leaves other instances to the circuits), and ride along on a free server. Ticks: whole seconds where every duration
     is whole, else ``_scale``'s K; a duration rounds by half a tick, a path by T / 2 ticks (subtracted from the bound).
     The start is not a hint: it misses the bound row (else ``proven_start`` had returned it), and CP-SAT measurably
     loses time repairing it (STG rand0004 on 2 processors: 0.3-4.8 s with it, 1.5-2.1 s without, seeds 0-2).
@@ -509,8 +509,8 @@ def _cumulative(instance: Instance, first: Start, threads, seed: int, gap: float
     for t in range(g.T):
         if dur[t] == 0 and not g.preds[t]:
             m.add(S[t] == 0)
-        elif dur[t] == 0 and t != sink:
-            m.add(S[t] == span)
+    if d.t_max_s is not None:  # T = span + the sink's return <= T_max
+        m.add(span <= math.floor(((d.t_max_s - g.ret[sink, 0]) + delta) * K * (1 + 1e-9)))
     m.minimize(span)
     const = d.gamma * g.ret[sink, 0] + (1 - d.gamma) * g.cost[:, 0].sum()
     if first.bound is not None:

@@ -20,8 +20,9 @@ An experiment file (TOML) is a typed record, validated like an instance file (ke
 ``run`` is a loop over ``compare``'s per-row work (``edgeopt.run.run_one``: one method on one instance,
 judged by the referee): each (grid point, seed) becomes an instance *recipe*, built where the method runs, so
 that only small task descriptions travel to worker processes or to a Dask cluster. Rows go to
-``results.parquet`` in the run directory, rewritten atomically as they arrive; a re-run skips the rows already
-there.
+``results.parquet`` in the run directory: a Parquet dataset (a directory), one new part per batch of finished
+rows, so a long run never rewrites what it has already written; a re-run skips the rows already there. Gaps
+(``gap_to_best``, ``gap_ref``) are computed when the rows are loaded, over all parts.
 """
 from __future__ import annotations
 
@@ -32,6 +33,8 @@ import math
 import platform
 import re
 import statistics
+import subprocess
+import textwrap
 import time
 from dataclasses import dataclass
 from importlib import metadata
@@ -53,8 +56,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
-RESULTS = "results.parquet"
-BATCH_S = 2.0  # the table is rewritten at most this often while rows arrive (and once at the end)
+RESULTS = "results.parquet"  # a directory of Parquet parts (older runs: one file, read and resumed alike)
+BATCH_S = 2.0  # finished rows are written as a new part at most this often (and once at the end)
 
 
 class _Record(BaseModel):
@@ -95,7 +98,11 @@ class Plot(_Record):
     where: dict[str, Any] = Field(default_factory=dict, description="only rows with these column values")
     kind: Literal["line", "bar"] = "line"
     agg: Literal["mean", "median"] = "mean"
-    ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the band (normal approximation)")
+    ci: float = Field(0.95, gt=0, lt=1, description="confidence level of the band (Student t over the seeds)")
+    minus: str | None = Field(None, description="a method: draw each row's y minus that method's y on the same "
+                                                "instance (the paired difference per seed) and its interval")
+    xlabel: str | None = Field(None, description="x axis label (default: the problem's label of the column)")
+    ylabel: str | None = Field(None, description="y axis label (default: the problem's label of the column)")
     logx: bool = False
     logy: bool = False
     name: PlainName | None = Field(None, description="file name (default: <y>-vs-<x>)")
@@ -173,6 +180,10 @@ class Experiment(_Record):
                 raise InputError(f"methods[{k}]", f"must be a method of {self.problem} ({', '.join(prob.methods)}), "
                                                   f"got {shown(spec.name)}")
             prob.method(spec.name).check_options(spec.options, where=lambda key, k=k: f"methods[{k}].options.{key}")
+        for k, p in enumerate(self.plots):
+            if p.minus is not None and (p.group != "method" or p.minus not in keys):
+                raise InputError(f"plots[{k}].minus", f"must be one of the methods ({', '.join(keys)}) with group = "
+                                                      f"\"method\", got {shown(p.minus)}")
         rows = (math.prod(map(len, self.grid.values())) * (len(next(iter(self.zip.values()))) if self.zip else 1)
                 * len(self.sizes) * len(self.seed_list()) * len(specs))
         if rows > limits.EXPERIMENT_ROWS_MAX:
@@ -276,12 +287,31 @@ def check_generator(exp: Experiment) -> None:
 
 def _versions() -> dict:
     out = {"python": platform.python_version()}
-    for dist in ("edgeopt", "numpy", "pyomo", "highspy", "pyscipopt", "ortools", "pyarrow", "dask", "distributed"):
+    for dist in ("edgeopt", "numpy", "scipy", "pyomo", "highspy", "pyscipopt", "ortools", "cvxpy", "pyarrow",
+                 "matplotlib", "dask", "distributed", "jax", "optax", "usearch"):
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:
             pass
     return out
+
+
+def _commit() -> dict:
+    """The git commit of the edgeopt source that ran (when it is a git checkout) and whether files under
+    version control had local changes, so that a figure can be traced to the code that made it."""
+    src = Path(__file__).resolve().parent.parent
+
+    def git(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(["git", "-C", str(src), *args], capture_output=True, text=True, timeout=30)
+
+    try:
+        head = git("rev-parse", "HEAD")
+        if head.returncode:
+            return {}
+        dirty = git("status", "--porcelain", "--untracked-files=no").stdout.strip() != ""
+    except (OSError, subprocess.SubprocessError):  # no git on this machine
+        return {}
+    return {"git_commit": head.stdout.strip(), "git_dirty": dirty}
 
 
 def _flat(row: Row, exp: Experiment, result: Result) -> dict:
@@ -295,48 +325,82 @@ def _flat(row: Row, exp: Experiment, result: Result) -> dict:
     return out
 
 
-def _table(rows: list[dict]):
-    """A pyarrow Table: columns in first-seen order, numbers as float, anything nested as JSON text."""
+# Column types that do not depend on the values a part happens to hold (an all-null objective stays a float).
+_TYPED = {**dict.fromkeys(("objective", "bound", "gap", "wall_s"), "float64"),
+          **dict.fromkeys(("point", "seed", "size"), "int64"), "feasible": "bool_",
+          **dict.fromkeys(("experiment", "problem", "preset", "method", "method_name", "kind", "instance", "status",
+                           "message"), "string")}
+
+
+def _axis_type(values: list) -> str:
+    """The Parquet type of a grid or zip axis, from the values the experiment file gives it."""
+    if all(isinstance(v, bool) for v in values):
+        return "bool_"
+    if all(isinstance(v, int) and not isinstance(v, bool) for v in values):
+        return "int64"
+    if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in values):
+        return "float64"
+    return "string"
+
+
+def _table(rows: list[dict], exp: Experiment):
+    """A pyarrow Table with typed columns: the fixed columns and the experiment's axes by their declaration,
+    ``details.*`` by their values (numbers as float, nothing but nulls as float), anything nested as JSON text."""
     import pyarrow as pa
 
+    axes = {k: _axis_type(v) for k, v in {**exp.grid, **exp.zip}.items()}
+    declared = {**axes, **_TYPED}  # an axis named like a result column (partition's `objective`) holds the result
     columns = list(dict.fromkeys(k for r in rows for k in r))
     data = {}
     for col in columns:
         values = [r.get(col) for r in rows]
         present = [v for v in values if v is not None]
-        if all(isinstance(v, bool) for v in present):
-            data[col] = pa.array(values, pa.bool_())
-        elif all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present):
-            kind = pa.int64() if col in ("point", "seed", "size") else pa.float64()
-            data[col] = pa.array(values, kind)
-        elif all(isinstance(v, str) for v in present):
-            data[col] = pa.array(values, pa.string())
-        else:
+        kind = declared.get(col)
+        if kind is None:
+            kind = ("bool_" if present and all(isinstance(v, bool) for v in present) else
+                    "float64" if all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in present) else
+                    "string" if all(isinstance(v, str) for v in present) else "json")
+        if kind == "json":
             data[col] = pa.array([None if v is None else io.dumps(v, indent=False).decode() for v in values],
                                  pa.string())
+        else:
+            data[col] = pa.array(values, getattr(pa, kind)())
     return pa.table(data)
 
 
-def _write(rows: list[dict], path: Path, exp: Experiment) -> None:
+def _write_part(rows: list[dict], folder: Path, exp: Experiment) -> None:
+    """``rows`` as the next part of the dataset in ``folder`` (written atomically; earlier parts stay as they are)."""
     import pyarrow.parquet as pq
 
-    add_gaps(rows, exp.reference)  # by instance: here a (grid point, seed), named p<point>-s<seed>
+    number = len(list(folder.glob("part-*.parquet"))) if folder.is_dir() else 0
     buf = BytesIO()
-    pq.write_table(_table(rows), buf)
-    io.write_bytes(buf.getvalue(), path)
+    pq.write_table(_table(rows, exp), buf)
+    io.write_bytes(buf.getvalue(), folder / f"part-{number:05d}.parquet")
+
+
+def _read_parts(path: Path) -> list[dict]:
+    import pyarrow.parquet as pq
+
+    files = sorted(path.glob("part-*.parquet")) if path.is_dir() else [path]
+    rows = []
+    for f in files:  # part by part: a details column may be typed differently in two parts
+        try:
+            rows += pq.read_table(f).to_pylist()
+        except Exception as exc:  # pyarrow raises several types for a damaged file
+            raise InputError(str(f), f"cannot be read as a results table ({type(exc).__name__}: {exc})") from None
+    return [{k: v for k, v in r.items() if k not in ("gap_to_best", "gap_ref")} for r in rows]
 
 
 def load_rows(run_dir: str | Path) -> list[dict]:
-    """The rows of a run directory's table, as dicts (empty when there is none yet)."""
+    """The rows of a run directory's table, as dicts, with their gaps (empty when there is none yet)."""
     path = Path(run_dir) / RESULTS
-    if not path.is_file():
+    if not path.exists():
         return []
-    import pyarrow.parquet as pq
-
-    try:
-        return pq.read_table(path).to_pylist()
-    except Exception as exc:  # pyarrow raises several types for a damaged file
-        raise InputError(str(path), f"cannot be read as a results table ({type(exc).__name__}: {exc})") from None
+    rows = _read_parts(path)
+    exp_path = Path(run_dir) / "experiment.json"
+    reference = json.loads(exp_path.read_text(encoding="utf-8")).get("reference", "auto") if exp_path.is_file() else "auto"
+    add_gaps(rows, reference)  # by instance: here a (grid point, seed), named p<point>-s<seed>
+    return rows
 
 
 def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: int = 1, executor: str = "local",
@@ -353,24 +417,35 @@ def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: in
     limits.jobs(jobs)
     check_generator(exp)
     run_dir = Path(out) if out else Path("runs") / exp.name
-    rows = [{k: v for k, v in r.items() if k not in ("gap_to_best", "gap_ref")} for r in load_rows(run_dir)]
-    done = {(r["point"], r["seed"], r["method"]) for r in rows}
+    path = run_dir / RESULTS
+    kept = _read_parts(path) if path.exists() else []
+    if path.is_file():  # a run of the one-file format: its rows become the first part, swapped in by a rename
+        _write_part(kept, run_dir / f".{RESULTS}.parts", exp)
+        path.unlink()
+        (run_dir / f".{RESULTS}.parts").rename(path)
+    done = {(r["point"], r["seed"], r["method"]) for r in kept}
     todo = [t for t in tasks(exp) if (t.point, t.seed, t.method.key) not in done]
     if on_plan:
         on_plan(len(todo))
     run_dir.mkdir(parents=True, exist_ok=True)
     io.write_bytes(io.dumps(exp.model_dump(mode="json")), run_dir / "experiment.json")
-    io.write_bytes(io.dumps({"versions": _versions(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    io.write_bytes(io.dumps({"versions": _versions(), **_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                              "executor": executor, "jobs": jobs}), run_dir / "run.json")
-    last = [time.monotonic()]
+    last, pending, finished = [time.monotonic()], [], [len(kept)]
+
+    def flush() -> None:
+        if pending:
+            _write_part(pending, run_dir / RESULTS, exp)
+            pending.clear()
+        last[0] = time.monotonic()
 
     def finish(k: int, result: Result) -> None:
-        rows.append(_flat(todo[k], exp, result))
+        pending.append(_flat(todo[k], exp, result))
+        finished[0] += 1
         if on_row:
-            on_row(rows[-1])
+            on_row(pending[-1])
         if time.monotonic() - last[0] >= BATCH_S:
-            _write(rows, run_dir / RESULTS, exp)
-            last[0] = time.monotonic()
+            flush()
 
     def start(k: int) -> None:
         if on_start:
@@ -385,10 +460,10 @@ def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: in
         else:
             _run_dask(work, exp.name, finish, start, jobs, scheduler)
     except ClusterLost as exc:
-        raise ClusterLost(exc.address, f"{exc}; {len(rows)} finished rows are kept in {run_dir / RESULTS} "
+        raise ClusterLost(exc.address, f"{exc}; {finished[0]} finished rows are kept in {run_dir / RESULTS} "
                                        "and the same command resumes the run") from None
     finally:  # finished rows are kept even when the run is interrupted
-        _write(rows, run_dir / RESULTS, exp)
+        flush()
     return run_dir
 
 
@@ -439,36 +514,104 @@ def _run_dask(work: list[Task], name: str, finish, start, jobs: int, scheduler: 
 
 # --- plots ----------------------------------------------------------------------------------------
 
-def _z(level: float) -> float:
-    return statistics.NormalDist().inv_cdf(0.5 + level / 2)
+_UNITS = {"s": "s", "ms": "ms", "j": "J", "mhz": "MHz", "ghz": "GHz", "gb": "GB", "mb": "MB", "w": "W",
+          "usd": "$", "mbps": "Mbit/s", "tokens": "tokens"}
+_GAP_COLUMNS = ("gap_to_best", "gap")  # fractions in the table, drawn in % as ``compare`` prints them
+
+
+def _t(level: float, n: int) -> float:
+    """The two-sided Student-t quantile of ``level`` for a mean of ``n`` values (not the normal one: with the 3-5
+    seeds of an experiment the normal quantile makes the interval up to 2.2x too narrow)."""
+    from scipy import stats
+
+    return float(stats.t.ppf(0.5 + level / 2, n - 1))
+
+
+def label(column: str, problem: str, rows: list[dict] = ()) -> str:
+    """The human label of a column, with its unit: the problem's own (``LABELS`` in its module), else one made
+    from the column name (``details.delay_mean_ms`` -> "delay mean (ms)")."""
+    own = getattr(registry.problem(problem).module, "LABELS", {})
+    if column in own:
+        return own[column]
+    if column == "gap_to_best":
+        refs = {r.get("gap_ref") for r in rows} - {None}
+        against = {"optimum": "the optimum", "bound": "the best bound", "best found": "the best found"}
+        return "gap to " + (against[refs.pop()] if len(refs) == 1 else "the reference") + " (%)"
+    if column in ("gap", "wall_s", "objective", "size", "seed"):
+        return {"gap": "own gap to its bound (%)", "wall_s": "wall time (s)"}.get(column, column)
+    words = column.removeprefix("details.").split("_")
+    unit = _UNITS.get(words[-1]) if len(words) > 1 else None
+    return " ".join(words[:-1]) + f" ({unit})" if unit else " ".join(words)
+
+
+def _reference_label(rows: list[dict]) -> str | None:
+    """What a group's rows stand for when they are the reference: "optimum", "bound", or None (not one)."""
+    kinds = {r.get("kind") for r in rows}
+    if kinds == {"bound"}:
+        return "bound"
+    if kinds == {"exact"}:
+        solved = [r for r in rows if r.get("feasible")]
+        proven = sum(r.get("status") == "optimal" for r in solved)
+        return "optimum" if solved and proven == len(solved) else f"best found, {proven} of {len(rows)} proven"
+    return None
+
+
+def _y(r: dict, plot: Plot) -> float | None:
+    """A row's y: a bound method's bound stands for the objective; gaps in %; None when there is none."""
+    is_bound = r.get("status") == "bound"
+    y = r.get("bound") if is_bound and plot.y == "objective" else r.get(plot.y)
+    if not (r.get("feasible") or is_bound) or not isinstance(y, (int, float)) or not math.isfinite(y):
+        return None
+    return 100.0 * y if plot.y in _GAP_COLUMNS else float(y)
 
 
 def series(rows: list[dict], plot: Plot) -> dict[Any, list[tuple[Any, float, float, int]]]:
-    """group value -> [(x, aggregate of y, half-width of the CI, n)] over the feasible rows with a y.
+    """group value -> [(x, aggregate of y, half-width of the Student-t interval, n)] over the feasible rows.
 
     A bound method's rows are a series too: its bound stands for the objective, and its ``gap_to_best`` is
-    how far the bound lies from the reference.
+    how far the bound lies from the reference. With ``plot.minus``, y is the difference to that method's y on
+    the same instance (a paired difference per seed), and rows without a partner are left out.
     """
+    rows = [r for r in rows if all(r.get(k) == v for k, v in plot.where.items())]
+    partner = {}
+    if plot.minus is not None:
+        partner = {r["instance"]: _y(r, plot) for r in rows if r.get(plot.group) == plot.minus}
     cells: dict[tuple, list[float]] = {}
     for r in rows:
-        if any(r.get(k) != v for k, v in plot.where.items()):
-            continue
-        is_bound = r.get("status") == "bound"
-        y = r.get("bound") if is_bound and plot.y == "objective" else r.get(plot.y)
-        if (r.get("feasible") or is_bound) and isinstance(y, (int, float)) and math.isfinite(y):
-            cells.setdefault((r.get(plot.group), r.get(plot.x)), []).append(float(y))
+        y = _y(r, plot)
+        if plot.minus is not None:
+            base = partner.get(r["instance"])
+            y = None if y is None or base is None else y - base
+        if y is not None:
+            cells.setdefault((r.get(plot.group), r.get(plot.x)), []).append(y)
     out: dict[Any, list] = {}
     for (g, x), ys in sorted(cells.items(), key=lambda kv: (str(kv[0][0]), kv[0][1])):
         centre = statistics.fmean(ys) if plot.agg == "mean" else statistics.median(ys)
-        half = _z(plot.ci) * statistics.stdev(ys) / math.sqrt(len(ys)) if len(ys) > 1 else 0.0
+        half = _t(plot.ci, len(ys)) * statistics.stdev(ys) / math.sqrt(len(ys)) if len(ys) > 1 else 0.0
         out.setdefault(g, []).append((x, centre, half, len(ys)))
     return out
 
 
+def _missing(rows: list[dict], plot: Plot, drawn) -> list[str]:
+    """Notes for the groups that have rows but no point to draw, saying why (no legend entry without data)."""
+    notes = []
+    shown_rows = [r for r in rows if all(r.get(k) == v for k, v in plot.where.items())]
+    for g in dict.fromkeys(r.get(plot.group) for r in shown_rows):
+        if g in drawn:
+            continue
+        statuses = sorted({str(r.get("status")) for r in shown_rows if r.get(plot.group) == g})
+        if any(r.get("feasible") for r in shown_rows if r.get(plot.group) == g):
+            why = f"no {plot.y} in its rows" + (f" (or no {plot.minus} row beside them)" if plot.minus else "")
+        elif set(statuses) <= {"infeasible", "feasible"}:
+            why = "infeasible in every run"
+        else:
+            why = f"no solution in any run ({', '.join(statuses)})"
+        notes.append(f"{g}: {why}")
+    return notes
+
+
 def plot(run_dir: str | Path) -> list[Path]:
     """Draw every plot of the run's experiment as PNG and PDF under ``run_dir/figures``; returns the PNGs."""
-    from matplotlib.figure import Figure
-
     run_dir = Path(run_dir)
     exp_path = run_dir / "experiment.json"
     if not exp_path.is_file():
@@ -478,35 +621,12 @@ def plot(run_dir: str | Path) -> list[Path]:
     if not rows:
         raise InputError(str(run_dir), f"has no rows in {RESULTS} yet")
     written = []
-    for p in exp.plots:
+    for k, p in enumerate(exp.plots):
         if p.x not in rows[0] or p.y not in {k for r in rows for k in r}:
             missing = p.x if p.x not in rows[0] else p.y
-            raise InputError(f"plots.{missing}", f"is not a column of {RESULTS}")
-        data = series(rows, p)
-        fig = Figure(figsize=(6.4, 4.2), layout="constrained")
-        ax = fig.add_subplot()
-        xs = sorted({x for pts in data.values() for x, *_ in pts}, key=lambda v: (isinstance(v, str), v))
-        width = 0.8 / max(1, len(data))
-        for k, (g, pts) in enumerate(data.items()):
-            x, y, h = [q[0] for q in pts], [q[1] for q in pts], [q[2] for q in pts]
-            if p.kind == "line":
-                (line,) = ax.plot(x, y, marker="o", label=str(g))
-                ax.fill_between(x, [a - b for a, b in zip(y, h)], [a + b for a, b in zip(y, h)],
-                                color=line.get_color(), alpha=0.2, linewidth=0)
-            else:
-                pos = [xs.index(v) + (k - (len(data) - 1) / 2) * width for v in x]
-                ax.bar(pos, y, width=width, yerr=h, capsize=2, label=str(g))
-        if p.kind == "bar":
-            ax.set_xticks(range(len(xs)), [str(v) for v in xs])
-        if p.logx:
-            ax.set_xscale("log")
-        if p.logy:
-            ax.set_yscale("symlog" if any(q[1] <= 0 for pts in data.values() for q in pts) else "log")
-        ax.set_xlabel(p.x)
-        ax.set_ylabel(f"{p.y} ({p.agg}, {int(p.ci * 100)} % CI)")
-        where = ", ".join(f"{k} = {v}" for k, v in p.where.items())
-        ax.set_title((p.title or f"{exp.name}: {p.y} vs {p.x}") + (f"\n({where})" if where else ""))
-        ax.legend(fontsize="small")
+            raise InputError(f"plots[{k}].{'x' if missing == p.x else 'y'}", f"{shown(missing)} is not a column of "
+                                                                             f"{RESULTS}")
+        fig = figure(exp, rows, p)
         stem = p.name or f"{p.y}-vs-{p.x}".replace(".", "_")
         for suffix in ("png", "pdf"):
             buf = BytesIO()
@@ -514,3 +634,79 @@ def plot(run_dir: str | Path) -> list[Path]:
             io.write_bytes(buf.getvalue(), run_dir / "figures" / f"{stem}.{suffix}")
         written.append(run_dir / "figures" / f"{stem}.png")
     return written
+
+
+def _wrap(title: str, width: int = 66) -> str:
+    """A title in lines that fit beside the legend, broken after a long lead-in ending in a colon."""
+    head, sep, tail = title.partition(": ")
+    parts = [head + sep.rstrip(), tail] if sep and len(title) > width and len(head) >= 20 else [title]
+    return "\n".join(textwrap.fill(part, width) for part in parts)
+
+
+def figure(exp: Experiment, rows: list[dict], p: Plot):
+    """One plot of ``exp`` over ``rows`` (``load_rows``) as a matplotlib Figure (no pyplot).
+
+    The reference (an exact method's optimum, or a bound) is drawn black and dashed on top of the others, a
+    method with nothing to draw is named in a note instead of the legend, and the band is a Student-t interval
+    over the seeds."""
+    from matplotlib.figure import Figure
+
+    data = series(rows, p)
+    fig = Figure(figsize=(8.0, 4.4), layout="constrained")
+    ax = fig.add_subplot()
+    xs = sorted({x for pts in data.values() for x, *_ in pts}, key=lambda v: (isinstance(v, str), v))
+    width = 0.8 / max(1, len(data))
+    mine = {g: [r for r in rows if r.get(p.group) == g and all(r.get(k) == v for k, v in p.where.items())]
+            for g in data}
+    # the reference of a value (not of a run time): the optimum, or a bound, drawn apart from the methods
+    refs = ({g: _reference_label(mine[g]) for g in data} if p.group == "method" and p.minus is None
+            and p.y != "wall_s" else {})
+    order = sorted(data, key=lambda g: refs.get(g) is not None)  # the references last, so on top
+    colour = iter(f"C{k}" for k in range(10 * len(data)))
+    for g in order:
+        pts = data[g]
+        x, y, h = [q[0] for q in pts], [q[1] for q in pts], [q[2] for q in pts]
+        ref = refs.get(g)
+        name = f"{ref} ({g})" if ref in ("optimum", "bound") else f"{g} ({ref})" if ref else str(g)
+        style = (dict(color="black", linestyle=":", marker="v", markerfacecolor="none", markersize=7, zorder=9,
+                      linewidth=1.6) if ref == "bound" else
+                 dict(color="black", linestyle="--", marker="s", markersize=4, zorder=10, linewidth=1.6) if ref else
+                 dict(color=next(colour), marker="o", zorder=3))
+        if p.kind == "line":
+            ax.plot(x, y, label=name, **style)
+            if any(h):
+                ax.fill_between(x, [a - b for a, b in zip(y, h)], [a + b for a, b in zip(y, h)],
+                                color=style["color"], alpha=0.12 if ref else 0.2, linewidth=0,
+                                zorder=style["zorder"] - 1)
+        else:
+            k = list(data).index(g)
+            pos = [xs.index(v) + (k - (len(data) - 1) / 2) * width for v in x]
+            ax.bar(pos, y, width=width, yerr=h, capsize=2, label=name, color=style["color"],
+                   edgecolor=style["color"], hatch="//" if ref else None, fill=not ref, zorder=style["zorder"])
+    if p.logx:
+        ax.set_xscale("log")
+    if p.kind == "bar":
+        ax.set_xticks(range(len(xs)), [str(v) for v in xs])
+    elif xs and len(xs) <= 12 and all(isinstance(v, (int, float)) for v in xs):  # ticks at the values swept
+        ax.set_xticks(xs, [f"{v:g}" for v in xs])
+        ax.minorticks_off()
+    if p.logy:
+        ax.set_yscale("symlog" if any(q[1] <= 0 for pts in data.values() for q in pts) else "log")
+    counts = sorted({q[3] for pts in data.values() for q in pts})
+    n = f"n = {counts[0]}" if len(counts) == 1 else f"n = {counts[0]}-{counts[-1]}" if counts else "no data"
+    ax.set_xlabel(p.xlabel or label(p.x, exp.problem, rows))
+    ylabel = p.ylabel or label(p.y, exp.problem, rows)
+    if p.minus is not None:
+        ylabel += f" minus {p.minus}'s"
+    band = f"{p.agg}, {int(p.ci * 100)} % Student-t interval ({n})" if counts[-1:] != [1] else "one seed each"
+    ax.set_ylabel(f"{ylabel}\n{band}")
+    where = ", ".join(f"{k} = {v}" for k, v in p.where.items())
+    title = _wrap(p.title or f"{exp.name}: {p.y} vs {p.x}") + (f"\n({where})" if where else "")
+    ax.set_title(title, fontsize="medium")
+    notes = _missing(rows, p, data)
+    if data:  # beside the axes, so that it never hides a series
+        fig.legend(loc="outside right upper", fontsize="small", title="\n".join(notes) or None,
+                   title_fontsize="x-small")
+    else:
+        ax.text(0.5, 0.5, "\n".join(notes), transform=ax.transAxes, ha="center", va="center", fontsize="small")
+    return fig

@@ -1,6 +1,8 @@
 """Experiments: one file, one table, the same rows on any executor, resumable, strict about bad files."""
 from __future__ import annotations
 
+import json
+import shutil
 import signal
 import subprocess
 import sys
@@ -180,3 +182,101 @@ def test_preset_is_an_axis_too(tmp_path):
     rows = experiment.load_rows(experiment.run(_file(tmp_path, text), tmp_path / "run"))
     assert sorted({(r["preset"], r["observe"]) for r in rows}) == [
         ("qllms", 0.5), ("qllms", 1.0), ("rtx3090", 0.5), ("rtx3090", 1.0)]
+
+
+def _exp(text: str) -> experiment.Experiment:
+    return experiment.Experiment.model_validate(experiment.tomllib.loads(text))
+
+
+def _rows(problem="qllms"):
+    """Hand-made rows of three seeds at two x values: an exact method proving every optimum, a heuristic 10 %
+    above it and a method infeasible in every run (what the figure code draws; the referee is not involved)."""
+    rows = []
+    for x in (0.5, 1.0):
+        for seed in range(3):
+            opt = 10.0 + seed + x
+            inst = f"p{x}-s{seed}"
+            common = {"problem": problem, "instance": inst, "observe": x, "seed": seed, "bound": None}
+            rows += [{**common, "method": "milp", "kind": "exact", "status": "optimal", "feasible": True,
+                      "objective": opt, "bound": opt},
+                     {**common, "method": "daa", "kind": "heuristic", "status": "feasible", "feasible": True,
+                      "objective": opt * (1.1 + 0.01 * seed)},
+                     {**common, "method": "falcon", "kind": "baseline", "status": "infeasible", "feasible": False,
+                      "objective": 1.0}]
+    from edgeopt.compare import add_gaps
+
+    add_gaps(rows)
+    return rows
+
+
+def test_figure_draws_the_reference_black_dashed_on_top_and_notes_a_method_without_data():
+    exp = _exp(TINY)
+    rows = _rows()
+    fig = experiment.figure(exp, rows, experiment.Plot(x="observe", y="objective"))
+    ax = fig.axes[0]
+    lines = {ln.get_label(): ln for ln in ax.get_lines()}
+    assert set(lines) == {"optimum (milp)", "daa"}  # no legend entry for falcon, which has no point
+    ref = lines["optimum (milp)"]
+    assert ref.get_color() == "black" and ref.get_linestyle() == "--"
+    assert ref.get_zorder() > max(ln.get_zorder() for ln in ax.get_lines() if ln is not ref)
+    assert lines["daa"].get_color() != "black"
+    assert "falcon: infeasible in every run" in fig.legends[0].get_title().get_text()
+    assert ax.get_xlabel() == "observed share of the profile" and "Student-t" in ax.get_ylabel()
+    gap = experiment.figure(exp, rows, experiment.Plot(x="observe", y="gap_to_best")).axes[0]
+    daa = {ln.get_label(): ln for ln in gap.get_lines()}["daa"]
+    assert list(daa.get_ydata()) == pytest.approx([11.0, 11.0])  # percent, as compare prints it
+    assert gap.get_ylabel().startswith("gap to the optimum (%)")
+
+
+def test_intervals_are_student_t_and_minus_draws_the_paired_difference():
+    rows = _rows()
+    (_, centre, half, n), _ = experiment.series(rows, experiment.Plot(x="observe", y="gap_to_best"))["daa"]
+    assert n == 3 and centre == pytest.approx(11.0)
+    assert half == pytest.approx(4.302653 * 1.0 / 3 ** 0.5, rel=1e-5)  # t(0.975, 2) x sd 1 % / sqrt(3)
+    paired = experiment.series(rows, experiment.Plot(x="observe", y="objective", minus="milp"))
+    assert [q[1] for q in paired["milp"]] == [0.0, 0.0]
+    diffs = [r["objective"] - 10.5 - r["seed"] for r in rows if r["method"] == "daa" and r["observe"] == 0.5]
+    assert paired["daa"][0][1] == pytest.approx(sum(diffs) / 3)
+
+
+def test_results_are_typed_parquet_parts_and_run_json_names_the_commit(tmp_path):
+    import pyarrow.parquet as pq
+
+    text = TINY.replace('methods = ["milp", "daa", {name = "random", label = "rand"}]', 'methods = ["daa"]')
+    run_dir = experiment.run(_file(tmp_path, text), tmp_path / "run")
+    first = sorted((run_dir / experiment.RESULTS).glob("part-*.parquet"))
+    assert first and all(p.is_file() for p in first)
+    schema = pq.read_schema(first[0])
+    assert str(schema.field("objective").type) == "double" and str(schema.field("seed").type) == "int64"
+    assert str(schema.field("observe").type) == "double"
+    before = {p: p.read_bytes() for p in first}
+    more = text.replace("seeds = 2", "seeds = 3")
+    experiment.run(_file(tmp_path, more), run_dir)  # the resume appends a part, rewrites none
+    parts = sorted((run_dir / experiment.RESULTS).glob("part-*.parquet"))
+    assert len(parts) > len(first) and all(p.read_bytes() == b for p, b in before.items())
+    assert len(experiment.load_rows(run_dir)) == 3 * 2
+    table = experiment._table([{"objective": None, "bids": 10, "details.x": None}],
+                              _exp(TINY.replace("observe = [1.0, 0.5]", "observe = [1.0]")))
+    assert str(table.schema.field("objective").type) == "double"  # all null, still a float
+    named = _exp(TINY.replace("observe = [1.0, 0.5]", 'observe = [1.0]\nslo = ["latency"]'))
+    named.grid["objective"] = ["gpu-seconds"]  # an axis named like a result column: the column holds the result
+    assert str(experiment._table([{"objective": 1.5}], named).schema.field("objective").type) == "double"
+    run = json.loads((run_dir / "run.json").read_text())
+    assert "pyarrow" in run["versions"]
+    if (ROOT / ".git").exists():
+        head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True, text=True)
+        assert run["git_commit"] == head.stdout.strip() and isinstance(run["git_dirty"], bool)
+
+
+def test_a_run_in_the_one_file_format_resumes_into_parts(tmp_path):
+    import pyarrow.parquet as pq
+
+    text = TINY.replace('methods = ["milp", "daa", {name = "random", label = "rand"}]', 'methods = ["daa"]')
+    run_dir = experiment.run(_file(tmp_path, text), tmp_path / "run")
+    rows = experiment._read_parts(run_dir / experiment.RESULTS)
+    shutil.rmtree(run_dir / experiment.RESULTS)  # as the release before wrote it: one file, two rows done
+    pq.write_table(experiment._table(rows[:2], _exp(text)), run_dir / experiment.RESULTS)
+    experiment.run(_file(tmp_path, text), run_dir)
+    assert (run_dir / experiment.RESULTS).is_dir()
+    again = experiment._read_parts(run_dir / experiment.RESULTS)
+    assert len(again) == 4 and _key(again[:2]) == _key(rows[:2])

@@ -43,6 +43,9 @@ from edgeopt.model import Array, InputError, Model, check, check_shape
 from edgeopt.result import Evaluation
 
 SENSE = "max"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "served requests", "load": "load (arrivals over one-at-a-time fp16 service)"}
+
 PRESETS = {
     "tx2": "the seed's testbed: Jetson TX2-class GPUs (1.33 TFLOPS fp16, 32 GB) running Llama-2-7B at "
            "fp16/int8/int4/int3, latency from a roofline calibrated on vidur's A100 profile "

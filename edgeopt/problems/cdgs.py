@@ -27,6 +27,12 @@ from edgeopt.model import Array, InputError, Model, check, check_shape
 from edgeopt.result import Evaluation
 
 SENSE = "max"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "utility", "budget_scale": "budget (x the default)", "bids": "bids per task",
+          "size": "tasks (one per satellite)", "details.utility_per_cost": "utility per $ of the winning bids",
+          "details.total_payment": "total payment ($)", "details.lifetime_consumed": "battery life consumed (lifetimes)",
+          "details.share_under_120ms": "share of tasks within 120 ms"}
+
 PRESETS = {
     "starlink-550": "Starlink shell 1: 72 planes x 22 = 1584 satellites at 550 km, 53 deg; every satellite a source",
     "starlink-2x": "two Starlink-550 shells (72 x 44 = 3168 satellites), the paper's largest scale",

@@ -29,6 +29,12 @@ from edgeopt.model import Array, InputError, Model, check, check_shape
 from edgeopt.result import Evaluation
 
 SENSE = "max"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "objective w1 U - w2 T - w3 E", "utility": "utility weight w1",
+          "delay_per_s": "delay weight w2 (per s)", "energy_per_j": "energy weight w3 (per J)",
+          "details.utility_total": "total utility U", "details.delay_total_s": "total delay T (s)",
+          "details.energy_total_j": "total energy E (J)"}
+
 PRESETS = {
     "paper": "TS-MITO setting: 15 users, 3 edge servers (Latte-L/2, Latte-B/2 ...), 1 cloud (Open-Sora Plan v1.1.0), "
              "50-80 steps",

@@ -34,6 +34,10 @@ from edgeopt.model import Array, InputError, Model, check, check_shape
 from edgeopt.result import Evaluation
 
 SENSE = "min"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "objective (ms per token, or tokens/s by data.objective)",
+          "bandwidth_mbps": "source-cloud bandwidth (Mbit/s)", "details.tokens_per_s": "throughput (tokens/s)"}
+
 PRESETS = {
     "llama2-7b": "EdgeShard testbed profile of Llama-2-7B (34 layers): Orin NX, AGX Orin, RTX 3090 cloud",
     "llama2-13b": "Llama-2-13B (42 layers), per-block time and memory scaled by parameter count",

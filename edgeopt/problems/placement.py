@@ -53,6 +53,10 @@ from edgeopt.model import Array, InputError, Model, check, check_shape
 from edgeopt.result import Evaluation
 
 SENSE = "min"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "max device latency + λ · wrong answers (s)", "lam": "λ (s per expected wrong answer)",
+          "details.error_rate": "expected error rate"}
+
 PRESETS = {
     "edge": "Llama-2-7B/13B, Mistral-7B, Qwen2-0.5B/7B at fp16/int8/int4 on A10, RTX6000, A6000, V100, A40; "
             "chat/summarize/code/QA request types, a 3-level confidence cascade and a 3-model agreement level",

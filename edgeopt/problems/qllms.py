@@ -33,6 +33,14 @@ from edgeopt.model import Array, InputError, Model, check, check_shape, records
 from edgeopt.result import Evaluation
 
 SENSE = "min"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "cost ($/h)", "observe": "observed share of the profile", "preset": "GPU mix",
+          "details.tcr": "edge task-completion rate", "details.tokens_per_dollar": "tokens per $ of GPU time",
+          "details.ttft_mean_s": "mean TTFT at the edge (s)", "details.ttft_p95_s": "p95 TTFT at the edge (s)",
+          "details.tpot_mean_s": "mean TPOT at the edge (s)", "details.tpot_p95_s": "p95 TPOT at the edge (s)",
+          "details.ttft_slo_met": "edge tasks within the TTFT SLO (share)",
+          "details.tpot_slo_met": "edge tasks within the TPOT SLO (share)"}
+
 PRESETS = {
     "qllms": "the QLLMS testbed: A100-80GB, A6000, RTX 4090, RTX 3090 (2 GPUs each, 0.2-0.85 $/h), "
              "Llama-2-7B/13B and Mistral-7B at fp16/int8/int4/int3 (options observe, load, gpus)",
@@ -418,9 +426,25 @@ def evaluate(instance: Instance, solution: Solution) -> Evaluation:
         "gpu_seconds_cost": dollars,
         "tokens_per_dollar": tokens / dollars if d.cost is None and dollars > 0 else None,
         "full_information": d.full_information,
+        **_token_times(d, edge[ran], j[ran], q[ran]),
     }
     objective = None if len(stranded) else edge_cost + cloud_cost
     return Evaluation(objective=objective, feasible=not violations, violations=violations, details=details)
+
+
+def _token_times(d: Data, i: np.ndarray, j: np.ndarray, q: np.ndarray) -> dict:
+    """The seed's serving metrics over the tasks run at the edge (task i on server j at quant q): time to first
+    token and time per output token (mean, p95) and the share of those tasks within each SLO; None without TTFT
+    figures in the file or without edge tasks."""
+    keys = ("ttft_mean_s", "ttft_p95_s", "tpot_mean_s", "tpot_p95_s", "ttft_slo_met", "tpot_slo_met")
+    if d.ttft is None or not len(i):
+        return dict.fromkeys(keys)
+    ttft = d.ttft[i, j, q]
+    tpot = (d.lat[i, j, q] - ttft) / np.maximum(d.tasks.column("out_tokens")[i], 1)
+    met_ttft = np.mean(ttft <= d.tasks.column("slo_ttft")[i])  # the rule of the admissibility check
+    met_tpot = np.mean(tpot <= d.tasks.column("slo_tpot")[i])
+    values = (np.mean(ttft), np.percentile(ttft, 95), np.mean(tpot), np.percentile(tpot, 95), met_ttft, met_tpot)
+    return {k: float(v) for k, v in zip(keys, values)}
 
 
 def _slo_miss(d: Data, i: int, j: int, q: int) -> str:

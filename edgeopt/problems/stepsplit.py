@@ -61,6 +61,10 @@ from edgeopt.model import InputError, Model, check
 from edgeopt.result import Evaluation
 
 SENSE = "min"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "MGF bound on Pr(T > T0)", "threshold_s": "T0 (s)",
+          "details.violation_frequency": "simulated frequency of T > T0"}
+
 PRESETS = {
     "seed003": "Zhang et al. table 3 (P_dl 31 dBm, B_dl 10 MHz, sigma^2 -100 dBm, Cascaded Diffusion FLOPs, "
                "J_img/J_dl), download at the mean rate",

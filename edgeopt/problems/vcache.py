@@ -51,6 +51,10 @@ from edgeopt.model import Array, InputError, Model, check, check_shape
 from edgeopt.result import Evaluation
 
 SENSE = "max"
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "objective (satisfaction - weighted latency)", "cloud_share": "cloud capacity (share of the requests' tokens)",
+          "details.satisfaction": "mean satisfaction", "details.latency_s": "mean latency (s)"}
+
 PRESETS = {
     "velo": "the seed's testbed: 3 edge servers on one LAN, 5 users each, 16 topics of 40 questions, caches of "
             "100 entries, a cloud LLM 60 ms away (options requests per interval = size, cache, cloud_share, ...)",

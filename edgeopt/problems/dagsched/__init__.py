@@ -16,11 +16,11 @@ are in ``edgeopt.importers``, the system over time in ``edgeopt.systems.dagsched
 from edgeopt.problems.dagsched.data import (GIGA, MAX_BPS, MAX_INDEX, MIN_BPS, Cloud, Data, Edge, Fixed, Graph, Index,
                                             Instance, Job, Jobs, Radio, Rates, Server, Solution, SubTask, Task,
                                             topological)
-from edgeopt.problems.dagsched.generator import (FAMILIES, HEFT_EDGES, HEFT_EXEC, PRESETS, generate, instance_bytes,
-                                                 small_instance)
+from edgeopt.problems.dagsched.generator import (FAMILIES, HEFT_EDGES, HEFT_EXEC, LABELS, PRESETS, generate,
+                                                 instance_bytes, small_instance)
 from edgeopt.problems.dagsched.referee import SENSE, evaluate, placement
 
-__all__ = ["FAMILIES", "GIGA", "HEFT_EDGES", "HEFT_EXEC", "MAX_BPS", "MAX_INDEX", "MIN_BPS", "PRESETS", "SENSE",
-           "Cloud", "Data", "Edge", "Fixed", "Graph", "Index", "Instance", "Job", "Jobs", "Radio", "Rates", "Server",
+__all__ = ["FAMILIES", "GIGA", "HEFT_EDGES", "HEFT_EXEC", "LABELS", "MAX_BPS", "MAX_INDEX", "MIN_BPS", "PRESETS",
+           "SENSE", "Cloud", "Data", "Edge", "Fixed", "Graph", "Index", "Instance", "Job", "Jobs", "Radio", "Rates", "Server",
            "Solution", "SubTask", "Task", "evaluate", "generate", "instance_bytes", "placement", "small_instance",
            "topological"]

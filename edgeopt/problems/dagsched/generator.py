@@ -8,6 +8,10 @@ import numpy as np
 from edgeopt.model import InputError
 from edgeopt.problems.dagsched.data import Data, Instance
 
+# Axis labels with units for the experiment figures (``edgeopt experiment plot``), by column.
+LABELS = {"objective": "weighted sum of latency and cost", "bandwidth_mhz": "W (MHz)", "t_max": "T_max (s)",
+          "details.on_cloud": "sub-tasks on the cloud"}
+
 PRESETS = {
     "paper": "the paper's five job families (section 5.1, Table 2): 3 modality edges + 10 GHz cloud, W=6 MHz, "
              "T_max=3 s (options bandwidth_mhz, t_max, gamma, mix=cycle|random)",

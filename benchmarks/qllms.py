@@ -1,6 +1,6 @@
 """qllms benchmarks: DAA vs matching's HospitalResident, SVT vs SoftImpute, DAA at 100 000 tasks, completion, cost gaps.
 
-OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 python benchmarks/qllms.py [--quick] [section ...]
+OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1 MKL_NUM_THREADS=1 [BEFORE=/tmp/before] python benchmarks/qllms.py [--quick] [section ...]
 prints Markdown tables; sections: hr, svt, big, completion, gaps (default: all, in that order).
 (SoftImpute / IterativeSVD rows need the optional extra: pip install 'edgeopt[fancyimpute]')
 """
@@ -49,34 +49,70 @@ class _CountShrink:
         H._shrink = self.shrink
 
 
-def bench_hr(M: int = 5000, N: int = 16, seed: int = 0) -> None:
-    """Same unit-size instance through deferred_acceptance and HospitalResident: same matching, speed ratio."""
-    from matching.games import HospitalResident
-
+def _hr_case(M: int, N: int, seed: int = 0):
+    """Unit-size HR instance: random task lists (random lengths), distinct server ranks, capacities M/2N..M/N."""
     rng = np.random.default_rng(seed)
     prefs = np.array([rng.permutation(N) for _ in range(M)])
     length = rng.integers(1, N + 1, size=M)
     prefs = np.where(np.arange(N)[None, :] < length[:, None], prefs, -1)
     rank = np.argsort(rng.random((M, N)), axis=0).argsort(axis=0)  # distinct per column
     cap = rng.integers(M // (2 * N), M // N, size=N).astype(float)
-    match, t_daa = _timed(H.deferred_acceptance, prefs, rank, np.ones((M, N)), cap)
-    res = {f"r{i}": [f"h{j}" for j in prefs[i] if j >= 0] for i in range(M)}
-    hos = {f"h{j}": [f"r{i}" for i in np.argsort(rank[:, j]) if j in prefs[i]] for j in range(N)}
-    caps = {f"h{j}": int(cap[j]) for j in range(N)}
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        t = time.perf_counter()
-        game = HospitalResident.create_from_dictionaries(res, hos, caps)
-        lib = game.solve(optimal="resident")
-        t_lib = time.perf_counter() - t
-    lib_pairs = {(r.name, h.name) for h, rs in lib.items() for r in rs}
-    mine = {(f"r{i}", f"h{j}") for i, j in enumerate(match) if j >= 0}
-    print(f"\n### DAA engine vs matching.HospitalResident ({M} tasks x {N} servers, unit sizes)\n")
-    print("| method | wall s | matched | same matching |")
-    print("|---|---:|---:|---|")
-    print(f"| HospitalResident (resident-optimal) | {t_lib:.2f} | {len(lib_pairs)} | |")
-    print(f"| deferred_acceptance (NumPy) | {t_daa:.4f} | {len(mine)} | {mine == lib_pairs} |")
-    print(f"\nspeed ratio: {t_lib / t_daa:.0f}x")
+    return prefs, rank, cap
+
+
+def _previous_engine():
+    """``deferred_acceptance`` of an older tree (``BEFORE=/tmp/before``: git archive COMMIT | tar -x -C /tmp/before),
+    loaded from its file so that both run side by side in this process; None without BEFORE."""
+    import importlib.util
+    import os
+
+    before = os.environ.get("BEFORE")
+    if not before:
+        return None
+    spec = importlib.util.spec_from_file_location("before_qllms_heuristics", f"{before}/heuristics/qllms.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.deferred_acceptance
+
+
+def bench_hr(sizes=((1000, 8), (5000, 16), (10_000, 32)), big=(100_000, 32)) -> None:
+    """Same unit-size instances through deferred_acceptance and HospitalResident: same matching, CPU ratio; then
+    the largest size against the previous engine (``BEFORE``), CPU s, alternating, best of 3."""
+    from matching.games import HospitalResident
+
+    print("\n### DAA engine vs matching.HospitalResident (unit sizes, CPU s)\n")
+    print("| tasks x servers | HospitalResident s | deferred_acceptance s | ratio | matched | same matching |")
+    print("|---|---:|---:|---:|---:|---|")
+    for M, N in sizes:
+        prefs, rank, cap = _hr_case(M, N)
+        match, t_daa = _cpu(H.deferred_acceptance, prefs, rank, np.ones((M, N)), cap)
+        res = {f"r{i}": [f"h{j}" for j in prefs[i] if j >= 0] for i in range(M)}
+        hos = {f"h{j}": [f"r{i}" for i in np.argsort(rank[:, j]) if j in prefs[i]] for j in range(N)}
+        caps = {f"h{j}": int(cap[j]) for j in range(N)}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            t = time.process_time()
+            game = HospitalResident.create_from_dictionaries(res, hos, caps)
+            lib = game.solve(optimal="resident")
+            t_lib = time.process_time() - t
+        lib_pairs = {(r.name, h.name) for h, rs in lib.items() for r in rs}
+        mine = {(f"r{i}", f"h{j}") for i, j in enumerate(match) if j >= 0}
+        print(f"| {M} x {N} | {t_lib:.2f} | {t_daa:.4f} | {t_lib / t_daa:.0f}x | {len(mine)} | {mine == lib_pairs} |")
+    M, N = big
+    prefs, rank, cap = _hr_case(M, N)
+    engines = {"this tree": H.deferred_acceptance}
+    previous = _previous_engine()
+    if previous is not None:
+        engines["previous (BEFORE)"] = previous
+    best = {name: float("inf") for name in engines}
+    out = {}
+    for _ in range(3):
+        for name, fn in engines.items():
+            out[name], t = _cpu(fn, prefs, rank, np.ones((M, N)), cap)
+            best[name] = min(best[name], t)
+    print(f"\n{M} x {N}: " + ", ".join(f"{name} {t:.3f} CPU s" for name, t in best.items())
+          + (f"; same matching: {bool((out['this tree'] == out['previous (BEFORE)']).all())}, "
+             f"ratio {best['previous (BEFORE)'] / best['this tree']:.1f}x" if previous is not None else ""))
 
 
 def _rank5(n1: int, n2: int, p: float, noise: float, seed: int = 0):
@@ -215,7 +251,8 @@ def bench_gaps(M: int = 40, seeds=(0, 1, 2), time_limit: float = 60.0, reading: 
 if __name__ == "__main__":
     chosen = [a for a in sys.argv[1:] if not a.startswith("--")] or ["hr", "svt", "big", "completion", "gaps"]
     sections = {
-        "hr": lambda: bench_hr(M=1000 if QUICK else 5000),
+        "hr": lambda: bench_hr(sizes=((1000, 8),) if QUICK else ((1000, 8), (5000, 16), (10_000, 32)),
+                               big=(10_000, 32) if QUICK else (100_000, 32)),
         "svt": lambda: bench_svt(runs=1 if QUICK else 3, quick=QUICK),
         "big": lambda: bench_big(M=10_000 if QUICK else 100_000),
         "completion": lambda: bench_completion(M=500 if QUICK else 2000),

@@ -75,29 +75,28 @@ def _parse_options(pairs: list[str], flags: tuple[str, ...] = ()) -> dict:
 
 
 @app.command("list")
-def list_cmd(as_json: bool = JsonOpt):
+def list_cmd(as_json: bool = JsonOpt,
+             refresh: bool = typer.Option(False, "--refresh", help="rebuild the cached list (see README)")):
     """Problems, their methods and presets, importers, and the solvers found on this machine."""
-    from edgeopt import registry
-    from edgeopt.solvers import available_solvers
+    from edgeopt.catalog import catalog
 
-    solvers = available_solvers()
+    doc = catalog(refresh=refresh)
     if as_json:
-        print(json.dumps(registry.listing(solvers), indent=1))
+        print(json.dumps(doc, indent=1))
         return
-    probs = registry.problems()
     from rich.table import Table
 
-    for pid, p in probs.items():
-        t = Table(title=f"{pid} ({p.sense}imize) — presets: {', '.join(p.presets)}", title_justify="left")
+    for pid, p in doc["problems"].items():
+        t = Table(title=f"{pid} ({p['sense']}imize) — presets: {', '.join(p['presets'])}", title_justify="left")
         t.add_column("method")
         t.add_column("kind")
         t.add_column("what it is")
-        for m in p.methods.values():
-            t.add_row(m.name, m.kind, m.doc)
+        for name, m in p["methods"].items():
+            t.add_row(name, m["kind"], m["summary"])
         out().print(t)
-    if registry.importers():
-        out().print("importers: " + ", ".join(f"{n} -> {i.problem}" for n, i in registry.importers().items()))
-    out().print("solvers: " + ", ".join(f"{n} ({'found' if ok else 'not installed'})" for n, ok in solvers.items()))
+    if doc["importers"]:
+        out().print("importers: " + ", ".join(f"{n} -> {i['problem']}" for n, i in doc["importers"].items()))
+    out().print("solvers: " + ", ".join(f"{n} ({'found' if ok else 'not installed'})" for n, ok in doc["solvers"].items()))
 
 
 @app.command()

@@ -15,6 +15,7 @@ import importlib
 import inspect
 import logging
 import pkgutil
+import re
 import time
 import typing
 from dataclasses import dataclass
@@ -41,6 +42,22 @@ class Unavailable(InputError):
     """
 
 
+_ROLE = re.compile(r":[a-z]+:`([^`]*)`")  # :math:`x`, :func:`f` -> x, f
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[A-Z(`\"'])")
+
+
+def plain(doc: str | None) -> str:
+    """A docstring without reST inline markup: ``code`` and `text` and :role:`x` become their text."""
+    text = _ROLE.sub(r"\1", doc or "")
+    return text.replace("``", "").replace("`", "")
+
+
+def summary(doc: str | None) -> str:
+    """The first sentence of a docstring's first paragraph, on one line, without markup."""
+    first = " ".join(plain(doc).split("\n\n")[0].split())
+    return _SENTENCE_END.split(first, maxsplit=1)[0]
+
+
 @dataclass(frozen=True)
 class Method:
     problem: str
@@ -51,7 +68,13 @@ class Method:
 
     @property
     def doc(self) -> str:
-        return (inspect.getdoc(self.fn) or "").split("\n")[0]
+        """The docstring's first sentence, markup removed: one line for the ``edgeopt list`` table."""
+        return summary(inspect.getdoc(self.fn))
+
+    @property
+    def description(self) -> str:
+        """The whole docstring, markup removed (``edgeopt list --json``)."""
+        return plain(inspect.getdoc(self.fn))
 
     def takes(self, option: str) -> bool:
         """Whether the method accepts keyword ``option``."""
@@ -308,7 +331,11 @@ class Importer:
 
     @property
     def doc(self) -> str:
-        return (inspect.getdoc(self.fn) or "").split("\n")[0]
+        return summary(inspect.getdoc(self.fn))
+
+    @property
+    def description(self) -> str:
+        return plain(inspect.getdoc(self.fn))
 
     def __call__(self, path: str, **options):
         """The file as an Instance; a file over the input cap (``edgeopt.limits``) is refused before it is read."""
@@ -390,12 +417,15 @@ def problem(problem_id: str) -> Problem:
 
 
 def listing(solvers: dict[str, bool]) -> dict:
-    """Problems (sense, presets, methods by kind), importers and ``solvers`` (``edgeopt.solvers.available_solvers()``,
-    which imports this module): ``edgeopt list --json`` and the service's ``GET /problems``."""
+    """Problems (sense, presets, methods: kind, one-sentence summary, whole description), importers and ``solvers``
+    (``edgeopt.solvers.available_solvers()``, which imports this module): ``edgeopt list --json`` (through the cache
+    of ``edgeopt.catalog``) and the service's ``GET /problems``."""
     return {"problems": {pid: {"sense": p.sense, "presets": p.presets,
-                               "methods": {m.name: {"kind": m.kind, "doc": m.doc} for m in p.methods.values()}}
+                               "methods": {m.name: {"kind": m.kind, "summary": m.doc, "description": m.description}
+                                           for m in p.methods.values()}}
                          for pid, p in problems().items()},
-            "importers": {n: {"problem": i.problem, "doc": i.doc} for n, i in importers().items()},
+            "importers": {n: {"problem": i.problem, "summary": i.doc, "description": i.description}
+                          for n, i in importers().items()},
             "solvers": solvers}
 
 
@@ -417,3 +447,4 @@ def importers() -> dict[str, Importer]:
     for info in sorted(pkgutil.iter_modules(edgeopt.importers.__path__), key=lambda i: i.name):
         importlib.import_module(f"edgeopt.importers.{info.name}")
     return dict(_IMPORTERS)
+

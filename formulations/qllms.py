@@ -9,6 +9,7 @@ problem with an outside option; OR-Library GAP files are instances of it.
 """
 from __future__ import annotations
 
+import itertools
 import time
 
 import numpy as np
@@ -46,24 +47,20 @@ def _candidates(instance: Instance) -> np.ndarray:
     return keep
 
 
-def _most_tasks(use: np.ndarray, cap: np.ndarray, by_server: dict[int, list]) -> dict[int, int]:
+def _most_tasks(use: np.ndarray, ok: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """Per server type, the most tasks it can hold: k tasks take at least the k smallest usages of each resource.
 
-    Valid for every feasible assignment, and it cuts the LP's fractional packing of many small tasks (with
-    costs that do not depend on the latency, the seed's delta-cost, HiGHS otherwise spends minutes closing
-    gaps of a few cents on 30 tasks).
+    ``use`` (M, N, Q, R), ``ok`` (M, N, Q) the admissible options, ``cap`` (N, R). Valid for every feasible
+    assignment, and it cuts the LP's fractional packing of many small tasks (with costs that do not depend on the
+    latency, the seed's delta-cost, HiGHS otherwise spends minutes closing gaps of a few cents on 30 tasks).
     """
-    most = {}
-    for j, triples in by_server.items():
-        least: dict[int, np.ndarray] = {}
-        for t in triples:
-            least[t[0]] = np.minimum(least.get(t[0], np.inf), use[t])
-        k = len(least)
-        if k:
-            sizes = np.sort(np.array(list(least.values())), axis=0).cumsum(axis=0)  # (tasks, R)
-            k = int(np.min([np.searchsorted(sizes[:, r], cap[j, r] * (1 + 1e-9), side="right")
-                            for r in range(cap.shape[1])]))
-        most[j] = k
+    least = np.where(ok[..., None], use, np.inf).min(axis=2)  # (M, N, R): each task's smallest usage on j
+    most = np.zeros(cap.shape[0], dtype=int)
+    for j in range(cap.shape[0]):
+        sizes = least[np.isfinite(least[:, j, 0]), j]
+        if len(sizes):
+            sizes = np.sort(sizes, axis=0).cumsum(axis=0)
+            most[j] = min(np.searchsorted(sizes[:, r], cap[j, r] * (1 + 1e-9), side="right") for r in range(cap.shape[1]))
     return most
 
 
@@ -71,7 +68,8 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     """Exact MILP on the truth (HiGHS by default): admissible (task, server, level) binaries, cloud, capacity."""
     d = instance.data
     M, N, Q = d.shape
-    ok = [tuple(int(v) for v in t) for t in np.argwhere(_candidates(instance))]
+    admissible = _candidates(instance)
+    ok = [tuple(int(v) for v in t) for t in np.argwhere(admissible)]
     cost = d.edge_cost(d.lat)
     use, cap = d.usage(d.lat), d.capacity
     clouds = [i for i in range(M) if not np.isnan(d.cloud[i])]
@@ -90,7 +88,7 @@ def build_model(instance: Instance) -> pe.ConcreteModel:
     m.capacity = pe.Constraint(  # (j, 0): GPU-seconds; (j, 1): GB held, with aggregate memory
         [(j, r) for j in range(N) if by_server[j] for r in range(cap.shape[1])],
         rule=lambda m, j, r: sum(float(use[t][r]) * m.x[t] for t in by_server[j]) <= float(cap[j, r]))
-    most = _most_tasks(use, cap, by_server)
+    most = _most_tasks(use, admissible, cap)
     m.count = pe.Constraint([j for j in range(N) if most[j] < len({t[0] for t in by_server[j]})],
                             rule=lambda m, j: sum(m.x[t] for t in by_server[j]) <= most[j])
     m.obj = pe.Objective(expr=sum(float(cost[t]) * m.x[t] for t in ok) + sum(float(d.cloud[i]) * m.y[i] for i in clouds),
@@ -154,9 +152,13 @@ milp = method("qllms", "milp", "exact")(exact_method(build_model, read_solution,
                                                      model_size=model_size, bounds=BOUNDS))
 
 
+CONVERGED = 1e-7  # lagrange stops when Kelley's model proves its best bound within this (relative) of the LP bound
+
+
 @method("qllms", "lagrange", "bound")
-def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None, iterations: Count = 300) -> Outcome:
-    """Lower bound: Lagrangian relaxation of the capacity rows, multipliers by Kelley's cutting planes.
+def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = None,
+             iterations: Count | None = None) -> Outcome:
+    """Lower bound: Lagrangian relaxation of the capacity and count rows, multipliers by Kelley's cutting planes.
 
     Why it is valid: for multipliers ``mu >= 0`` (per unit of resource r of server type j: GPU-seconds,
     and GB with aggregate memory),
@@ -166,7 +168,14 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
     charged for a failed SLO or an overflow pays at least its cloud price). Every iterate is such a
     bound; the best is reported. The relaxed problem has the integrality property, so the best ``mu``
     gives the LP-relaxation bound, at O(M N Q) per iterate instead of an LP with M rows. ``mu`` maximizes
-    the cutting-plane model of the concave ``L`` in a box that grows when ``mu`` reaches its side.
+    the cutting-plane model of the concave ``L`` in a box that grows when ``mu`` (or the best one) reaches its side.
+    The MILP's count rows (``_most_tasks``: at most k tasks on server type j) are priced too, as one more
+    resource every option uses once, so the dual optimum is the whole LP relaxation's bound.
+
+    Convergence, not a fixed count: the model's maximum is an upper bound on ``max L`` within the box, so once it
+    is within ``CONVERGED`` (relative) of the best value and neither maximizer is on the box's side, the best value
+    is the LP bound to that precision and the method stops. ``iterations`` caps the iterates (default: none; the
+    time limit and a stop request end it too, with the best bound so far).
     """
     from scipy.optimize import linprog
 
@@ -175,9 +184,12 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
     M, N, Q = d.shape
     ok = _candidates(instance)
     cost = np.where(ok, d.edge_cost(d.lat), np.inf).reshape(M, N * Q)
+    use = np.where(ok[..., None], d.usage(d.lat), 0.0)
     cap = d.capacity
+    use = np.concatenate([use, ok[..., None].astype(float)], axis=-1)  # the count rows: one unit per task
+    cap = np.concatenate([cap, _most_tasks(use[..., :-1], ok, cap)[:, None].astype(float)], axis=1)
     R = cap.shape[1]
-    use = np.where(ok[..., None], d.usage(d.lat), 0.0).reshape(M, N * Q, R)
+    use = use.reshape(M, N * Q, R)
     server = np.repeat(np.arange(N), Q)
     cloud = np.where(np.isnan(d.cloud), np.inf, d.cloud)
     if not np.all(np.isfinite(np.minimum(cost.min(axis=1), cloud))):
@@ -201,7 +213,7 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
     box = np.maximum(np.array([per_unit[:, server == j].max(axis=(0, 1), initial=0.0) for j in range(N)]).ravel(), 1e-12)
     mu, cuts, values = np.zeros(N * R), [], []
     best, best_mu, it = -np.inf, mu, 0
-    for it in range(1, iterations + 1):
+    for it in itertools.count(1) if iterations is None else range(1, iterations + 1):
         value, grad = dual(mu)
         if value > best:
             best, best_mu = value, mu
@@ -213,8 +225,8 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
         lp = linprog(np.r_[np.zeros(N * R), -1.0], A_ub=np.array(cuts), b_ub=np.array(values),
                      bounds=[(0, b) for b in box] + [(None, None)], method="highs")
         mu, model = lp.x[:N * R], -lp.fun
-        if model - best <= 1e-9 * max(1.0, abs(best)):
-            hit = mu >= box * (1 - 1e-9)
+        if model - best <= CONVERGED * max(1.0, abs(best)):
+            hit = (mu >= box * (1 - 1e-9)) | (best_mu >= box * (1 - 1e-9))
             if not hit.any():
                 break
             box[hit] *= 4  # the maximum may lie outside the box: widen it, the cuts stay valid

@@ -38,13 +38,14 @@ class Dispatcher:
         self.finish = np.full(g.T, np.nan)
         self.where: dict[int, int] = {}
         I = len(d.jobs)
-        self.first = [math.inf] * I  # min start per job
-        self.last = [-math.inf] * I  # max finish per job
-        self.tail = [0.0] * g.N  # when each edge's queue frees
+        self.first = np.full(I, math.inf)  # min start per job
+        self.last = np.full(I, -math.inf)  # max finish per job
+        self.tail = np.zeros(g.N)  # when each edge's queue frees
         self.gaps: list[list[tuple[float, float]]] = [[] for _ in range(g.N)]  # idle (start, end), sorted
         self.queue: list[list[tuple[float, float, int, int]]] = [[] for _ in range(g.N)]  # (start, finish, seq, t)
         self._seq = 0
         self._left = [len(p) for p in g.preds]
+        self.arrive = np.zeros((g.T, g.S))  # when the data of t's placed predecessors is on each server
         self.ready: set[int] = {t for t in range(g.T) if not g.preds[t]}
         self.depth = np.zeros(g.T, dtype=int)  # longest chain of predecessors
         for t in g.order:
@@ -128,7 +129,11 @@ class Dispatcher:
             self.queue[s].append((st, en, self._seq, t))
             self._seq += 1
         self.ready.discard(t)
-        for w in self.g.succs[t]:
+        g = self.g
+        for w in g.succs[t]:
+            for k, bits in g.preds[w]:
+                if k == t:
+                    np.maximum(self.arrive[w], en + bits * g.inv[s], out=self.arrive[w])
             self._left[w] -= 1
             if self._left[w] == 0 and w not in self.where:
                 self.ready.add(w)
@@ -270,6 +275,7 @@ def cs_ucb(instance: Instance, *, seed: int = 0, time_limit: float | None = None
     mean = np.zeros_like(count)
     pulls = np.zeros(agent.max() + 1)
     scale_t = instance.data.t_max_s or float(np.where(g.ok, g.dur, 0).max(1).sum() / len(g.sink))
+    sinks = np.asarray(g.sink)
     best: tuple | None = None
     for episode in range(int(episodes)):
         if episode and time_limit is not None and time.perf_counter() - began >= time_limit:
@@ -291,17 +297,17 @@ def cs_ucb(instance: Instance, *, seed: int = 0, time_limit: float | None = None
                 index = mean[arm_row[t_of], s_of] + delta * np.sqrt(np.log(np.maximum(pulls[agent[t_of]], 1)) / n)
             # untried arms first (in random order), then by index; the first that keeps its job within T_max
             rank = np.lexsort((np.where(n == 0, rng.random(len(n)), -index), n > 0))
-            pick = None  # stays the first-ranked arm when none keeps its job within T_max
-            for k in rank:
-                t, s = int(t_of[k]), int(s_of[k])
-                st, en = disp.slot(t, s)
-                arm = (t, s, en, disp.latency_if(t, st, en, s))
-                if pick is None:
-                    pick = arm
-                if disp.t_max is None or arm[3] <= disp.t_max:
-                    pick = arm
-                    break
-            t, s, en, lat = pick
+            # every arm's slot and job latency at once (Dispatcher.slot and latency_if, vectorized)
+            st = disp.arrive[t_of, s_of]
+            on_edge = s_of != g.cloud
+            st[on_edge] = np.maximum(st[on_edge], disp.tail[s_of[on_edge]])
+            en = st + g.dur[t_of, s_of]
+            job = g.job[t_of]
+            lat = (np.maximum(disp.last[job], en) - np.minimum(disp.first[job], st)
+                   + np.where(t_of == sinks[job], g.ret[t_of, s_of], 0.0))
+            within = rank if disp.t_max is None else rank[lat[rank] <= disp.t_max]
+            k = within[0] if len(within) else rank[0]  # the first-ranked arm when none keeps its job within T_max
+            t, s, en, lat = int(t_of[k]), int(s_of[k]), float(en[k]), float(lat[k])
             ready_at = max((disp.finish[k] for k, _ in g.preds[t]), default=0.0)
             disp.place(t, s)
             cmax = g.cost[t][g.ok[t]].max()

@@ -382,7 +382,7 @@ def check_model_size(counts: tuple[int, int, int]) -> None:
 
 def exact_method(build_model: Callable, read_solution: Callable, default_solver: str = "highs", *,
                  warm_start: Callable | None = None, starts: tuple = (), model_size: Callable,
-                 bounds: tuple = ()) -> Callable:
+                 bounds: tuple = (), objective_step: Callable | None = None, bound_row: bool = False) -> Callable:
     """Turn ``build_model(instance)`` and ``read_solution(model, instance)`` into an exact method.
 
     ``warm_start(model, instance, solution)`` sets the model's variables to a solution (the inverse of
@@ -393,6 +393,12 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
     bounds the model's (variables, constraints, nonzeros) from the instance's dimensions, cheaply: a model over
     the memory cap is refused before anything is built (``check_model_size``). ``solver_options`` go to the
     solver by its own names (e.g. HiGHS's ``mip_max_nodes``: a limit that does not depend on the machine's speed).
+
+    Cheap proofs first: a start that meets the proved bound is returned as ``optimal`` before any model is built
+    (``proven_start``). ``objective_step(instance)``: the step every feasible objective is a multiple of (or None),
+    by which the solver's bound is rounded (``round_bound``). ``bound_row``: the model's objective is the referee's,
+    so the proved bound is added to it as a row (the solver's relaxation starts there, and its search ends as soon
+    as an incumbent meets it).
     """
 
     def run(instance, *, seed: int = 0, time_limit: float | None = None, solver: str = default_solver,
@@ -406,7 +412,13 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
         if first.solution is not None:  # what a run stopped before the solver finds anything answers with
             anytime.report(first.solution, claimed=float(first.evaluation.objective))
         prove_bound(instance, first, bounds, None if time_limit is None else time_limit - (time.perf_counter() - began))
+        step = objective_step(instance) if objective_step else None
+        done = proven_start(instance, first, mip_gap)
+        if done is not None:
+            return done
         model = build_model(instance)
+        if bound_row and first.bound is not None:
+            add_bound_row(model, registry_sense(instance), first.bound)
         warm = False
         if first.solution is not None and warm_start is not None:
             try:
@@ -421,7 +433,7 @@ def exact_method(build_model: Callable, read_solution: Callable, default_solver:
                           solver_options=solver_options, on_solution=lambda: read_solution(model, instance))
         sol = read_solution(model, instance) if rep.has_solution else None
         out = Outcome(sol, claimed=rep.objective, status=rep.status, bound=rep.bound, gap=rep.gap, solver=rep.solver)
-        return no_worse(instance, out, first)
+        return round_bound(instance, no_worse(instance, out, first), step, mip_gap)
 
     run.__doc__ = build_model.__doc__
     return run
@@ -539,6 +551,63 @@ def prove_bound(instance, first: Start, names: tuple, time_limit: float | None) 
                 first.bound, first.bound_from = out.bound, name
     if first.bound is not None:
         anytime.report(bound=first.bound)
+
+
+def registry_sense(instance) -> str:
+    """"min" or "max": the sense of ``instance``'s problem."""
+    from edgeopt import registry
+
+    return registry.problem(instance.problem).sense
+
+
+def proven_start(instance, first: Start, mip_gap: float | None = None) -> Outcome | None:
+    """The start as ``optimal`` when it meets the bound ``prove_bound`` gave it (relative gap within ``mip_gap``,
+    default ``DEFAULT_GAP``, the solvers' own rule for optimal), else None: no model needs building or solving."""
+    if first.solution is None or first.bound is None:
+        return None
+    value = float(first.evaluation.objective)
+    gap = _gap(value, first.bound)  # a bound past the start by more than the gap target is refused here too
+    if gap is None or gap > (DEFAULT_GAP if mip_gap is None else mip_gap):
+        return None
+    return Outcome(first.solution, claimed=value, status="optimal", bound=first.bound, gap=gap, solver=first.bound_from,
+                   extra={**first.extra(True), "bound_from": first.bound_from, "proof": "start meets bound"})
+
+
+def add_bound_row(model, sense: str, bound: float) -> None:
+    """Add ``objective >= bound`` ("min"; ``<=`` for "max") to a Pyomo model whose objective is the problem's, less
+    a relative 1e-9 so that floating point never cuts off a solution the bound allows."""
+    import pyomo.environ as pe
+
+    (obj,) = model.component_data_objects(pe.Objective, active=True)
+    slack = 1e-9 * max(1.0, abs(bound))
+    model.proved_bound = pe.Constraint(expr=obj.expr >= bound - slack if sense == "min" else obj.expr <= bound + slack)
+
+
+def round_to_step(bound: float, step: float | None, sense: str) -> float:
+    """A bound raised ("min"; lowered for "max") to the next multiple of ``step`` (None: unchanged), when every
+    feasible objective is such a multiple. A relative 1e-9 absorbs floating point: a sum of whole numbers that came
+    out 1e-13 above one is not rounded up past it."""
+    if step is None:
+        return bound
+    scaled = bound / step
+    tol = 1e-9 * max(1.0, abs(scaled))
+    return step * (math.ceil(scaled - tol) if sense == "min" else math.floor(scaled + tol))
+
+
+def round_bound(instance, out: Outcome, step: float | None, mip_gap: float | None = None) -> Outcome:
+    """``out`` with its bound rounded to the next multiple of ``step`` toward the optimum (every feasible objective
+    is such a multiple), its gap recomputed, and ``optimal`` if the rounded bound meets the incumbent."""
+    if step is None or out.bound is None or out.status not in ("optimal", "feasible", "time_limit"):
+        return out
+    rounded = round_to_step(out.bound, step, registry_sense(instance))
+    if rounded == out.bound:
+        return out
+    out.bound, out.extra["bound_rounded_from"] = rounded, out.bound
+    if out.claimed is not None:
+        out.gap = _gap(out.claimed, rounded)
+        if out.gap is not None and out.gap <= (DEFAULT_GAP if mip_gap is None else mip_gap) and out.solution is not None:
+            out.status = "optimal"
+    return out
 
 
 def _tighter(sense: str, bound: float | None, than: float | None) -> bool:

@@ -64,6 +64,8 @@ def test_every_problem_meets_the_contract():
         assert "exact" in kinds and "baseline" in kinds, pid
         for m in prob.methods.values():
             assert m.doc, f"{pid}.{m.name} needs a docstring"
+            assert m.doc.endswith((".", "!", "?")) and "`" not in m.doc, f"{pid}.{m.name}: {m.doc!r} is not one clean sentence"
+            assert m.doc in " ".join(m.description.split()), f"{pid}.{m.name}: the summary is not the description's"
         inst = prob.module.small_instance(0)
         assert io.parse_instance(io.instance_doc(inst)).model_dump(mode="json") == inst.model_dump(mode="json")
 
@@ -235,3 +237,20 @@ def test_records_refuse_a_model_the_column_check_cannot_hold():
 
     with pytest.raises(TypeError, match="Nested.values"):
         records(Nested)
+
+
+def test_the_cached_list_is_the_registry(monkeypatch, tmp_path, cli):
+    """``edgeopt list`` answers from a cache (importing every problem takes seconds): what it prints must be what the
+    registry says, and the cache is rebuilt when a source file changes."""
+    from edgeopt.catalog import catalog
+
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    built = catalog()
+    assert len(list((tmp_path / "edgeopt").glob("list-*.json"))) == 1 and catalog() == built
+    for pid, prob in registry.problems().items():
+        doc = built["problems"][pid]
+        assert doc["sense"] == prob.sense and doc["presets"] == prob.presets
+        assert doc["methods"] == {m.name: {"kind": m.kind, "summary": m.doc, "description": m.description}
+                                  for m in prob.methods.values()}
+    code, out, _ = cli("list", "--json")
+    assert code == 0 and json.loads(out) == built

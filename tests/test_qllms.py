@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import csv
 import json
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -62,6 +63,20 @@ def _engine(resident_prefs: dict, hospital_prefs: dict, capacities: dict) -> dic
 def _library(resident_prefs, hospital_prefs, capacities) -> dict:
     game = HospitalResident.create_from_dictionaries(resident_prefs, hospital_prefs, capacities, clean=True)
     return {h.name: sorted(r.name for r in rs) for h, rs in game.solve(optimal="resident").items()}
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_deferred_acceptance_equals_the_matching_library_on_random_instances(seed):
+    """The incremental engine (held lists kept in rank order, new proposals merged in) against
+    HospitalResident's resident-optimal matching: random lists (some short), random capacities."""
+    rng = np.random.default_rng(seed)
+    M, N = int(rng.integers(5, 300)), int(rng.integers(1, 12))
+    res = {f"r{i}": [f"h{j}" for j in rng.permutation(N)[:rng.integers(1, N + 1)]] for i in range(M)}
+    hos = {f"h{j}": [f"r{i}" for i in rng.permutation(M) if f"h{j}" in res[f"r{i}"]] for j in range(N)}
+    caps = {f"h{j}": int(rng.integers(1, max(2, 2 * M // N))) for j in range(N)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        assert _engine(res, hos, caps) == _library(res, hos, caps)
 
 
 def _examples():

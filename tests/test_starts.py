@@ -1,10 +1,13 @@
 """Exact methods start from the best heuristic: the solver takes the start, never returns worse, survives bad ones."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import pyomo.environ as pe
 import pytest
 
 from edgeopt import generate, io, problem, solve
+from edgeopt.importers.stg import import_stg
 from edgeopt.formulations import batching, cdgs, dagsched, offload, partition, qllms
 from edgeopt.solvers import NO_START, choose_start, exact_method, solve_model
 
@@ -123,6 +126,23 @@ def test_milp_on_a_kasahara_graph_is_no_worse_than_list(cli, tmp_path):
     assert r.bound is None or r.bound <= r.objective + 1e-9
 
 
+STG = Path(__file__).parent / "data" / "dagsched" / "stg"
+
+
+@pytest.mark.parametrize("pid", ["batching", "dagsched"])
+def test_an_exact_run_whose_start_meets_the_fast_bound_is_optimal_at_once(pid):
+    """Issue 26: when the start already meets the bound proved first, no model is built: status optimal, gap 0,
+    and the proof is named; the referee agrees with the claim. (Batching's default preset serves every request;
+    Kasahara's rand0000 on 4 processors: list 66 = paths rounded up = the published optimum.)"""
+    inst = generate("batching", size=40, seed=0) if pid == "batching" else import_stg(STG / "rand0000.stg", processors=4)
+    start, (name,) = solve(inst, problem(pid).formulation().STARTS[0]), problem(pid).formulation().BOUNDS
+    bound = solve(inst, name).bound
+    assert start.objective == pytest.approx(bound, rel=1e-9)  # the case under test
+    r = solve(inst, "milp", threads=1)
+    assert r.status == "optimal" and r.feasible and r.details["proof"] == "start meets bound"
+    assert r.objective == pytest.approx(bound, rel=1e-9) and r.bound == bound and r.gap == 0
+
+
 def test_highs_runs_with_a_new_thread_count_in_the_same_process():
     """HiGHS keeps one scheduler per process; a later run asking for other threads used to stop with 'error'."""
     inst = generate("qllms", "qllms", size=8, seed=0)
@@ -132,9 +152,11 @@ def test_highs_runs_with_a_new_thread_count_in_the_same_process():
 @pytest.mark.parametrize("module", [dagsched, qllms, batching], ids=lambda m: m.__name__.rsplit(".", 1)[-1])
 def test_an_exact_run_cut_short_keeps_the_bound_its_fast_bound_method_proved(module):
     """Stopped before HiGHS proves anything (no node searched), the MILP's bound is the fast bound method's,
-    proved before the model was built, and the row says which method proved it."""
+    proved before the model was built, and the row says which method proved it. (Batching's default presets serve
+    every request: start and bound meet and the run closes before any model; its `small` preset does not.)"""
     pid = module.__name__.rsplit(".", 1)[-1]
-    inst = generate(pid, size={"dagsched": 8, "qllms": 200, "batching": 40}[pid], seed=0)
+    inst = generate(pid, "small" if pid == "batching" else None, size={"dagsched": 8, "qllms": 200, "batching": 40}[pid],
+                    seed=0)
     (name,) = module.BOUNDS
     r = solve(inst, "milp", threads=1, solver_options={"mip_max_nodes": 0})
     assert r.status in ("feasible", "time_limit") and r.feasible

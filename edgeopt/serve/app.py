@@ -396,7 +396,8 @@ def create_app(svc: Service) -> FastAPI:
 
     @api.get("/problems", response_model=models.Listing)
     async def problems():
-        """Problems, their methods (kind, one line each) and presets, importers, solvers: `edgeopt list --json`."""
+        """Problems, their methods (kind, one sentence and the whole description) and presets, importers, solvers:
+        `edgeopt list --json`."""
         return await svc.cached("listing", lambda: registry.listing(available_solvers()))
 
     @api.get("/problems/{problem}/schema", responses={404: {"model": models.Message}, **_FAULTS})

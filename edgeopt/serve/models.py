@@ -304,7 +304,8 @@ class JobState(BaseModel):
 
 class MethodInfo(BaseModel):
     kind: Literal[registry.KINDS]
-    doc: str
+    summary: str  # the docstring's first sentence, markup removed
+    description: str  # the whole docstring, markup removed
 
 
 class ProblemInfo(BaseModel):
@@ -315,7 +316,8 @@ class ProblemInfo(BaseModel):
 
 class ImporterInfo(BaseModel):
     problem: str
-    doc: str
+    summary: str
+    description: str
 
 
 class Listing(BaseModel):

@@ -282,21 +282,6 @@ from edgeopt.systems import offload as offload_system  # noqa: E402
 OFFLOAD_SMALL = {"preset": "small", "rate": 0.7, "slots": 4}
 
 
-def test_offload_env_passes_the_pettingzoo_api_test_and_has_no_gymnasium_view():
-    from pettingzoo.test import parallel_api_test, parallel_seed_test
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        parallel_api_test(envs.make("offload", seed=0, **OFFLOAD_SMALL), num_cycles=50)
-        parallel_api_test(envs.make("offload", seed=0, rate=0.5, slots=2), num_cycles=10)  # the paper's 15 users
-        parallel_seed_test(lambda: envs.make("offload", seed=1, **OFFLOAD_SMALL))
-    env = envs.make("offload", seed=0, **OFFLOAD_SMALL)
-    env.reset(seed=0)
-    assert env.state_space.contains(env.state())
-    with pytest.raises(InputError, match="single_agent"):
-        envs.make("offload", single_agent=True)
-
-
 @pytest.mark.parametrize("split", ["kkt", "equal", "proportional"])
 def test_offload_reward_of_a_slot_is_the_referees_objective_of_the_decision_applied(split):
     """Each slot: the agents' rewards sum to the referee's objective of the solution the environment applied, that
@@ -421,19 +406,26 @@ from edgeopt.systems import vcache as vcache_system  # noqa: E402
 VCACHE_SMALL = {"size": 3, "intervals": 3}  # 3 edges x 3 requests per interval, 3 intervals per episode
 
 
-def test_vcache_env_passes_the_pettingzoo_api_test_and_has_no_gymnasium_view():
+@pytest.mark.parametrize("problem, small, paper, cycles", [
+    ("offload", OFFLOAD_SMALL, {"rate": 0.5, "slots": 2}, 10),  # the paper's 15 users
+    ("vcache", VCACHE_SMALL, {"intervals": 2}, 30),  # the velo preset's 30 requests
+])
+def test_env_passes_the_pettingzoo_api_test_and_has_no_gymnasium_view(problem, small, paper, cycles):
     from pettingzoo.test import parallel_api_test, parallel_seed_test
 
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        parallel_api_test(envs.make("vcache", seed=0, **VCACHE_SMALL), num_cycles=50)
-        parallel_api_test(envs.make("vcache", seed=0, intervals=2), num_cycles=30)  # the velo preset's 30 requests
-        parallel_seed_test(lambda: envs.make("vcache", seed=1, **VCACHE_SMALL))
-    env = envs.make("vcache", seed=0, **VCACHE_SMALL)
+        parallel_api_test(envs.make(problem, seed=0, **small), num_cycles=50)
+        parallel_api_test(envs.make(problem, seed=0, **paper), num_cycles=cycles)
+        parallel_seed_test(lambda: envs.make(problem, seed=1, **small))
+    env = envs.make(problem, seed=0, **small)
     env.reset(seed=0)
     assert env.state_space.contains(env.state())
     with pytest.raises(InputError, match="single_agent"):
-        envs.make("vcache", single_agent=True)
+        envs.make(problem, single_agent=True)
+
+
+def test_vcache_small_worlds_need_their_edge_count():
     with pytest.raises(InputError, match="edges"):  # small worlds have 2 or 3 edges by seed
         envs.make("vcache", preset="small")
     envs.make("vcache", preset="small", edges=2).reset(seed=0)

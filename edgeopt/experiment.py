@@ -57,7 +57,7 @@ except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 
 RESULTS = "results.parquet"  # a directory of Parquet parts (older runs: one file, read and resumed alike)
-BATCH_S = 2.0  # finished rows are written as a new part at most this often (and once at the end)
+BATCH_S = 2.0  # finished rows are written as a new part at most this often (the first at once, and at the end)
 
 
 class _Record(BaseModel):
@@ -388,7 +388,8 @@ def _read_parts(path: Path) -> list[dict]:
             rows += pq.read_table(f).to_pylist()
         except Exception as exc:  # pyarrow raises several types for a damaged file
             raise InputError(str(f), f"cannot be read as a results table ({type(exc).__name__}: {exc})") from None
-    return [{k: v for k, v in r.items() if k not in ("gap_to_best", "gap_ref")} for r in rows]
+    columns = [k for k in dict.fromkeys(k for r in rows for k in r) if k not in ("gap_to_best", "gap_ref")]
+    return [{k: r.get(k) for k in columns} for r in rows]  # every row has every part's columns, as one table had
 
 
 def load_rows(run_dir: str | Path) -> list[dict]:
@@ -431,7 +432,7 @@ def run(exp: Experiment | str | Path, out: str | Path | None = None, *, jobs: in
     io.write_bytes(io.dumps(exp.model_dump(mode="json")), run_dir / "experiment.json")
     io.write_bytes(io.dumps({"versions": _versions(), **_commit(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                              "executor": executor, "jobs": jobs}), run_dir / "run.json")
-    last, pending, finished = [time.monotonic()], [], [len(kept)]
+    last, pending, finished = [-math.inf], [], [len(kept)]  # the first finished row is written at once
 
     def flush() -> None:
         if pending:

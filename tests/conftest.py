@@ -41,6 +41,11 @@ SIM_CDGS = {"preset": "telesat", "size": 30, "bids": 6}
 SIM_QLLMS = {"families": 8}
 
 
+def untimed(run) -> list[dict]:
+    """A simulation run's rows without their timing, the one column two runs of the same seed may differ in."""
+    return [{k: v for k, v in r.items() if k != "wall_s"} for r in run.rows]
+
+
 def family_rows(run, family: str) -> list[dict]:
     """A simulated run's rows of one metric family, interval by interval."""
     return [r for r in run.rows if r["family"] == family]

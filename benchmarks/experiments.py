@@ -3,7 +3,9 @@
     python benchmarks/experiments.py        # prints Markdown (about 3 minutes on 2 cores)
 
 Overhead: 1,000 trivial tasks (the `edge-solo` baseline on a 3-device partition instance, microseconds of
-work each), wall time of the whole run divided by the task count, worker start-up included. Speed-up:
+work each), wall time of the whole run divided by the task count, worker start-up included; and the cost of
+one more task, start-up excluded: (wall of 1,000 tasks - wall of 200) / 800; and, for Dask, the same for
+a cluster running ``int`` instead of a task (what Dask itself costs). Speed-up:
 about 200 exact solves (`milp` on small partition instances) with 2 workers against 1.
 """
 from __future__ import annotations
@@ -19,7 +21,7 @@ name = "overhead"
 problem = "partition"
 preset = "random"
 sizes = [3]
-seeds = 1000
+seeds = {seeds}
 methods = ["edge-solo"]
 time_limit = 10
 [grid]
@@ -38,6 +40,21 @@ layers = [24]
 """
 
 
+def bare_dask(tasks: int) -> float:
+    """Dask's own floor: wall s for ``tasks`` calls of ``int`` on a local cluster like the runner's (2 worker
+    processes, one thread each), submitted and collected the way the runner does, cluster start-up included."""
+    import logging
+
+    from dask.distributed import Client, LocalCluster, as_completed
+
+    t0 = time.perf_counter()
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1", dashboard_address=None,
+                      silence_logs=logging.CRITICAL) as cluster, Client(cluster) as client:
+        for fut in as_completed([client.submit(int, k, pure=False) for k in range(tasks)]):
+            fut.result()
+    return time.perf_counter() - t0
+
+
 def timed_run(text: str, executor: str, jobs: int) -> tuple[float, int]:
     with tempfile.TemporaryDirectory() as d:
         path = Path(d) / "exp.toml"
@@ -51,11 +68,15 @@ def timed_run(text: str, executor: str, jobs: int) -> tuple[float, int]:
 
 if __name__ == "__main__":
     print("### runner overhead: 1,000 trivial tasks\n")
-    print("| executor | workers | tasks | wall s | ms per task |")
-    print("|---|---|---|---|---|")
+    print("| executor | workers | tasks | wall s | ms per task | wall s, 200 tasks | ms per further task |")
+    print("|---|---|---|---|---|---|---|")
     for executor, jobs in (("local", 1), ("local", 2), ("dask", 2)):
-        wall, n = timed_run(TRIVIAL, executor, jobs)
-        print(f"| {executor} | {jobs} | {n} | {wall:.1f} | {1000 * wall / n:.1f} |")
+        wall, n = timed_run(TRIVIAL.format(seeds=1000), executor, jobs)
+        few, m = timed_run(TRIVIAL.format(seeds=200), executor, jobs)
+        print(f"| {executor} | {jobs} | {n} | {wall:.1f} | {1000 * wall / n:.1f} | {few:.1f} "
+              f"| {1000 * (wall - few) / (n - m):.1f} |")
+    wall, few = bare_dask(1000), bare_dask(200)
+    print(f"| Dask alone (`int` per task) | 2 | 1000 | {wall:.1f} | {wall:.1f} | {few:.1f} | {1000 * (wall - few) / 800:.1f} |")
     print("\n### a sweep of 200 exact solves (100 milp + 100 dp-latency rows), 1 vs 2 local workers\n")
     print("| workers | tasks | wall s | speed-up |")
     print("|---|---|---|---|")

@@ -210,12 +210,8 @@ class Instance(Model):
     def _meta_depth(cls, meta: dict) -> dict:
         level, depth = [meta], 1
         while level:
-            deeper = []
-            for x in level:
-                values = x.values() if isinstance(x, dict) else x
-                if not set(map(type, values)) <= _JSON_LEAVES:  # a list of numbers is skipped at C speed
-                    deeper += [v for v in values if isinstance(v, (list, dict))]
-            level = deeper
+            values = list(chain.from_iterable(x.values() if isinstance(x, dict) else x for x in level))
+            level = [] if set(map(type, values)) <= _JSON_LEAVES else [v for v in values if isinstance(v, (list, dict))]
             depth += 1
             if depth > META_DEPTH and level:
                 raise ValueError(f"must not nest lists or objects more than {META_DEPTH} levels deep")
@@ -292,6 +288,11 @@ def plain_columns(rows: list, required: tuple, optional: dict) -> dict[str, list
         out = {k: list(map(itemgetter(k), rows)) for k in required}
     except KeyError:
         raise NotPlain from None
+    if sum(map(len, rows)) == n * (len(required) + len(optional)):  # the common case: every row has every key
+        try:
+            return out | {k: list(map(itemgetter(k), rows)) for k in optional}
+        except KeyError:
+            pass  # some row lacks an optional key and has a key that is not a field: refused below
     present = 0
     for k, default in optional.items():
         has = sum(map(contains, rows, repeat(k, n)))

@@ -153,6 +153,41 @@ milp = method("qllms", "milp", "exact")(exact_method(build_model, read_solution,
 
 
 CONVERGED = 1e-7  # lagrange stops when Kelley's model proves its best bound within this (relative) of the LP bound
+LP_DUALS_UP_TO = 1_000_000  # lagrange starts from the LP relaxation's duals when it has at most this many nonzeros
+
+
+def _lp_duals(cost: np.ndarray, use: np.ndarray, cap: np.ndarray, cloud: np.ndarray, server: np.ndarray,
+              time_limit: float | None) -> tuple[np.ndarray, float] | None:
+    """The LP relaxation of the relaxed rows, solved once by HiGHS: its capacity duals (N * R, server-major) and
+    its optimum, or None when it did not solve in time.
+
+    Why: the Lagrangian dual's maximum is this LP's optimum (the relaxed problem has the integrality property)
+    and the LP's duals maximize it; Kelley's cutting planes need thousands of iterates to get there when the
+    multipliers are many (40 agents x 400 jobs of a GAP: 1,519 iterates, 75 s, against 1 s for the LP). The
+    bound itself is still L(duals), evaluated by ``lagrange``: valid whatever the LP solver's accuracy.
+    """
+    from scipy.optimize import linprog
+    from scipy.sparse import coo_array, csr_array
+
+    M, K, R = use.shape
+    N = cap.shape[0]
+    task, option = np.nonzero(np.isfinite(cost))
+    clouds = np.flatnonzero(np.isfinite(cloud))
+    n_opt = len(task)
+    c = np.r_[cost[task, option], cloud[clouds]]
+    A_eq = coo_array((np.ones(n_opt + len(clouds)), (np.r_[task, clouds], np.arange(n_opt + len(clouds)))),
+                     shape=(M, n_opt + len(clouds)))
+    u = use[task, option]  # (n_opt, R)
+    rows = (server[option][:, None] * R + np.arange(R)).ravel()
+    cols = np.repeat(np.arange(n_opt), R)
+    A_ub = coo_array((u.ravel(), (rows, cols)), shape=(N * R, n_opt + len(clouds)))
+    options = {} if time_limit is None else {"time_limit": max(time_limit, 1e-3)}
+    lp = linprog(c, A_ub=csr_array(A_ub), b_ub=cap.ravel(), A_eq=csr_array(A_eq), b_eq=np.ones(M), bounds=(0, None),
+                 method="highs-ipm", options=options)  # interior point + crossover: 0.4 s where dual simplex took 7
+                                                       # (60 agents x 900 jobs), the same duals
+    if lp.status != 0:
+        return None
+    return np.maximum(-lp.ineqlin.marginals, 0.0), float(lp.fun)
 
 
 @method("qllms", "lagrange", "bound")
@@ -176,6 +211,11 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
     is within ``CONVERGED`` (relative) of the best value and neither maximizer is on the box's side, the best value
     is the LP bound to that precision and the method stops. ``iterations`` caps the iterates (default: none; the
     time limit and a stop request end it too, with the best bound so far).
+
+    Up to ``LP_DUALS_UP_TO`` nonzeros (a GAP of 80 agents x 1,600 jobs has 256,000) the LP relaxation is solved
+    once first and ``L`` evaluated at its duals: that is the maximum (``details.start = "lp duals"``, one iterate),
+    where Kelley's planes took thousands of iterates with many multipliers. Beyond it, or if that LP does not
+    solve in time, Kelley's planes as above (100,000 tasks on 8 server types: about 50 iterates).
     """
     from scipy.optimize import linprog
 
@@ -213,6 +253,14 @@ def lagrange(instance: Instance, *, seed: int = 0, time_limit: float | None = No
     box = np.maximum(np.array([per_unit[:, server == j].max(axis=(0, 1), initial=0.0) for j in range(N)]).ravel(), 1e-12)
     mu, cuts, values = np.zeros(N * R), [], []
     best, best_mu, it = -np.inf, mu, 0
+    if np.isfinite(cost).sum() * (R + 1) <= LP_DUALS_UP_TO:
+        found = _lp_duals(cost, use, cap, cloud, server, time_limit)
+        if found is not None:
+            value, _ = dual(found[0])
+            if value >= found[1] - CONVERGED * max(1.0, abs(found[1])):  # the LP's optimum reached: converged
+                return Outcome(None, status="bound", bound=value, solver="lagrange",
+                               extra={"iterations": 1, "start": "lp duals", "multipliers": found[0].tolist()})
+            mu = found[0]  # not quite there (the LP's tolerances): Kelley goes on from them
     for it in itertools.count(1) if iterations is None else range(1, iterations + 1):
         value, grad = dual(mu)
         if value > best:

@@ -30,6 +30,7 @@ class _State:
         self.levels = [[(k, j) for k, lev in enumerate(cas.levels) for j in lev.models] for cas in d.cascades]
         self.pairs = np.argwhere(self.can & d.routed[:, None])  # (P, 2) routed (type, model) pairs of the LP
         self.pair_cost = d.lam * d.count[self.pairs[:, 0]] * d.error[self.pairs[:, 0], self.pairs[:, 1]]
+        self.solved: dict[bytes, tuple[np.ndarray, np.ndarray]] = {}  # the last few LPs by placement and thresholds
 
     def cascade_load(self, device: np.ndarray, theta: np.ndarray) -> tuple[np.ndarray, float]:
         """(D,) the cascades' busy time per device and their expected wrong answers."""
@@ -91,6 +92,9 @@ class _State:
         from scipy.optimize import linprog
         from scipy.sparse import csr_array
 
+        key = device.tobytes() + theta.tobytes()
+        if key in self.solved:  # the local search asks again for the point it just moved to
+            return self.solved[key]
         d = self.d
         D, R = len(d.devices), len(self.rows)
         r, j = self.pairs[:, 0], self.pairs[:, 1]
@@ -108,7 +112,8 @@ class _State:
         out[r, j] = np.clip(lp.x[:P], 0.0, 1.0)
         out[self.rows] /= out[self.rows].sum(axis=1, keepdims=True)
         y = np.maximum(-lp.ineqlin.marginals, 0.0)
-        return out, y / max(1.0, float(y.sum()))
+        self.solved = dict(list(self.solved.items())[-3:]) | {key: (out, y / max(1.0, float(y.sum())))}
+        return self.solved[key]
 
     def split(self, device: np.ndarray, share: np.ndarray, theta: np.ndarray) -> np.ndarray:
         """The best shares for a fixed placement and thresholds (the LP); ``share`` when it finds nothing better."""

@@ -50,9 +50,9 @@ class _State:
         D = len(d.devices)
         r = self.rows
         t = d.time_s[r][:, np.arange(len(device)), device]  # (routed types, M) on each model's device
-        load, wrong = self.cascade_load(device, theta)
+        load = self.cascade_load(device, theta)[0]
         load += np.bincount(device, weights=(d.count[r, None] * share[r] * t).sum(axis=0), minlength=D)
-        wrong += float(np.sum(d.count[r, None] * share[r] * np.nan_to_num(d.error[r])))
+        wrong = self.wrong(share, theta)
         mem = np.bincount(device, weights=d.model_mem, minlength=D)
         comp = np.bincount(device, weights=d.model_compute, minlength=D)
         over = float(np.sum(np.maximum(mem - d.device_mem, 0) / d.device_mem)
@@ -88,7 +88,7 @@ class _State:
     def lp(self, device: np.ndarray, theta: np.ndarray):
         """The LP that splits each type's shares for a fixed placement and thresholds (min T + λ · wrong,
         T >= every load), or None when it fails: ``(shares, device duals y)``. Any y >= 0 with sum(y) <= 1
-        gives the lower bound of ``dual_bound``; the LP's own duals give its optimum."""
+        gives the lower bound of ``_dual_bound``; the LP's own duals give its optimum."""
         from scipy.optimize import linprog
         from scipy.sparse import csr_array
 

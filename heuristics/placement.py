@@ -395,11 +395,11 @@ def _rounds(st: _State, device, share, theta, deadline: float, rounds: int):
 def lpt_ls(instance: Instance, *, seed: int = 0, time_limit: float | None = None, rounds: Count = 5) -> Solution:
     """LPT placement, local search with threshold search, and LP routing shares, alternated.
 
-    LPT is tried in two orders (by work, by memory: the second packs tight memory better); each start is
-    improved by local search over whole moves, then each type's shares are split by an LP for the placement
-    and thresholds found, and the local search runs again from there, up to ``rounds`` times or until
-    neither step helps; the better of the two by (overflow, objective) is returned. ``time_limit`` stops
-    the search.
+    LPT is tried in two orders (by work, by memory: the second packs tight memory better); each start (the
+    better by (overflow, objective) first; once when both orders give one placement) is improved by local
+    search over whole moves, then each type's shares are split by an LP for the placement and thresholds
+    found, and the local search runs again from there, up to ``rounds`` times or until neither step helps;
+    the better result is returned. ``time_limit`` stops the search.
     """
     st = _State(instance.data)
     deadline = time.perf_counter() + (time_limit if time_limit is not None else 60.0)
@@ -407,7 +407,8 @@ def lpt_ls(instance: Instance, *, seed: int = 0, time_limit: float | None = None
     work = st.work(share, theta)
     starts = [_lpt(st, work, np.argsort(-work.mean(axis=1), kind="stable")),
               _lpt(st, work, np.argsort(-instance.data.model_mem, kind="stable"))]
-    found = [_rounds(st, dv, share, theta, deadline, rounds) for dv in starts]
+    starts = sorted({dv.tobytes(): dv for dv in starts}.values(), key=lambda dv: st.score(dv, share, theta)[:2])
+    found = [_rounds(st, dv, share, theta, deadline, rounds) for dv in starts]  # the better start first
     device, share, theta = min(found, key=lambda f: st.score(*f)[:2])
     return st.solution(device, share, theta)
 

@@ -1,6 +1,7 @@
 """lpt-ls against the proven optimum (milp) and the baselines, across sizes of the edge preset.
 
     python benchmarks/placement.py            # prints Markdown tables (about 5 minutes on 2 cores)
+    python benchmarks/placement.py growth     # lpt-ls alone on the sizes of benchmarks/growth.py, seeds 0-4
 
 Gap = objective / milp objective - 1, over the instances milp proves optimal (the `random` preset can
 draw instances with no feasible placement: milp proves them infeasible and they are counted, not
@@ -9,6 +10,7 @@ scored). Times are wall seconds of the whole method call (milp includes its lpt-
 from __future__ import annotations
 
 import statistics
+import sys
 import time
 
 from edgeopt import generate, solve
@@ -47,7 +49,23 @@ def gap_table(preset: str, lam: float) -> None:
     print()
 
 
+def growth_table() -> None:
+    """lpt-ls's referee objective and CPU time on benchmarks/growth.py's sizes (edge, λ = 2), seeds 0-4: run it
+    on two trees (PYTHONPATH) to compare them instance by instance."""
+    solve(generate("placement", "edge", size=10, seed=0), "lpt-ls")  # warm-up: imports
+    print("| models | seed | status | objective | CPU s |\n|---|---|---|---|---|")
+    for size in (10, 20, 40, 100):
+        for seed in range(5):
+            inst = generate("placement", "edge", size=size, seed=seed)
+            cpu = time.process_time()
+            r = solve(inst, "lpt-ls")
+            print(f"| {size} | {seed} | {r.status} | {r.objective:.3f} | {time.process_time() - cpu:.2f} |", flush=True)
+
+
 if __name__ == "__main__":
+    if sys.argv[1:] == ["growth"]:
+        growth_table()
+        sys.exit()
     start = time.perf_counter()
     gap_table("edge", 2.0)
     gap_table("edge", 0.0)

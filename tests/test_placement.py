@@ -152,6 +152,63 @@ def test_lpt_ls_beats_the_baselines_on_shipped_instances():
             assert h.objective <= run_one(inst, name).objective, (path.name, name)
 
 
+def random_point(seed: int):
+    """A random instance and a random placement (often over memory), shares and thresholds for lpt-ls's search."""
+    from edgeopt.heuristics import placement as H
+
+    rng = np.random.default_rng(seed)
+    inst = P.generate("random", size=8, seed=seed)
+    st = H._State(inst.data)
+    d = inst.data
+    device = rng.integers(0, len(d.devices), size=len(d.models))
+    share = np.where(st.can & d.routed[:, None], rng.random(d.error.shape), 0.0)
+    share[st.rows] /= share[st.rows].sum(axis=1, keepdims=True)
+    theta = np.array([rng.integers(len(t[0])) for t in st.tables], dtype=np.int64)
+    return H, st, H._Point(st, device, share, theta)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lpt_ls_delta_scores_equal_full_scores(seed):
+    """Every candidate's score from its change alone is the score of the whole point after it."""
+    H, st, pt = random_point(seed)
+    kinds = set()
+    for hot in (None, int(pt.top[0])):
+        kind, a, b, ov, obj = H._candidates(st, pt, pt, hot)
+        kinds |= set(kind.tolist())
+        for n in range(len(kind)):
+            full = st.score(*H._apply(pt, kind[n], a[n], b[n]))[:2]
+            assert (ov[n], obj[n]) == pytest.approx(full, rel=1e-9, abs=1e-9), (hot, kind[n], a[n], b[n])
+    assert kinds == {0, 1, 2, 3}
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lpt_ls_candidates_hold_every_improving_move_and_swap(seed):
+    """Leaving out relocations and swaps that touch neither the busiest nor an overfull device loses none that
+    improves (overflow, objective)."""
+    H, st, pt = random_point(seed)
+    kind, a, b, _, _ = H._candidates(st, pt, pt, None)
+    kept = set(zip(kind.tolist(), a.tolist(), b.tolist()))
+    M, D = len(pt.device), len(st.d.devices)
+    tried = [(0, j, i) for j in range(M) for i in range(D) if i != pt.device[j]]
+    tried += [(1, j, k) for j in range(M) for k in range(M) if pt.device[j] != pt.device[k]]
+    better = [c for c in tried if H._better(st.score(*H._apply(pt, *c))[:2], pt.score)]
+    assert better, "the random point should leave something to improve"
+    assert all(c in kept for c in better if c[0] == 0 or c[1] < c[2])
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_lpt_ls_dual_bound_is_below_the_resplit_objective(seed):
+    """The Lagrangian bound that decides whether a relocation or swap gets its LP is never above the objective
+    with the LP's shares."""
+    H, st, pt = random_point(seed)
+    kind, a, b, _, _ = H._candidates(st, pt, pt, int(pt.top[0]))
+    m = np.nonzero(kind < 2)[0]
+    low = H._dual_bound(st, pt, st.lp(pt.device, pt.theta)[1], kind[m], a[m], b[m])
+    for n, bound in zip(m, low):
+        dv, _, th = H._apply(pt, kind[n], a[n], b[n])
+        assert bound <= st.score(dv, st.lp(dv, th)[0], th)[1] * (1 + 1e-9)
+
+
 # --- generator --------------------------------------------------------------------------------------
 def test_generator_memory_and_agreement_figures():
     """Llama-2-7B int4: 6,738,415,616 params x 0.5 B + KV 2·32·4096·2 B x 4096 tokens + 1 GB runtime."""

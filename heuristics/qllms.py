@@ -159,14 +159,14 @@ def svt(obs: np.ndarray, *, tau: float | None = None, delta: float | None = None
             window = k, res, X
         y_new = step * g
         y_new += z
-        moved = y_new - y
         if res > (1 - 1e-3) * prev or rank != prev_rank:
             t, z = 1.0, y_new
         else:
             t_new = (1 + math.sqrt(1 + 4 * t * t)) / 2  # a Python float: a NumPy one would make z float64
-            moved *= (t - 1) / t_new
-            moved += y_new
-            t, z = t_new, moved
+            z = y_new - y
+            z *= (t - 1) / t_new
+            z += y_new
+            t = t_new
         y, prev, prev_rank = y_new, res, rank
     X = X.astype(float)
     return X.T if wide else X
@@ -360,7 +360,7 @@ def preferences(instance: Instance, est: Estimate) -> Preferences:
     else:
         ttft = np.take_along_axis(est.ttft, at, axis=2)[:, :, 0]
         with np.errstate(invalid="ignore"):
-            tpot = np.take_along_axis(d.tpot(est.lat, est.ttft), at, axis=2)[:, :, 0]
+            tpot = d.tpot(lat[..., None], ttft[..., None])[:, :, 0]  # at the chosen levels only
         ratio = np.maximum(ttft / d.tasks.column("slo_ttft")[:, None], tpot / d.tasks.column("slo_tpot")[:, None])
     size = np.take_along_axis(d.usage(est.lat), at[..., None], axis=2)[:, :, 0]
     key = np.where(np.isfinite(best), ratio, np.inf)

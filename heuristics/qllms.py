@@ -84,7 +84,7 @@ def svt(obs: np.ndarray, *, tau: float | None = None, delta: float | None = None
       reaches tau. Jump ahead by as many steps as that surely takes (Weyl: floor((tau - sigma_{r+1}) /
       sigma_1(step R))), or stop if that is < 1. If the residual then more than doubles, X was not
       waiting but converging slowly: undo the jump, i.e. go on from the iterate and momentum it left
-      (restarting the momentum there cost the TTFT profile of 100,000 tasks 50 more iterations), and
+      (restarting the momentum there cost the TTFT profile of 100,000 tasks 51 more iterations), and
       jump no more;
     - X changed by less than 10 tol (relative) over the window: stop.
 

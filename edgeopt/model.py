@@ -209,9 +209,12 @@ class Instance(Model):
     @classmethod
     def _meta_depth(cls, meta: dict) -> dict:
         level, depth = [meta], 1
-        while level:
-            values = list(chain.from_iterable(x.values() if isinstance(x, dict) else x for x in level))
-            level = [] if set(map(type, values)) <= _JSON_LEAVES else [v for v in values if isinstance(v, (list, dict))]
+        while level:  # every level is lists and dicts; a level of lists only (a matrix) is chained at C speed
+            values = list(chain.from_iterable(level if set(map(type, level)) <= {list} else
+                                              (x.values() if isinstance(x, dict) else x for x in level)))
+            kinds = set(map(type, values))
+            level = ([] if kinds <= _JSON_LEAVES else values if kinds <= {list, dict}
+                     else [v for v in values if isinstance(v, (list, dict))])
             depth += 1
             if depth > META_DEPTH and level:
                 raise ValueError(f"must not nest lists or objects more than {META_DEPTH} levels deep")
@@ -305,9 +308,15 @@ def plain_columns(rows: list, required: tuple, optional: dict) -> dict[str, list
 
 def plain_indices(values: list, hi: int) -> np.ndarray:
     """A column of JSON integers in [0, hi] (else NotPlain)."""
-    if not set(map(type, values)) <= {int} or (values and not 0 <= min(values) <= max(values) <= hi):
+    if not set(map(type, values)) <= {int}:
         raise NotPlain
-    return np.array(values, dtype=np.int64)
+    try:
+        arr = np.array(values, dtype=np.int64)
+    except OverflowError:
+        raise NotPlain from None
+    if len(arr) and not 0 <= arr.min() <= arr.max() <= hi:  # NumPy's min and max: 10x Python's
+        raise NotPlain
+    return arr
 
 
 def _in_range(arr: np.ndarray, bounds: tuple) -> bool:

@@ -1,7 +1,9 @@
 """The ways a run ends early, which the command line turns into exit codes or rows (kept import-light)."""
 from __future__ import annotations
 
+import _thread
 import signal
+import sys
 import threading
 from typing import Any, Callable
 
@@ -62,13 +64,40 @@ def raise_interrupted(signum, frame) -> None:
     raise Interrupted(signum)
 
 
+def _trip(signum: int) -> None:
+    """Deliver ``signum`` to the main thread again, if Interrupted is still what it raises there."""
+    if signal.getsignal(signum) is raise_interrupted:
+        _thread.interrupt_main(signum)
+
+
 def catch_signals() -> Callable[[], None]:
-    """Make SIGINT and SIGTERM raise Interrupted (main thread only); returns what restores the old handlers."""
+    """Make SIGINT and SIGTERM raise Interrupted (main thread only); returns what restores the old handlers.
+
+    Python cannot unwind from some places: a signal that arrives while a garbage-collector callback (JAX
+    registers one) or a ``__del__`` runs raises Interrupted there, and Python only reports it as "Exception
+    ignored" and goes on, so a Ctrl-C during training was sometimes lost. Such an Interrupted reaches
+    ``sys.unraisablehook``; while the handlers are in place the hook trips the signal again 20 ms later from a
+    timer thread, and it is raised in the Python code running then (if that is a callback again, the hook trips
+    it once more).
+    """
     if threading.current_thread() is not threading.main_thread():
         return lambda: None
     old = {s: signal.signal(s, raise_interrupted) for s in (signal.SIGINT, signal.SIGTERM)}
+    old_hook = sys.unraisablehook
+
+    def resend(unraisable) -> None:
+        if isinstance(unraisable.exc_value, Interrupted):
+            # raised in this hook it would be lost again: trip it once the hook and the collection have returned
+            timer = threading.Timer(0.02, _trip, (unraisable.exc_value.signum,))
+            timer.daemon = True
+            timer.start()
+        else:
+            old_hook(unraisable)
+
+    sys.unraisablehook = resend
 
     def restore() -> None:
+        sys.unraisablehook = old_hook
         for s, h in old.items():
             signal.signal(s, h)
 

@@ -1,16 +1,20 @@
 """The shared core: import hygiene, file round trips, the registry's contract."""
 from __future__ import annotations
 
+import gc
 import gzip
 import json
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
 
 from conftest import INSTANCES
 from edgeopt import InputError, io, registry
+from edgeopt.errors import Interrupted, catch_signals
 from edgeopt.problems.partition import small_instance
 
 
@@ -254,3 +258,22 @@ def test_the_cached_list_is_the_registry(monkeypatch, tmp_path, cli):
                                   for m in prob.methods.values()}
     code, out, _ = cli("list", "--json")
     assert code == 0 and json.loads(out) == built
+
+
+def test_an_interrupt_raised_inside_a_gc_callback_is_not_lost():
+    """A signal that lands in a garbage-collector callback (JAX has one) raises Interrupted where Python can only
+    ignore it; it must be raised again in the code that runs next (a Ctrl-C during training was sometimes lost)."""
+    def callback(phase, info):
+        if phase == "start":
+            raise Interrupted(signal.SIGINT)  # as the handler does when the signal arrives in the callback
+
+    restore = catch_signals()
+    gc.callbacks.append(callback)
+    try:
+        with pytest.raises(Interrupted):
+            gc.collect()
+            for _ in range(1000):  # the signal is tripped again 20 ms later, and raised in one of these
+                time.sleep(0.01)
+    finally:
+        gc.callbacks.remove(callback)
+        restore()

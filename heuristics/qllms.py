@@ -111,7 +111,9 @@ def svt(obs: np.ndarray, *, tau: float | None = None, delta: float | None = None
     if delta is None:
         per_row = s_.sum(axis=1)
         rows = np.repeat(np.arange(n1), per_row)  # flat is sorted row by row
-        step = (_STEP / np.maximum(per_row[rows] / n2, s_.mean(axis=0)[flat - rows * n2])).astype(dtype)
+        den = (per_row / n2)[rows]
+        np.maximum(den, s_.mean(axis=0)[flat - rows * n2], out=den)
+        step = np.divide(_STEP, den, out=den).astype(dtype)
     else:
         step = dtype(kick)
     Y = np.zeros(o.shape, dtype)
@@ -230,7 +232,7 @@ def complete(obs: np.ndarray, completer: str = "svt", **options) -> np.ndarray:
         X = nnm(centered, **options)
     else:
         X = fancy_complete(centered, completer, **options)
-    X = X + mean
+    X += mean
     np.copyto(X, obs, where=seen)
     return X
 
@@ -261,8 +263,8 @@ def estimate(instance: Instance, completer: str = "svt", **options) -> Estimate:
         gaps = np.isnan(flat)
         if not gaps.any():
             return o
-        usable = np.full(flat.shape, np.nan)
-        np.log(np.maximum(flat, 1e-12), out=usable, where=np.isfinite(flat))
+        usable = np.log(np.maximum(flat, 1e-12))  # NaN (not measured) stays NaN
+        usable[np.isinf(usable)] = np.nan  # measured not runnable: nothing to complete from
         done = complete(usable, completer, **options)
         np.exp(done, out=done)
         np.copyto(done, flat, where=~gaps)  # measured entries stay as measured
@@ -362,7 +364,7 @@ def preferences(instance: Instance, est: Estimate) -> Preferences:
         with np.errstate(invalid="ignore"):
             tpot = d.tpot(lat[..., None], ttft[..., None])[:, :, 0]  # at the chosen levels only
         ratio = np.maximum(ttft / d.tasks.column("slo_ttft")[:, None], tpot / d.tasks.column("slo_tpot")[:, None])
-    size = np.take_along_axis(d.usage(est.lat), at[..., None], axis=2)[:, :, 0]
+    size = d.usage(lat, quant)
     key = np.where(np.isfinite(best), ratio, np.inf)
     rank = np.empty((M, N), dtype=np.int64)
     order = np.argsort(key, axis=0, kind="stable")  # stable: ties by task index

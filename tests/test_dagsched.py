@@ -624,6 +624,23 @@ def test_queue_order_changes_the_objective_by_hand():
     assert solve(inst, "milp").objective == pytest.approx(6.5)
 
 
+def test_cs_ucb_choice_is_the_first_fitting_arm_of_the_sorted_order():
+    """The masked argmin/argmax pick equals the definition: sort every arm (untried first by random key, then
+    index descending, stable), keep those that fit, take the first (the first of all when none fits)."""
+    from edgeopt.heuristics.dagsched import _ucb_choice
+
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        m = int(rng.integers(1, 12))
+        untried = rng.random(m) < rng.random()
+        fit = rng.random(m) < rng.choice([0.0, 0.3, 1.0])
+        key = rng.integers(0, 3, m) / 3  # ties on purpose: the first position must win
+        index = rng.integers(-2, 3, m).astype(float)
+        order = np.lexsort((np.where(untried, key, -index), ~untried))
+        fitting = order[fit[order]]
+        assert _ucb_choice(untried, fit, key, index) == (fitting[0] if len(fitting) else order[0])
+
+
 def test_cs_ucb_rejects_an_unknown_learn_option():
     with pytest.raises(InputError, match="learn"):
         solve(small_instance(0), "cs-ucb", learn="order")

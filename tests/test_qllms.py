@@ -180,6 +180,15 @@ def test_daa_with_variable_sizes_keeps_every_server_within_its_estimate():
         assert all(est.aqs[i, j, sol.quant[i]] for i in held)
 
 
+@pytest.mark.parametrize("memory", ["aggregate", "per-task"])
+def test_usage_at_chosen_levels_equals_the_whole_table_there(memory):
+    d = P.generate("qllms", size=40, seed=2, memory=memory).data
+    quant = np.random.default_rng(0).integers(0, d.shape[2], d.shape[:2])
+    lat = np.take_along_axis(d.lat, quant[..., None], axis=2)[..., 0]
+    whole = np.take_along_axis(d.usage(d.lat), quant[..., None, None], axis=2)[:, :, 0]
+    np.testing.assert_array_equal(d.usage(lat, quant), whole)
+
+
 # --- completion --------------------------------------------------------------------------------------
 def _low_rank(seed: int, n1: int, n2: int, r: int, p: float):
     rng = np.random.default_rng(seed)

@@ -221,11 +221,16 @@ class Data(Model):
             return self.cap[:, None]
         return np.stack([self.cap, self.memory_gb], axis=1)
 
-    def usage(self, lat: np.ndarray) -> np.ndarray:
-        """(M, N, Q, R) what task i at (j, q) takes of ``capacity``: its (true or estimated) GPU-seconds, and its GB."""
+    def usage(self, lat: np.ndarray, quant: np.ndarray | None = None) -> np.ndarray:
+        """(M, N, Q, R) what task i at (j, q) takes of ``capacity``: its (true or estimated) GPU-seconds, and its GB.
+
+        With ``quant`` (M, N), ``lat`` is (M, N) at those levels and the result (M, N, R): a scheduler that has
+        chosen its levels need not build the whole table (at 100,000 tasks that is 51 MB).
+        """
         if self.memory == "per-task":
             return lat[..., None]
-        return np.stack([lat, np.broadcast_to(self.need[:, None, :], lat.shape)], axis=-1)
+        need = self.need[:, None, :] if quant is None else self.need[np.arange(len(lat))[:, None], quant]
+        return np.stack([lat, np.broadcast_to(need, lat.shape)], axis=-1)
 
     def tpot(self, lat: np.ndarray, ttft: np.ndarray) -> np.ndarray:
         """(M, N, Q) time per output token: the decode time (lat - ttft) over max(out_tokens, 1)."""

@@ -427,9 +427,7 @@ class DecisionProcess:
         disp, I = self.disp, self.jobs
         finish = disp.finish[self.idx]  # (I, J), NaN where not placed
         placed = ~np.isnan(finish) & self.present
-        ready = np.zeros(self.g.T, dtype=bool)
-        ready[list(disp.ready)] = True
-        ready = ready[self.idx] & self.present
+        ready = disp.is_ready[self.idx] & self.present
         nodes = self.static_nodes.copy()
         nodes[:I, :, 1], nodes[:I, :, 2] = placed, ready
         nodes[:I, :, -1] = np.where(placed, finish, 0.0)
